@@ -1,0 +1,1 @@
+"""Later studies, one snake_case package each (numbered in the README)."""

@@ -1,0 +1,1 @@
+"""Section 1: neural networks written out by hand in NumPy (no layer library, no autograd)."""

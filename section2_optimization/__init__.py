@@ -1,0 +1,1 @@
+"""Section 2: a NumPy layer library (Module protocol), losses, optimizers, gradient checking, trainer."""

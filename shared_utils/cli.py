@@ -1,0 +1,159 @@
+"""The base command line every experiment script extends.
+
+    p = cli.parser(__doc__, epochs=5, batch_size=64, lr=0.01)
+    p.add_argument("--width", type=cli.positive_int, default=128)
+    args = cli.parse(p, argv)
+
+Every script gets ``--epochs --batch-size --lr --seed --device --data-dir --out
+--limit-train --quick --quiet`` (and ``--seeds`` when ``seeds=True``). A bad value
+ends the program with exit code 2 and one line naming the flag and what it accepts;
+:func:`run` does the same for :class:`~shared_utils.errors.UserError` raised deeper down.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from shared_utils.errors import UserError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+# ---- value types: each raises ArgumentTypeError, which the parser turns into one line
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    """A number in [0, 1): rates such as dropout, label noise or a validation fraction."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
+    return value
+
+
+def existing_file(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return path
+
+
+def existing_dir(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"no such directory: {text}")
+    return path
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints usage plus the message; we print only the message and a hint."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.exit(2)
+
+
+def parser(doc: str | None, *, epochs: int = 5, batch_size: int = 64, lr: float = 0.01,
+           seed: int = 0, seeds: bool = False, quick: dict[str, Any] | None = None,
+           ) -> argparse.ArgumentParser:
+    """Return a parser with the flags every script has.
+
+    ``quick`` holds the ``--quick`` preset (for example ``{"epochs": 1, "limit_train": 2000}``):
+    values that :func:`parse` applies when ``--quick`` is given, for flags the user left
+    at their defaults.
+    """
+    description = (doc or "").strip()
+    p = OneLineParser(description=description,
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("common flags")
+    g.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the training set")
+    g.add_argument("--batch-size", type=positive_int, default=batch_size, help="examples per update")
+    g.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
+    g.add_argument("--seed", type=nonneg_int, default=seed, help="seed for weights, shuffling and subsets")
+    if seeds:
+        g.add_argument("--seeds", type=nonneg_int, nargs="+", default=None,
+                       help="run once per seed and report mean ± std (default: just --seed)")
+    g.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where PyTorch runs; NumPy code always runs on the CPU")
+    g.add_argument("--data-dir", type=Path, default=None,
+                   help="dataset folder (default: $DL_DATA_DIR, else ./data)")
+    g.add_argument("--out", type=Path, default=None,
+                   help="folder for run outputs (default: runs/ beside the script)")
+    g.add_argument("--limit-train", type=positive_int, default=None,
+                   help="use only this many training examples")
+    g.add_argument("--quick", action="store_true",
+                   help="seconds-long preset (tiny subset, one epoch) for smoke tests")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(_quick_preset=dict(quick or {"epochs": 1}))
+    return p
+
+
+def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse and validate; apply the ``--quick`` preset; fill ``args.seeds``."""
+    args = p.parse_args(argv)
+    preset = args.__dict__.pop("_quick_preset", {})
+    if args.quick:
+        for key, value in preset.items():
+            if getattr(args, key, None) == p.get_default(key):
+                setattr(args, key, value)
+    if hasattr(args, "seeds") and not args.seeds:
+        args.seeds = [args.seed]
+    if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
+        p.error(f"argument --data-dir: not a directory: {args.data_dir}")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        p.error(f"argument --out: not a directory: {args.out}")
+    return args
+
+
+def run(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> Any:
+    """Call ``main(argv)``; a UserError becomes exit code 2 with one line on stderr."""
+    try:
+        return main(argv)
+    except UserError as exc:
+        prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "error"
+        sys.stderr.write(f"{prog}: error: {exc}\n")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+
+
+def progress(iterable: Iterable, *, quiet: bool = False, **kwargs: Any):
+    """A tqdm bar, silent with --quiet or when stderr is not a terminal (CI, pipes)."""
+    from tqdm.auto import tqdm
+
+    disable = quiet or not sys.stderr.isatty() or os.environ.get("CI") == "true"
+    return tqdm(iterable, disable=disable, leave=False, dynamic_ncols=True, **kwargs)

@@ -1,0 +1,269 @@
+"""Every figure style in one place, so all plots look like one project's.
+
+Headless (Agg), never ``plt.show()``; every figure gets a title, labelled axes with
+units and a legend (or a colour bar where a legend means nothing, as on image grids).
+Curves read their numbers from run folders (``metrics.csv``), so a finished run can
+be redrawn at any time without retraining. PNGs are written atomically.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from shared_utils.runs import atomic_write_bytes, read_metrics
+
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 110,
+    "savefig.bbox": "tight",
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "font.size": 9,
+    "lines.linewidth": 1.6,
+    "image.cmap": "viridis",
+}
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+           "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+
+LABELS = {  # column -> axis label with its unit
+    "train_loss": "training loss (cross-entropy, nats)",
+    "val_loss": "validation loss (cross-entropy, nats)",
+    "train_acc": "training accuracy (%)",
+    "val_acc": "validation accuracy (%)",
+    "test_acc": "test accuracy (%)",
+    "lr": "learning rate",
+    "seconds": "epoch time (s)",
+    "epoch": "epoch",
+}
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend with the project style (imported on first use)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(STYLE)
+    plt.rcParams["axes.prop_cycle"] = matplotlib.cycler(color=PALETTE)
+    return plt
+
+
+def save(fig, path: str | os.PathLike) -> Path:
+    """Render ``fig`` to PNG in memory, write it atomically, close it."""
+    plt = pyplot()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _integer_epochs(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _is_percent(column: str) -> bool:
+    return column.endswith("_acc")
+
+
+def _scaled(column: str, values: np.ndarray) -> np.ndarray:
+    return values * 100.0 if _is_percent(column) else values
+
+
+# --------------------------------------------------------------------------- curves
+def learning_curves(run_path: str | os.PathLike, out: str | os.PathLike | None = None,
+                    title: str | None = None) -> Path:
+    """Loss and accuracy per epoch, train vs validation, from one run's metrics.csv."""
+    run_path = Path(run_path)
+    metrics = read_metrics(run_path)
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    epochs = metrics["epoch"]
+    for ax, kind in zip(axes, ("loss", "acc")):
+        for split, style in (("train", "-"), ("val", "--")):
+            column = f"{split}_{kind}"
+            if column in metrics and np.isfinite(metrics[column]).any():
+                ax.plot(epochs, _scaled(column, metrics[column]), style, marker="o", markersize=3,
+                        label="train" if split == "train" else "validation")
+        ax.set_xlabel("epoch")
+        _integer_epochs(ax)
+        ax.set_ylabel("loss (cross-entropy, nats)" if kind == "loss" else "accuracy (%)")
+        ax.set_title("Loss" if kind == "loss" else "Accuracy")
+        ax.legend()
+    fig.suptitle(title or f"Learning curves: {run_path.name}")
+    return save(fig, out or run_path / "curves.png")
+
+
+def compare_curves(runs: Mapping[str, str | os.PathLike | Sequence[str | os.PathLike]],
+                   out: str | os.PathLike, *, metrics: Sequence[str] = ("train_loss", "val_acc"),
+                   title: str = "Comparison", logy: Sequence[str] = ()) -> Path:
+    """Several runs overlaid, one panel per metric. A label mapping to a list of run folders
+    (one per seed) is drawn as its mean with a ±1 std band."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
+    for i, (label, paths) in enumerate(runs.items()):
+        paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        tables = [read_metrics(p) for p in paths]
+        color = PALETTE[i % len(PALETTE)]
+        for ax, column in zip(axes[0], metrics):
+            series = [t[column] for t in tables if column in t]
+            if not series:
+                continue
+            n = min(len(s) for s in series)
+            stack = _scaled(column, np.stack([s[:n] for s in series]))
+            epochs = tables[0]["epoch"][:n]
+            mean = stack.mean(0)
+            name = label if len(series) == 1 else f"{label} (mean ± std, {len(series)} seeds)"
+            ax.plot(epochs, mean, color=color, marker="o", markersize=3, label=name)
+            if len(series) > 1:
+                std = stack.std(0, ddof=1)
+                ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2)
+    for ax, column in zip(axes[0], metrics):
+        ax.set_xlabel("epoch")
+        _integer_epochs(ax)
+        ax.set_ylabel(LABELS.get(column, column))
+        ax.set_title(LABELS.get(column, column).split(" (")[0].capitalize())
+        if column in logy:
+            ax.set_yscale("log")
+        ax.legend()
+    fig.suptitle(title)
+    return save(fig, out)
+
+
+def line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], out: str | os.PathLike, *,
+              title: str, xlabel: str, ylabel: str, logx: bool = False, logy: bool = False,
+              bands: Mapping[str, Sequence[float]] | None = None, markers: bool = True) -> Path:
+    """Named (x, y) series on one axis; ``bands`` gives a ±half-width per point for a label."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, (x, y) in series.items():
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        line, = ax.plot(x, y, marker="o" if markers else None, markersize=3, label=label)
+        if bands and label in bands:
+            half = np.asarray(bands[label], float)
+            ax.fill_between(x, y - half, y + half, color=line.get_color(), alpha=0.2)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.legend()
+    return save(fig, out)
+
+
+# --------------------------------------------------------------------------- bars
+def grouped_bars(values: Mapping[str, Mapping[str, float]], out: str | os.PathLike, *,
+                 title: str, xlabel: str, ylabel: str,
+                 errors: Mapping[str, Mapping[str, float]] | None = None, ylim: tuple[float, float] | None = None) -> Path:
+    """Bars grouped by outer key (x positions), one colour per inner key, optional error bars.
+
+    ``values = {"max pool": {"val acc": 98.1, "test acc": 98.0}, "avg pool": {...}}``
+    """
+    plt = pyplot()
+    groups = list(values)
+    series = list(dict.fromkeys(k for g in groups for k in values[g]))
+    width = 0.8 / max(len(series), 1)
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(groups) * max(1, len(series)) ** 0.5 + 2), 4))
+    x = np.arange(len(groups))
+    for j, name in enumerate(series):
+        heights = [values[g].get(name, np.nan) for g in groups]
+        err = [errors[g].get(name, 0.0) for g in groups] if errors else None
+        bars = ax.bar(x + (j - (len(series) - 1) / 2) * width, heights, width, yerr=err,
+                      capsize=3, label=name, color=PALETTE[j % len(PALETTE)])
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
+    ax.set_xticks(x, groups, rotation=20 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center")
+    ax.set(title=title, ylabel=ylabel, xlabel=xlabel)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.legend()
+    return save(fig, out)
+
+
+# --------------------------------------------------------------------------- images
+def _to_hwc(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] in (1, 3):  # (C, H, W)
+        image = np.moveaxis(image, 0, -1)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    return image
+
+
+def image_grid(images: np.ndarray | Sequence[np.ndarray], out: str | os.PathLike, *, title: str,
+               titles: Sequence[str] | None = None, ncols: int = 8, cmap: str = "gray",
+               colorbar_label: str | None = "pixel value", symmetric: bool = False) -> Path:
+    """A grid of images ((N, C, H, W), (N, H, W) or a list). Greyscale images share one colour
+    scale with a labelled colour bar (the grid's legend); ``symmetric`` centres it on zero,
+    which is what filters and feature maps need."""
+    plt = pyplot()
+    images = [_to_hwc(im) for im in images]
+    n = len(images)
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols + 1.0, 1.5 * nrows + 0.6), squeeze=False)
+    grey = [im for im in images if im.ndim == 2]
+    vmin = vmax = None
+    if grey:
+        lo = min(float(im.min()) for im in grey)
+        hi = max(float(im.max()) for im in grey)
+        if symmetric:
+            bound = max(abs(lo), abs(hi)) or 1.0
+            lo, hi = -bound, bound
+        vmin, vmax = lo, hi
+    mappable = None
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= n:
+            continue
+        im = images[k]
+        if im.ndim == 2:
+            mappable = ax.imshow(im, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+        else:
+            ax.imshow(np.clip(im, 0, 255).astype(np.uint8) if im.dtype != np.uint8 else im,
+                      interpolation="nearest")
+        if titles is not None:
+            ax.set_title(titles[k], fontsize=7)
+    if mappable is not None and colorbar_label:
+        fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.8, label=colorbar_label)
+    fig.suptitle(title)
+    return save(fig, out)
+
+
+def heatmap_overlay(images: np.ndarray, heats: np.ndarray, out: str | os.PathLike, *, title: str,
+                    titles: Sequence[str] | None = None, ncols: int = 6,
+                    heat_label: str = "saliency |d score / d pixel| (normalised)") -> Path:
+    """Each image in grey with its heat map on top (alpha blended) and a shared colour bar."""
+    plt = pyplot()
+    n = len(images)
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.7 * ncols + 1.0, 1.8 * nrows + 0.6), squeeze=False)
+    mappable = None
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= n:
+            continue
+        image = _to_hwc(images[k])
+        heat = np.asarray(heats[k], float)
+        heat = heat / (heat.max() or 1.0)
+        ax.imshow(image if image.ndim == 3 else image, cmap=None if image.ndim == 3 else "gray",
+                  interpolation="nearest")
+        mappable = ax.imshow(heat, cmap="inferno", alpha=0.55, vmin=0, vmax=1, interpolation="nearest")
+        if titles is not None:
+            ax.set_title(titles[k], fontsize=7)
+    if mappable is not None:
+        fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.8, label=heat_label)
+    fig.suptitle(title)
+    return save(fig, out)

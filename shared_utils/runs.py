@@ -1,0 +1,271 @@
+"""Run folders: where an experiment leaves its evidence, and the only place plots read from.
+
+    run = runs.RunDir(__file__, "mnist_numpy", args)     # section3_cnn/runs/mnist_numpy/
+    run.log(epoch=1, train_loss=0.31, train_acc=0.91, val_loss=0.12, val_acc=0.96, lr=0.01, seconds=8.2)
+    run.save_checkpoint(model.state_dict(), "best.npz")
+    run.summary(test_acc=0.991)
+
+A run folder holds ``config.json`` (every argument, git commit, library versions, start
+time), ``metrics.csv`` (a row per epoch, flushed as it goes), ``summary.json`` (final
+and best figures, wall time), checkpoints and plots. Every file is written to a
+temporary name and renamed, so an interrupted run never leaves a half-written one.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from shared_utils.errors import UserError
+
+METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+
+
+# --------------------------------------------------------------------------- atomic writes
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+# --------------------------------------------------------------------------- checkpoints
+def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Save named arrays as an uncompressed ``.npz`` (no pickled objects), atomically."""
+    buffer = io.BytesIO()
+    clean = {}
+    for name, value in arrays.items():
+        array = np.asarray(value)
+        if array.dtype == object:
+            raise TypeError(f"checkpoint entry {name!r} is an object array; only numeric arrays are saved")
+        clean[name] = array
+    np.savez(buffer, **clean)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load a ``.npz`` checkpoint with ``allow_pickle=False``; a bad file is a UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise UserError(f"checkpoint {path} is corrupt or not a NumPy .npz file ({exc})") from None
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> Path:
+    """``torch.save`` into a buffer, then an atomic write."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_torch(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+    """``torch.load(..., weights_only=True)``: tensors and plain containers only."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for foreign or truncated files
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"checkpoint {path} is corrupt or holds more than weights ({first})") from None
+
+
+# --------------------------------------------------------------------------- provenance
+def git_commit(start: str | os.PathLike | None = None) -> str | None:
+    """The HEAD commit of the repository holding ``start`` (``+dirty`` if it has changes)."""
+    cwd = Path(start).resolve().parent if start else Path.cwd()
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions from package metadata, without importing torch."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("numpy", "torch", "torchvision", "scipy", "matplotlib"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def root(script_file: str | os.PathLike, experiment: str = "", out: str | os.PathLike | None = None) -> Path:
+    """``<out>/<experiment>`` if ``--out`` was given, else ``<script folder>/runs/<experiment>``."""
+    base = Path(out) if out is not None else Path(script_file).resolve().parent / "runs"
+    return base / experiment if experiment else base
+
+
+# --------------------------------------------------------------------------- the run folder
+class RunDir:
+    """One run's folder: config, per-epoch metrics, summary, checkpoints, plots."""
+
+    def __init__(self, script_file: str | os.PathLike, experiment: str, args: Any = None, *,
+                 resume: bool = False, **extra_config: Any):
+        out = getattr(args, "out", None) if args is not None else None
+        self.path = root(script_file, experiment, out)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.started = time.perf_counter()
+        self._columns: list[str] | None = None
+        config = {
+            "script": str(Path(script_file).resolve().name),
+            "experiment": experiment,
+            "args": dict(vars(args)) if args is not None else {},
+            "git_commit": git_commit(script_file),
+            "versions": library_versions(),
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]) if sys.argv else "",
+            **extra_config,
+        }
+        atomic_write_json(self.path / "config.json", config)
+        if resume and self.metrics_path.exists():
+            with open(self.metrics_path, newline="") as f:
+                self._columns = next(csv.reader(f), None)
+        elif self.metrics_path.exists():
+            self.metrics_path.unlink()  # a fresh run never mixes rows with an old one
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.csv"
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def log(self, **row: Any) -> None:
+        """Append one row to metrics.csv and flush, so a crash keeps every finished epoch."""
+        if self._columns is None:
+            self._columns = [c for c in METRIC_COLUMNS if c in row] + [c for c in row if c not in METRIC_COLUMNS]
+            with open(self.metrics_path, "w", newline="") as f:
+                csv.writer(f).writerow(self._columns)
+        unknown = set(row) - set(self._columns)
+        if unknown:
+            raise ValueError(f"metrics.csv has no column(s) {sorted(unknown)}; log them from the first row")
+        with open(self.metrics_path, "a", newline="") as f:
+            csv.writer(f).writerow([_format(row.get(c)) for c in self._columns])
+            f.flush()
+
+    def summary(self, **fields: Any) -> dict:
+        """Write summary.json: the fields given, the best/final figures from metrics.csv, wall time."""
+        summary: dict[str, Any] = {}
+        if self.metrics_path.exists():
+            metrics = read_metrics(self.path)
+            for key in ("val_acc", "train_acc"):
+                if key in metrics and np.isfinite(metrics[key]).any():
+                    best = int(np.nanargmax(metrics[key]))
+                    summary[f"best_{key}"] = float(metrics[key][best])
+                    summary[f"best_{key}_epoch"] = int(metrics["epoch"][best]) if "epoch" in metrics else best + 1
+            for key in METRIC_COLUMNS[1:6]:
+                if key in metrics and len(metrics[key]):
+                    summary[f"final_{key}"] = float(metrics[key][-1])
+            summary["epochs"] = int(len(metrics.get("epoch", [])))
+        summary.update(fields)
+        summary["wall_time_s"] = round(time.perf_counter() - self.started, 3)
+        summary["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        atomic_write_json(self.path / "summary.json", summary)
+        return summary
+
+    def save_checkpoint(self, state: Any, name: str = "best.npz") -> Path:
+        """NumPy state (a mapping of arrays, or an object with ``state_dict()``) -> ``.npz``."""
+        if hasattr(state, "state_dict"):
+            state = state.state_dict()
+        return save_npz(self.path / name, state)
+
+
+def _format(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.6g}"
+    return value
+
+
+# --------------------------------------------------------------------------- reading back
+def read_metrics(run_path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """metrics.csv -> {column: float array}; empty cells become NaN."""
+    path = Path(run_path)
+    path = path / "metrics.csv" if path.is_dir() else path
+    if not path.is_file():
+        raise UserError(f"no metrics.csv in {path.parent}; run the experiment first")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    return {key: np.array([float(r[key]) if r[key] not in ("", None) else np.nan for r in rows])
+            for key in rows[0]}
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist; run the experiment first") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc})") from None
+
+
+def read_summary(run_path: str | os.PathLike) -> dict:
+    return read_json(Path(run_path) / "summary.json")

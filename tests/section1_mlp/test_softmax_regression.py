@@ -1,0 +1,74 @@
+import json
+
+import numpy as np
+
+from section1_mlp import softmax_regression as sr
+from shared_utils import runs
+from tests.conftest import assert_user_error, requires, run_script
+
+SCRIPT = "section1_mlp/softmax_regression.py"
+
+
+def test_softmax_cross_entropy_gradient_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(size=(4, 5)), np.array([0, 3, 1, 4])
+    _, grad = sr.softmax_cross_entropy(logits, labels)
+    numeric = np.zeros_like(logits)
+    eps = 1e-6
+    for i in np.ndindex(logits.shape):
+        plus, minus = logits.copy(), logits.copy()
+        plus[i] += eps
+        minus[i] -= eps
+        numeric[i] = (sr.softmax_cross_entropy(plus, labels)[0] - sr.softmax_cross_entropy(minus, labels)[0]) / (2 * eps)
+    rel = np.abs(grad - numeric).max() / np.abs(numeric).max()
+    assert rel < 1e-7
+
+
+def test_stable_for_huge_logits():
+    loss, grad = sr.softmax_cross_entropy(np.array([[1000.0, 0.0]]), np.array([0]))
+    assert loss == 0.0 and np.isfinite(grad).all()
+
+
+@requires("mnist")
+def test_quick_run_on_real_mnist_writes_a_full_run_folder(tmp_path):
+    result = run_script(SCRIPT, "--quick", "--quiet", "--out", tmp_path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "softmax_regression"
+    for name in ("config.json", "metrics.csv", "summary.json", "best.npz", "curves.png", "weights.png"):
+        assert (run / name).is_file(), name
+    summary = runs.read_summary(run)
+    assert summary["test_acc"] > 0.80, summary  # chance is 0.10; a linear model on 5k images
+    assert json.loads((run / "config.json").read_text())["args"]["quick"] is True
+    weights = runs.load_npz(run / "best.npz")
+    assert weights["weights"].shape == (784, 10)
+
+
+@requires("mnist")
+def test_same_seed_same_metrics(tmp_path):
+    first = sr.main(["--quick", "--quiet", "--out", str(tmp_path / "a")])
+    second = sr.main(["--quick", "--quiet", "--out", str(tmp_path / "b")])
+    assert first[0]["test_acc"] == second[0]["test_acc"]
+    a = runs.read_metrics(tmp_path / "a" / "softmax_regression")
+    b = runs.read_metrics(tmp_path / "b" / "softmax_regression")
+    np.testing.assert_array_equal(a["train_loss"], b["train_loss"])
+
+
+@requires("mnist")
+def test_seeds_give_a_mean_std_table(tmp_path):
+    sr.main(["--quick", "--quiet", "--seeds", "0", "1", "--out", str(tmp_path)])
+    table = (tmp_path / "softmax_regression" / "seeds_table.md").read_text()
+    assert "±" in table and "softmax regression | 2 |" in table
+    assert (tmp_path / "softmax_regression" / "seeds_curves.png").is_file()
+
+
+def test_bad_flag_exits_2_with_one_line(tmp_path):
+    assert_user_error(run_script(SCRIPT, "--epochs", "0", cwd=tmp_path), "--epochs", "positive integer")
+
+
+def test_missing_data_offline_exits_2_with_one_line(tmp_path):
+    # An empty data folder and a network that refuses: a proxy at a closed local port.
+    result = run_script(SCRIPT, "--quick", "--data-dir", tmp_path / "empty", cwd=tmp_path,
+                        env_extra={"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",
+                                   "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"})
+    assert_user_error(result, "MNIST not found in", "train-images-idx3-ubyte")
+    assert not (tmp_path / "runs").exists()

@@ -1,0 +1,33 @@
+import math
+
+import pytest
+
+from shared_utils import stats
+
+
+def test_summary_matches_hand_computed_values():
+    s = stats.summarize([1.0, 2.0, 3.0])
+    assert s.n == 3 and s.mean == 2.0 and s.std == 1.0
+    # t_{0.975, 2} = 4.302653; half-width = 4.302653 * 1 / sqrt(3)
+    assert s.ci95 == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    s5 = stats.summarize([0.90, 0.92, 0.91, 0.93, 0.89])
+    assert s5.std == pytest.approx(0.0158113883, rel=1e-8)
+    assert s5.ci95 == pytest.approx(2.776445 * 0.0158113883 / math.sqrt(5), rel=1e-6)
+
+
+def test_single_value_has_no_interval():
+    s = stats.summarize([0.5])
+    assert s.std == 0.0 and math.isnan(s.ci95) and str(s) == "0.50"
+    with pytest.raises(ValueError):
+        stats.summarize([])
+
+
+def test_comparison_table_written_as_markdown_and_csv(tmp_path):
+    header, rows = stats.comparison_rows({"max": {"acc": [0.98, 0.99]}, "avg": {"acc": [0.97]}}, scale=100)
+    assert header == ["method", "seeds", "acc"]
+    assert rows[0][0] == "max" and rows[0][1] == "2" and rows[0][2].startswith("98.50 ± 0.71 [")
+    assert rows[1][2] == "97.00"
+    md, csv_path = stats.write_table(header, rows, tmp_path / "table", caption="Pooling")
+    text = md.read_text().splitlines()
+    assert text[0] == "Pooling" and text[2] == "| method | seeds | acc |" and text[3] == "|---|---|---|"
+    assert csv_path.read_text().splitlines()[0] == "method,seeds,acc"
