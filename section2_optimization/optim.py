@@ -1,0 +1,264 @@
+"""Optimizers and learning-rate schedules with exactly torch.optim's update rules.
+
+Same hyper-parameter names, defaults and order of operations as ``torch.optim`` and
+``torch.optim.lr_scheduler`` (one parameter group), so a setting moves between the two
+unchanged; tests drive both on the same problem in float64 and compare after 100 steps.
+Updates happen in place on each ``Parameter.data``.
+
+    opt = Adam(model.parameters(), lr=1e-3)
+    sched = OneCycleLR(opt, max_lr=0.01, total_steps=1000)
+    ... model.backward(grad); opt.step(); sched.step()
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from section2_optimization.layers import Parameter
+
+
+class Optimizer:
+    def __init__(self, params: Sequence[Parameter], lr: float):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("optimizer got an empty parameter list")
+        if lr < 0:
+            raise ValueError(f"invalid learning rate {lr}")
+        self.lr = lr
+        self.state: list[dict] = [{} for _ in self.params]
+
+    def step(self) -> None:
+        for p, state in zip(self.params, self.state):
+            self._update(p, p.grad, state)
+
+    def _update(self, p: Parameter, grad: np.ndarray, state: dict) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD: weight decay added to the gradient; momentum buffer starts at the first
+    gradient; Nesterov uses ``g + momentum * buf``."""
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False):
+        super().__init__(params, lr)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        self.momentum, self.dampening = momentum, dampening
+        self.weight_decay, self.nesterov = weight_decay, nesterov
+
+    def _update(self, p, grad, state):
+        if self.weight_decay:
+            grad = grad + self.weight_decay * p.data
+        if self.momentum:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = grad.copy()
+            else:
+                buf *= self.momentum
+                buf += (1 - self.dampening) * grad
+            grad = grad + self.momentum * buf if self.nesterov else buf
+        p.data -= self.lr * grad
+
+
+class RMSprop(Optimizer):
+    """torch.optim.RMSprop: ``v = alpha v + (1-alpha) g^2``; centred variant subtracts the squared
+    mean gradient; eps is added after the square root; optional momentum on the scaled step."""
+
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
+        super().__init__(params, lr)
+        self.alpha, self.eps, self.weight_decay = alpha, eps, weight_decay
+        self.momentum, self.centered = momentum, centered
+
+    def _update(self, p, grad, state):
+        if self.weight_decay:
+            grad = grad + self.weight_decay * p.data
+        if not state:
+            state["square_avg"] = np.zeros_like(p.data)
+            if self.momentum > 0:
+                state["momentum_buffer"] = np.zeros_like(p.data)
+            if self.centered:
+                state["grad_avg"] = np.zeros_like(p.data)
+        square_avg = state["square_avg"]
+        square_avg *= self.alpha
+        square_avg += grad * grad * (1 - self.alpha)  # torch's operation order (addcmul)
+        if self.centered:
+            grad_avg = state["grad_avg"]
+            grad_avg *= self.alpha
+            grad_avg += grad * (1 - self.alpha)
+            avg = np.sqrt(square_avg - grad_avg * grad_avg) + self.eps
+        else:
+            avg = np.sqrt(square_avg) + self.eps
+        if self.momentum > 0:
+            buf = state["momentum_buffer"]
+            buf *= self.momentum
+            buf += grad / avg
+            p.data -= self.lr * buf
+        else:
+            p.data -= self.lr * grad / avg
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam: bias-corrected moments; ``weight_decay`` is L2 added to the gradient
+    (coupled), which is what distinguishes it from AdamW."""
+
+    decoupled = False
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(params, lr)
+        self.betas, self.eps, self.weight_decay = tuple(betas), eps, weight_decay
+
+    def _update(self, p, grad, state):
+        beta1, beta2 = self.betas
+        if self.weight_decay:
+            if self.decoupled:
+                p.data *= 1 - self.lr * self.weight_decay   # shrink the weights, not the gradient
+            else:
+                grad = grad + self.weight_decay * p.data
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = np.zeros_like(p.data)
+            state["exp_avg_sq"] = np.zeros_like(p.data)
+        state["step"] += 1
+        t = state["step"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        v += grad * grad * (1 - beta2)
+        bias_correction1 = 1 - beta1 ** t
+        bias_correction2 = 1 - beta2 ** t
+        denom = np.sqrt(v) / math.sqrt(bias_correction2) + self.eps
+        p.data -= (self.lr / bias_correction1) * (m / denom)
+
+
+class AdamW(Adam):
+    """torch.optim.AdamW: decoupled weight decay, ``p <- p (1 - lr wd)`` before the Adam step."""
+
+    decoupled = True
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+OPTIMIZERS = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
+
+
+# --------------------------------------------------------------------------- schedules
+class LRScheduler:
+    """Sets ``optimizer.lr`` from a closed form of the step count, like torch's schedulers:
+    construction applies step 0, each ``step()`` advances by one."""
+
+    def __init__(self, optimizer: Optimizer):
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.last_epoch = 0
+        self._apply()
+
+    def lr_at(self, t: int) -> float:
+        raise NotImplementedError
+
+    def _apply(self) -> None:
+        self.optimizer.lr = self.lr_at(self.last_epoch)
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        self._apply()
+
+    def get_last_lr(self) -> float:
+        return self.optimizer.lr
+
+
+class StepLR(LRScheduler):
+    def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
+        self.step_size, self.gamma = step_size, gamma
+        super().__init__(optimizer)
+
+    def lr_at(self, t):
+        return self.base_lr * self.gamma ** (t // self.step_size)
+
+
+class ExponentialLR(LRScheduler):
+    def __init__(self, optimizer, gamma: float):
+        self.gamma = gamma
+        super().__init__(optimizer)
+
+    def lr_at(self, t):
+        return self.base_lr * self.gamma ** t
+
+
+class CosineAnnealingLR(LRScheduler):
+    def __init__(self, optimizer, T_max: int, eta_min: float = 0.0):
+        self.T_max, self.eta_min = T_max, eta_min
+        super().__init__(optimizer)
+
+    def lr_at(self, t):
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
+
+
+class LinearLR(LRScheduler):
+    """Linear warm-up: the factor goes from ``start_factor`` to ``end_factor`` over ``total_iters``."""
+
+    def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5):
+        self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
+        super().__init__(optimizer)
+
+    def lr_at(self, t):
+        progress = min(t, self.total_iters) / self.total_iters
+        return self.base_lr * (self.start_factor + (self.end_factor - self.start_factor) * progress)
+
+
+class OneCycleLR(LRScheduler):
+    """torch's OneCycleLR (two phases, cosine or linear annealing), including its inverse cycling
+    of momentum (SGD's ``momentum`` or Adam's ``beta1``) between ``max_momentum`` and ``base_momentum``."""
+
+    def __init__(self, optimizer, max_lr: float, total_steps: int, pct_start: float = 0.3,
+                 anneal_strategy: str = "cos", cycle_momentum: bool = True, base_momentum: float = 0.85,
+                 max_momentum: float = 0.95, div_factor: float = 25.0, final_div_factor: float = 1e4):
+        self.total_steps = total_steps
+        initial = max_lr / div_factor
+        self.phases = [  # (last step of the phase, lr start, lr end, momentum start, momentum end)
+            (float(pct_start * total_steps) - 1, initial, max_lr, max_momentum, base_momentum),
+            (total_steps - 1, max_lr, initial / final_div_factor, base_momentum, max_momentum),
+        ]
+        self.anneal = self._cos if anneal_strategy == "cos" else self._linear
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum and not hasattr(optimizer, "momentum") and not hasattr(optimizer, "betas"):
+            raise ValueError("cycle_momentum needs an optimizer with momentum or betas")
+        super().__init__(optimizer)
+
+    @staticmethod
+    def _cos(start, end, pct):
+        return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+
+    @staticmethod
+    def _linear(start, end, pct):
+        return (end - start) * pct + start
+
+    def _values_at(self, t: int) -> tuple[float, float]:
+        if t > self.total_steps:  # as torch: the step after the last one is still allowed
+            raise ValueError(f"OneCycleLR stepped {t} times with total_steps={self.total_steps}")
+        start_step = 0.0
+        for i, (end_step, lr0, lr1, m0, m1) in enumerate(self.phases):
+            if t <= end_step or i == len(self.phases) - 1:
+                pct = (t - start_step) / (end_step - start_step)
+                return self.anneal(lr0, lr1, pct), self.anneal(m0, m1, pct)
+            start_step = end_step
+        raise AssertionError("unreachable")
+
+    def lr_at(self, t):
+        return self._values_at(t)[0]
+
+    def _apply(self):
+        lr, momentum = self._values_at(self.last_epoch)
+        self.optimizer.lr = lr
+        if self.cycle_momentum:
+            if hasattr(self.optimizer, "betas"):
+                self.optimizer.betas = (momentum, self.optimizer.betas[1])
+            else:
+                self.optimizer.momentum = momentum
