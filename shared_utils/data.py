@@ -66,6 +66,14 @@ class Dataset:
         std = np.asarray(self.std, dtype=dtype).reshape(1, -1, 1, 1)
         return (x.astype(dtype) * scale - mean) / std
 
+    def arrays(self, split: str = "train", *, flatten: bool = False, dtype=np.float32):
+        """``(x, y)`` of a split, normalised; ``flatten`` gives (N, C*H*W) rows for MLPs."""
+        part = getattr(self, split)
+        if part is None:
+            raise UserError(f"{self.name} has no {split} split here; ask load() for val_size > 0")
+        x = self.normalize(part.x, dtype)
+        return (x.reshape(len(x), -1) if flatten else x), part.y
+
 
 # --------------------------------------------------------------------------- locations
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:

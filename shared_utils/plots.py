@@ -267,3 +267,68 @@ def heatmap_overlay(images: np.ndarray, heats: np.ndarray, out: str | os.PathLik
         fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.8, label=heat_label)
     fig.suptitle(title)
     return save(fig, out)
+
+
+# --------------------------------------------------------------------------- classification views
+def confusion_matrix(matrix: np.ndarray, classes: Sequence[str], out: str | os.PathLike, *, title: str) -> Path:
+    """Rows are true classes, columns predictions; cells show counts, colour shows row share."""
+    plt = pyplot()
+    matrix = np.asarray(matrix)
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(0.55 * len(classes) + 2.5, 0.5 * len(classes) + 1.8))
+    image = ax.imshow(share * 100, cmap="Blues", vmin=0, vmax=100)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=6,
+                    color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(classes)), classes)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set(title=title, xlabel="predicted class", ylabel="true class")
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, label="share of the true class (%)")
+    return save(fig, out)
+
+
+def decision_boundaries(panels: Sequence[dict], out: str | os.PathLike, *, title: str, ncols: int = 3) -> Path:
+    """One panel per model: its predicted class over a grid, with the data points on top.
+
+    Each panel: ``{"title", "xx", "yy", "zz" (predicted class or probability on the grid), "x", "y"}``.
+    """
+    plt = pyplot()
+    n = len(panels)
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.2 * nrows), squeeze=False)
+    for ax, panel in zip(axes.flat, panels):
+        ax.contourf(panel["xx"], panel["yy"], panel["zz"], alpha=0.3, cmap="coolwarm")
+        classes = np.unique(panel["y"])
+        for c in classes:
+            pts = panel["x"][panel["y"] == c]
+            ax.scatter(pts[:, 0], pts[:, 1], s=6, label=f"class {c}",
+                       color=PALETTE[int(c) % len(PALETTE)], edgecolors="none")
+        ax.set(title=panel["title"], xlabel="feature x1", ylabel="feature x2")
+        ax.legend(loc="lower right", markerscale=2)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle(title)
+    return save(fig, out)
+
+
+def contour_paths(xx: np.ndarray, yy: np.ndarray, zz: np.ndarray, paths: Mapping[str, np.ndarray],
+                  out: str | os.PathLike, *, title: str, minimum: tuple[float, float] | None = None,
+                  log_levels: bool = True) -> Path:
+    """Optimizer trajectories (each an (steps, 2) array) over the contour plot of a 2-D function."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    levels = (np.logspace(np.log10(max(zz.min(), 1e-3) + 1e-3), np.log10(zz.max()), 25)
+              if log_levels and zz.min() >= 0 else 25)
+    contour = ax.contour(xx, yy, zz, levels=levels, cmap="Greys", linewidths=0.6)
+    for label, path in paths.items():
+        ax.plot(path[:, 0], path[:, 1], marker=".", markersize=2, linewidth=1.2, label=label)
+    if minimum is not None:
+        ax.plot(*minimum, marker="*", color="gold", markersize=14, markeredgecolor="k", label="minimum")
+    ax.set(title=title, xlabel="parameter x", ylabel="parameter y",
+           xlim=(xx.min(), xx.max()), ylim=(yy.min(), yy.max()))
+    fig.colorbar(contour, ax=ax, label="function value")
+    ax.legend(loc="upper left")
+    return save(fig, out)

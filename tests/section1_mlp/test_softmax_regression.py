@@ -9,26 +9,6 @@ from tests.conftest import assert_user_error, requires, run_script
 SCRIPT = "section1_mlp/softmax_regression.py"
 
 
-def test_softmax_cross_entropy_gradient_matches_finite_differences():
-    rng = np.random.default_rng(0)
-    logits, labels = rng.normal(size=(4, 5)), np.array([0, 3, 1, 4])
-    _, grad = sr.softmax_cross_entropy(logits, labels)
-    numeric = np.zeros_like(logits)
-    eps = 1e-6
-    for i in np.ndindex(logits.shape):
-        plus, minus = logits.copy(), logits.copy()
-        plus[i] += eps
-        minus[i] -= eps
-        numeric[i] = (sr.softmax_cross_entropy(plus, labels)[0] - sr.softmax_cross_entropy(minus, labels)[0]) / (2 * eps)
-    rel = np.abs(grad - numeric).max() / np.abs(numeric).max()
-    assert rel < 1e-7
-
-
-def test_stable_for_huge_logits():
-    loss, grad = sr.softmax_cross_entropy(np.array([[1000.0, 0.0]]), np.array([0]))
-    assert loss == 0.0 and np.isfinite(grad).all()
-
-
 @requires("mnist")
 def test_quick_run_on_real_mnist_writes_a_full_run_folder(tmp_path):
     result = run_script(SCRIPT, "--quick", "--quiet", "--out", tmp_path, cwd=tmp_path)
@@ -40,7 +20,7 @@ def test_quick_run_on_real_mnist_writes_a_full_run_folder(tmp_path):
     assert summary["test_acc"] > 0.80, summary  # chance is 0.10; a linear model on 5k images
     assert json.loads((run / "config.json").read_text())["args"]["quick"] is True
     weights = runs.load_npz(run / "best.npz")
-    assert weights["weights"].shape == (784, 10)
+    assert weights["w0"].shape == (784, 10) and weights["meta_sizes"].tolist() == [784, 10]
 
 
 @requires("mnist")

@@ -178,3 +178,8 @@ def test_schedules_match_torch(schedule, name, kwargs):
     np.testing.assert_allclose(lrs, lrs_t, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(w, wt, rtol=1e-9, atol=1e-12)
     assert len(set(np.round(lrs, 12))) > 1, "the schedule changed the learning rate"
+
+
+def test_stable_cross_entropy_for_huge_logits():
+    loss, grad = losses.softmax_cross_entropy(np.array([[1000.0, 0.0]]), np.array([0]))
+    assert loss == 0.0 and np.isfinite(grad).all()
