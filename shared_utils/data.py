@@ -430,6 +430,8 @@ REGRESSION_TARGETS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "cubic": lambda x: x ** 3 - x,
 }
 
+REGRESSION_FORMULAS = {"sine": "sin(3x)", "abs": "|x|", "step": "step(x)", "cubic": "x³ - x"}
+
 
 def regression_1d(n: int = 200, *, target: str = "sine", noise: float = 0.1,
                   low: float = -2.0, high: float = 2.0, seed: int = 0) -> Split:

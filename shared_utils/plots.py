@@ -20,6 +20,7 @@ STYLE = {
     "figure.dpi": 110,
     "savefig.dpi": 110,
     "savefig.bbox": "tight",
+    "figure.constrained_layout.use": True,  # titles, labels and colour bars never overlap
     "axes.grid": True,
     "grid.alpha": 0.3,
     "axes.spines.top": False,
@@ -84,23 +85,29 @@ def _scaled(column: str, values: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- curves
 def learning_curves(run_path: str | os.PathLike, out: str | os.PathLike | None = None,
-                    title: str | None = None) -> Path:
-    """Loss and accuracy per epoch, train vs validation, from one run's metrics.csv."""
+                    title: str | None = None, loss_label: str = "loss (cross-entropy, nats)",
+                    logy: bool = False) -> Path:
+    """Loss and accuracy per epoch, train vs validation, from one run's metrics.csv
+    (the accuracy panel is left out when the run logged none, as in regression)."""
     run_path = Path(run_path)
     metrics = read_metrics(run_path)
+    kinds = ["loss"] + (["acc"] if any(np.isfinite(metrics.get(f"{s}_acc", [np.nan])).any()
+                                       for s in ("train", "val")) else [])
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 3.8), squeeze=False)
     epochs = metrics["epoch"]
-    for ax, kind in zip(axes, ("loss", "acc")):
+    for ax, kind in zip(axes[0], kinds):
         for split, style in (("train", "-"), ("val", "--")):
             column = f"{split}_{kind}"
             if column in metrics and np.isfinite(metrics[column]).any():
-                ax.plot(epochs, _scaled(column, metrics[column]), style, marker="o", markersize=3,
-                        label="train" if split == "train" else "validation")
+                ax.plot(epochs, _scaled(column, metrics[column]), style, marker="o" if len(epochs) < 40 else None,
+                        markersize=3, label="train" if split == "train" else "validation")
         ax.set_xlabel("epoch")
         _integer_epochs(ax)
-        ax.set_ylabel("loss (cross-entropy, nats)" if kind == "loss" else "accuracy (%)")
+        ax.set_ylabel(loss_label if kind == "loss" else "accuracy (%)")
         ax.set_title("Loss" if kind == "loss" else "Accuracy")
+        if kind == "loss" and logy:
+            ax.set_yscale("log")
         ax.legend()
     fig.suptitle(title or f"Learning curves: {run_path.name}")
     return save(fig, out or run_path / "curves.png")
@@ -331,4 +338,39 @@ def contour_paths(xx: np.ndarray, yy: np.ndarray, zz: np.ndarray, paths: Mapping
            xlim=(xx.min(), xx.max()), ylim=(yy.min(), yy.max()))
     fig.colorbar(contour, ax=ax, label="function value")
     ax.legend(loc="upper left")
+    return save(fig, out)
+
+
+def regression_fits(panels: Sequence[dict], out: str | os.PathLike, *, title: str, ncols: int = 3,
+                    residuals: bool = False) -> Path:
+    """1-D fits: each panel ``{"title", "x", "y" (data), "grid", "truth", "fits": {label: values}}``.
+
+    With ``residuals`` a second row shows data minus the first fit, which is where a
+    systematic misfit shows up as structure rather than noise.
+    """
+    plt = pyplot()
+    n = len(panels)
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols)) * (2 if residuals else 1)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    for k, panel in enumerate(panels):
+        row, col = divmod(k, ncols)
+        ax = axes[row * (2 if residuals else 1), col]
+        ax.scatter(panel["x"], panel["y"], s=5, color="0.6", label="data", zorder=1)
+        ax.plot(panel["grid"], panel["truth"], "k--", linewidth=1.2, label="true function", zorder=2)
+        for label, values in panel["fits"].items():
+            ax.plot(panel["grid"], values, label=label, zorder=3)
+        ax.set(title=panel["title"], xlabel="input x", ylabel="output y")
+        ax.legend()
+        if residuals:
+            rax = axes[row * 2 + 1, col]
+            first = next(iter(panel["fits"]))
+            fitted = np.interp(np.ravel(panel["x"]), np.ravel(panel["grid"]), np.ravel(panel["fits"][first]))
+            rax.scatter(panel["x"], np.ravel(panel["y"]) - fitted, s=5, label=f"data - {first}")
+            rax.axhline(0, color="k", linewidth=0.8)
+            rax.set(title=f"Residuals: {panel['title']}", xlabel="input x", ylabel="residual (y units)")
+            rax.legend()
+    for ax in axes.flat[n * (2 if residuals else 1):]:
+        ax.axis("off")
+    fig.suptitle(title)
     return save(fig, out)

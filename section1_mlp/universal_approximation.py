@@ -1,0 +1,78 @@
+"""How wide must one hidden layer be? Universal approximation measured on smooth, kinked and
+discontinuous targets.
+
+One hidden ReLU layer of width 1, 2, 4, ... 128 is fitted (Adam, same budget for every width)
+to sin(3x), |x| and a step, noise-free, and scored by mean squared error on a dense grid.
+A ReLU layer is a piecewise-linear function with one kink per unit: |x| needs only two units,
+sin(3x)'s error falls steadily with width, and the step's error levels off, since a continuous
+network can only approximate the jump with a steep ramp between the training points.
+--seeds averages over initialisations and data draws.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from section2_optimization import layers
+from section2_optimization.losses import mse
+from section2_optimization.optim import Adam, CosineAnnealingLR
+from section2_optimization.trainer import fit, predict
+from shared_utils import cli, data, device, plots, runs, stats
+from shared_utils.data import REGRESSION_FORMULAS, REGRESSION_TARGETS
+
+
+def main(argv=None):
+    p = cli.parser(__doc__, epochs=500, batch_size=32, lr=0.01, seeds=True,
+                   quick={"epochs": 20, "widths": [1, 8, 64]})
+    p.add_argument("--widths", type=cli.positive_int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128])
+    p.add_argument("--targets", nargs="+", choices=sorted(REGRESSION_TARGETS), default=["sine", "abs", "step"])
+    p.add_argument("--points", type=cli.positive_int, default=256)
+    args = cli.parse(p, argv)
+    device.numpy_device(args.device)
+    run = runs.RunDir(__file__, "universal_approximation", args)
+    grid = np.linspace(-2, 2, 1000, dtype=np.float32)[:, None]
+    errors: dict[str, dict[int, list[float]]] = {}
+    panels = []
+    for target in args.targets:
+        truth = REGRESSION_TARGETS[target](grid).astype(np.float32)
+        fits = {}
+        for width in args.widths:
+            for seed in args.seeds:
+                points = data.regression_1d(args.points, target=target, noise=0.0, seed=seed)
+                model = layers.mlp([1, width, 1], activation="relu", seed=seed)
+                # unit j bends at x = -b_j / w_j; with zero biases every kink would start at x = 0,
+                # so spread them uniformly over the input range instead
+                first = model[0]
+                kinks = np.random.default_rng(seed).uniform(-2, 2, width).astype(np.float32)
+                first.bias.data[:] = -first.weight.data[0] * kinks
+                optimizer = Adam(model.parameters(), lr=args.lr)
+                steps = args.epochs * -(-args.points // args.batch_size)
+                # the decay lets the last steps settle into the minimum instead of rattling around it
+                fit(model, mse, optimizer, (points.x, points.y), epochs=args.epochs, batch_size=args.batch_size,
+                    seed=seed, accuracy=False, checkpoint=None, quiet=True,
+                    scheduler=CosineAnnealingLR(optimizer, T_max=steps), schedule_per="batch")
+                prediction = predict(model, grid)
+                errors.setdefault(target, {}).setdefault(width, []).append(float(((prediction - truth) ** 2).mean()))
+                if seed == args.seeds[0] and width in (args.widths[0], args.widths[len(args.widths) // 2], args.widths[-1]):
+                    fits[f"width {width}"] = prediction
+            s = stats.summarize(errors[target][width])
+            if not args.quiet:
+                print(f"{target:5s} width {width:4d}: grid MSE {s}")
+        panels.append({"title": f"y = {REGRESSION_FORMULAS[target]}", "x": points.x, "y": points.y,
+                       "grid": grid, "truth": truth, "fits": fits})
+    series = {REGRESSION_FORMULAS[t]: (args.widths, [stats.summarize(errors[t][w]).mean for w in args.widths])
+              for t in args.targets}
+    plots.line_plot(series, run / "error_vs_width.png", logx=True, logy=True,
+                    title=f"One hidden ReLU layer: error vs width (mean of {len(args.seeds)} seeds)",
+                    xlabel="hidden units (log scale)", ylabel="MSE to the true function on a grid (log scale)")
+    plots.regression_fits(panels, run / "fits.png", title="Fits as the hidden layer widens (seed %d)" % args.seeds[0])
+    header = ["target"] + [f"width {w}" for w in args.widths]
+    rows = [[REGRESSION_FORMULAS[t]] + [f"{stats.summarize(errors[t][w]).mean:.2e}" for w in args.widths]
+            for t in args.targets]
+    stats.write_table(header, rows, run / "errors", caption="Grid MSE (mean over seeds) by hidden width")
+    run.summary(grid_mse={t: {str(w): stats.summarize(v).mean for w, v in per.items()} for t, per in errors.items()})
+    print("\n".join(" | ".join(r) for r in [header] + rows))
+    return errors
+
+
+if __name__ == "__main__":
+    cli.run(main)
