@@ -374,3 +374,23 @@ def regression_fits(panels: Sequence[dict], out: str | os.PathLike, *, title: st
         ax.axis("off")
     fig.suptitle(title)
     return save(fig, out)
+
+
+def error_bars_log(values: Mapping[str, float], out: str | os.PathLike, *, threshold: float, title: str,
+                   xlabel: str, ylabel: str) -> Path:
+    """One bar per named check on a log scale, red above ``threshold`` (drawn as a dashed line)."""
+    plt = pyplot()
+    names = list(values)
+    heights = [max(float(values[n]), 1e-18) for n in names]
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(names) + 2), 4.2))
+    passed = [h < threshold for h in heights]
+    ax.bar(range(len(names)), heights, color=[PALETTE[2] if ok else PALETTE[1] for ok in passed])
+    ax.axhline(threshold, color="k", linestyle="--", linewidth=1, label=f"pass threshold {threshold:g}")
+    ax.bar([0], [0], color=PALETTE[2], label="passed")
+    if not all(passed):
+        ax.bar([0], [0], color=PALETTE[1], label="failed")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.legend()
+    return save(fig, out)
