@@ -133,7 +133,7 @@ def compare_curves(runs: Mapping[str, str | os.PathLike | Sequence[str | os.Path
             epochs = tables[0]["epoch"][:n]
             mean = stack.mean(0)
             name = label if len(series) == 1 else f"{label} (mean ± std, {len(series)} seeds)"
-            ax.plot(epochs, mean, color=color, marker="o", markersize=3, label=name)
+            ax.plot(epochs, mean, color=color, marker="o" if n <= 30 else None, markersize=3, label=name)
             if len(series) > 1:
                 std = stack.std(0, ddof=1)
                 ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2)
@@ -153,20 +153,42 @@ def line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], out
               title: str, xlabel: str, ylabel: str, logx: bool = False, logy: bool = False,
               bands: Mapping[str, Sequence[float]] | None = None, markers: bool = True) -> Path:
     """Named (x, y) series on one axis; ``bands`` gives a ±half-width per point for a label."""
+    panel = dict(series=series, title=title, xlabel=xlabel, ylabel=ylabel, logx=logx, logy=logy,
+                 bands=bands, markers=markers)
+    return line_panels([panel], out, title=None, ncols=1)
+
+
+def line_panels(panels: Sequence[dict], out: str | os.PathLike, *, title: str | None, ncols: int = 2) -> Path:
+    """Several line plots side by side. Each panel: ``{"series": {label: (x, y)}, "title", "xlabel",
+    "ylabel"}`` plus optional ``logx``, ``logy``, ``symlogy`` (log scale that admits zeros),
+    ``bands`` and ``markers``."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, (x, y) in series.items():
-        x, y = np.asarray(x, float), np.asarray(y, float)
-        line, = ax.plot(x, y, marker="o" if markers else None, markersize=3, label=label)
-        if bands and label in bands:
-            half = np.asarray(bands[label], float)
-            ax.fill_between(x, y - half, y + half, color=line.get_color(), alpha=0.2)
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    if logx:
-        ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
-    ax.legend()
+    n = len(panels)
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6 if n == 1 else 5 * ncols, 4 if n == 1 else 3.6 * nrows),
+                             squeeze=False)
+    for ax, panel in zip(axes.flat, panels):
+        bands = panel.get("bands") or {}
+        for label, (x, y) in panel["series"].items():
+            x, y = np.asarray(x, float), np.asarray(y, float)
+            line, = ax.plot(x, y, marker="o" if panel.get("markers", True) and len(x) <= 40 else None,
+                            markersize=3, label=label)
+            if label in bands:
+                half = np.asarray(bands[label], float)
+                ax.fill_between(x, y - half, y + half, color=line.get_color(), alpha=0.2)
+        ax.set(title=panel["title"], xlabel=panel["xlabel"], ylabel=panel["ylabel"])
+        if panel.get("logx"):
+            ax.set_xscale("log")
+        if panel.get("logy"):
+            ax.set_yscale("log")
+        if panel.get("symlogy"):
+            ax.set_yscale("symlog", linthresh=panel.get("linthresh", 1e-8))
+        ax.legend()
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
     return save(fig, out)
 
 
