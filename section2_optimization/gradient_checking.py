@@ -54,6 +54,8 @@ def all_checks(rng: np.random.Generator, plant_bug: bool) -> list[gradcheck.Chec
                                         rng.integers(0, 2, (6, 1)), name="BCEWithLogits"))
     results.append(gradcheck.check_loss(losses.mse, rng.standard_normal((6, 2)), rng.standard_normal((6, 2)),
                                         name="MSE"))
+    results.append(gradcheck.check_loss(losses.sigmoid_mse, rng.standard_normal((6, 1)) * 2,
+                                        rng.integers(0, 2, (6, 1)), name="MSE on sigmoid"))
     net = layers.mlp([5, 8, 8, 4], activation="tanh", batchnorm=True, dropout=0.2, seed=0, dtype=f64)
     if plant_bug:
         net.layers = [BuggyTanh() if isinstance(l, layers.Tanh) else l for l in net.layers]

@@ -50,3 +50,16 @@ def mse(predictions: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray
 
 
 LOSSES = {"cross_entropy": softmax_cross_entropy, "bce": bce_with_logits, "mse": mse}
+
+
+def sigmoid_mse(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+    """MSE between sigmoid(logits) and 0/1 targets (a sigmoid output unit trained with MSE),
+    with the gradient taken all the way back to the logits."""
+    from section2_optimization.layers import sigmoid
+
+    probs = sigmoid(logits)
+    loss, grad_probs = mse(probs, targets)
+    return loss, grad_probs * probs * (1 - probs)
+
+
+LOSSES["sigmoid_mse"] = sigmoid_mse

@@ -61,6 +61,8 @@ def test_bce_and_mse_gradients():
     assert r.rel_error < 1e-6, r
     r = gradcheck.check_loss(losses.mse, RNG.standard_normal((6, 2)), RNG.standard_normal((6, 2)))
     assert r.rel_error < 1e-6, r
+    r = gradcheck.check_loss(losses.sigmoid_mse, RNG.standard_normal((6, 1)) * 2, RNG.integers(0, 2, (6, 1)))
+    assert r.rel_error < 1e-6, r
 
 
 def test_whole_network_gradient_in_train_mode():
