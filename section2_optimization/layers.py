@@ -107,6 +107,17 @@ class Module:
         return f"{type(self).__name__}()"
 
 
+def write_grad(p: Parameter, compute) -> None:
+    """``compute(out)`` into ``p.grad`` in place when possible, else into a fresh array."""
+    if p.grad.flags.writeable and p.grad.dtype == p.data.dtype:
+        try:
+            compute(p.grad)
+            return
+        except (TypeError, ValueError):  # dtype or shape the ufunc cannot cast into
+            pass
+    p.grad = compute(None)
+
+
 def _checked(state: dict, key: str, shape: tuple) -> np.ndarray:
     if key not in state:
         raise ValueError(f"checkpoint has no entry {key!r}")
@@ -185,10 +196,15 @@ class Linear(Module):
         return out
 
     def backward(self, grad_out):
-        self.weight.grad = self._x.T @ grad_out
-        if self.bias is not None:
-            self.bias.grad = grad_out.sum(axis=0)
+        self.backward_params(grad_out)
         return grad_out @ self.weight.data.T
+
+    def backward_params(self, grad_out):
+        """Parameter gradients only: what the first layer needs when nobody asks for dL/dx.
+        Written into the existing gradient arrays (an optimizer's flat buffer) when dtypes agree."""
+        write_grad(self.weight, lambda out: np.matmul(self._x.T, grad_out, out=out))  # (in, N) @ (N, out)
+        if self.bias is not None:
+            write_grad(self.bias, lambda out: np.sum(grad_out, axis=0, out=out))
 
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features})"
@@ -336,10 +352,17 @@ class Flatten(Module):
 
 
 class Sequential(Module):
-    """Layers applied in order; parameters named ``"<index>.<name>"`` as in torch.nn.Sequential."""
+    """Layers applied in order; parameters named ``"<index>.<name>"`` as in torch.nn.Sequential.
 
-    def __init__(self, *layers: Module):
+    ``requires_input_grad`` plays the part of ``x.requires_grad`` in PyTorch: when False,
+    backward stops at the first layer's parameter gradients and returns None, which saves
+    the first layer's input-gradient product (a large share of a small net's backward, and
+    for a convolution the whole col2im). Training sets it False; saliency needs it True.
+    """
+
+    def __init__(self, *layers: Module, requires_input_grad: bool = True):
         self.layers = list(layers)
+        self.requires_input_grad = requires_input_grad
 
     def _children(self):
         for i, layer in enumerate(self.layers):
@@ -360,7 +383,11 @@ class Sequential(Module):
         return x
 
     def backward(self, grad_out):
-        for layer in reversed(self.layers):
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if i == 0 and not self.requires_input_grad and hasattr(layer, "backward_params"):
+                layer.backward_params(grad_out)
+                return None
             grad_out = layer.backward(grad_out)
         return grad_out
 

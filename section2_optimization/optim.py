@@ -20,20 +20,48 @@ from section2_optimization.layers import Parameter
 
 
 class Optimizer:
+    """Base class. At construction every parameter and gradient is moved into one contiguous
+    buffer (``Parameter.data`` / ``.grad`` become views of it), so an update is a dozen NumPy
+    calls over all weights at once instead of a dozen per tensor: for small networks the
+    per-call overhead is what dominates. Create the optimizer after any ``model.astype()``.
+    Layers may write gradients into ``p.grad`` in place (fastest) or assign a new array,
+    which ``step()`` gathers into the buffer.
+    """
+
     def __init__(self, params: Sequence[Parameter], lr: float):
         self.params = list(params)
         if not self.params:
             raise ValueError("optimizer got an empty parameter list")
         if lr < 0:
             raise ValueError(f"invalid learning rate {lr}")
+        dtypes = {p.data.dtype for p in self.params}
+        if len(dtypes) != 1:
+            raise ValueError(f"parameters mix dtypes {sorted(map(str, dtypes))}; cast the model first")
         self.lr = lr
-        self.state: list[dict] = [{} for _ in self.params]
+        total = sum(p.data.size for p in self.params)
+        self.flat_data = np.empty(total, dtype=dtypes.pop())
+        self.flat_grad = np.zeros_like(self.flat_data)
+        self._grad_views = []
+        offset = 0
+        for p in self.params:
+            n = p.data.size
+            data_view = self.flat_data[offset:offset + n].reshape(p.data.shape)
+            grad_view = self.flat_grad[offset:offset + n].reshape(p.data.shape)
+            data_view[...] = p.data
+            grad_view[...] = p.grad
+            p.data, p.grad = data_view, grad_view
+            self._grad_views.append(grad_view)
+            offset += n
+        self.state: dict = {}
 
     def step(self) -> None:
-        for p, state in zip(self.params, self.state):
-            self._update(p, p.grad, state)
+        for p, view in zip(self.params, self._grad_views):
+            if p.grad is not view:     # a layer assigned a fresh array: gather it into the buffer
+                view[...] = p.grad
+                p.grad = view
+        self._update(self.flat_data, self.flat_grad, self.state)
 
-    def _update(self, p: Parameter, grad: np.ndarray, state: dict) -> None:
+    def _update(self, data: np.ndarray, grad: np.ndarray, state: dict) -> None:
         raise NotImplementedError
 
 
@@ -49,9 +77,9 @@ class SGD(Optimizer):
         self.momentum, self.dampening = momentum, dampening
         self.weight_decay, self.nesterov = weight_decay, nesterov
 
-    def _update(self, p, grad, state):
+    def _update(self, data, grad, state):
         if self.weight_decay:
-            grad = grad + self.weight_decay * p.data
+            grad = grad + self.weight_decay * data
         if self.momentum:
             buf = state.get("momentum_buffer")
             if buf is None:
@@ -60,7 +88,7 @@ class SGD(Optimizer):
                 buf *= self.momentum
                 buf += (1 - self.dampening) * grad
             grad = grad + self.momentum * buf if self.nesterov else buf
-        p.data -= self.lr * grad
+        data -= self.lr * grad
 
 
 class RMSprop(Optimizer):
@@ -73,15 +101,15 @@ class RMSprop(Optimizer):
         self.alpha, self.eps, self.weight_decay = alpha, eps, weight_decay
         self.momentum, self.centered = momentum, centered
 
-    def _update(self, p, grad, state):
+    def _update(self, data, grad, state):
         if self.weight_decay:
-            grad = grad + self.weight_decay * p.data
+            grad = grad + self.weight_decay * data
         if not state:
-            state["square_avg"] = np.zeros_like(p.data)
+            state["square_avg"] = np.zeros_like(data)
             if self.momentum > 0:
-                state["momentum_buffer"] = np.zeros_like(p.data)
+                state["momentum_buffer"] = np.zeros_like(data)
             if self.centered:
-                state["grad_avg"] = np.zeros_like(p.data)
+                state["grad_avg"] = np.zeros_like(data)
         square_avg = state["square_avg"]
         square_avg *= self.alpha
         square_avg += grad * grad * (1 - self.alpha)  # torch's operation order (addcmul)
@@ -96,9 +124,9 @@ class RMSprop(Optimizer):
             buf = state["momentum_buffer"]
             buf *= self.momentum
             buf += grad / avg
-            p.data -= self.lr * buf
+            data -= self.lr * buf
         else:
-            p.data -= self.lr * grad / avg
+            data -= self.lr * grad / avg
 
 
 class Adam(Optimizer):
@@ -112,28 +140,41 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         self.betas, self.eps, self.weight_decay = tuple(betas), eps, weight_decay
 
-    def _update(self, p, grad, state):
+    def _update(self, data, grad, state):
         beta1, beta2 = self.betas
         if self.weight_decay:
             if self.decoupled:
-                p.data *= 1 - self.lr * self.weight_decay   # shrink the weights, not the gradient
+                data *= 1 - self.lr * self.weight_decay   # shrink the weights, not the gradient
             else:
-                grad = grad + self.weight_decay * p.data
+                grad = grad + self.weight_decay * data
         if not state:
             state["step"] = 0
-            state["exp_avg"] = np.zeros_like(p.data)
-            state["exp_avg_sq"] = np.zeros_like(p.data)
+            state["exp_avg"] = np.zeros_like(data)
+            state["exp_avg_sq"] = np.zeros_like(data)
+            state["scratch"] = np.empty_like(data)  # reused every step: no temporaries per update
         state["step"] += 1
         t = state["step"]
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= beta1
-        m += (1 - beta1) * grad
-        v *= beta2
-        v += grad * grad * (1 - beta2)
-        bias_correction1 = 1 - beta1 ** t
-        bias_correction2 = 1 - beta2 ** t
-        denom = np.sqrt(v) / math.sqrt(bias_correction2) + self.eps
-        p.data -= (self.lr / bias_correction1) * (m / denom)
+        dtype = data.dtype.type
+        scalars = (dtype(1 - beta1), dtype(beta2), dtype(1 - beta2), dtype(math.sqrt(1 - beta2 ** t)),
+                   dtype(self.eps), dtype(self.lr / (1 - beta1 ** t)))
+        _adam_kernel(data, grad, state["exp_avg"], state["exp_avg_sq"], state["scratch"], *scalars)
+
+
+def _adam_kernel(param, grad, m, v, tmp, one_minus_beta1, beta2, one_minus_beta2, sqrt_bc2, eps, step_size):
+    """The same operations, in the same order, as torch's single-tensor Adam (all in place)."""
+    np.subtract(grad, m, out=tmp)          # m.lerp_(g, 1 - beta1)
+    tmp *= one_minus_beta1
+    m += tmp
+    v *= beta2                             # v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    np.multiply(grad, grad, out=tmp)
+    tmp *= one_minus_beta2
+    v += tmp
+    np.sqrt(v, out=tmp)                    # denom = sqrt(v) / sqrt(bias_correction2) + eps
+    tmp /= sqrt_bc2
+    tmp += eps
+    np.divide(m, tmp, out=tmp)             # p.addcdiv_(m, denom, value=-lr / bias_correction1)
+    tmp *= step_size
+    param -= tmp
 
 
 class AdamW(Adam):

@@ -73,6 +73,21 @@ def fit(model: Module, loss_fn: LossFn, optimizer: Optimizer, train: tuple[np.nd
     """
     x_train, y_train = train
     rng = np.random.default_rng(seed)
+    # like x.requires_grad = False in torch: nobody needs dL/d(input) while training
+    restore_input_grad = getattr(model, "requires_input_grad", None)
+    if restore_input_grad is not None:
+        model.requires_input_grad = False
+    try:
+        return _fit(model, loss_fn, optimizer, x_train, y_train, val, rng, epochs=epochs, batch_size=batch_size,
+                    run=run, scheduler=scheduler, schedule_per=schedule_per, accuracy=accuracy, quiet=quiet,
+                    checkpoint=checkpoint, on_batch=on_batch, desc=desc)
+    finally:
+        if restore_input_grad is not None:
+            model.requires_input_grad = restore_input_grad
+
+
+def _fit(model, loss_fn, optimizer, x_train, y_train, val, rng, *, epochs, batch_size, run, scheduler,
+         schedule_per, accuracy, quiet, checkpoint, on_batch, desc) -> History:
     history = History()
     best_key = None
     step = 0
