@@ -107,15 +107,20 @@ class Module:
         return f"{type(self).__name__}()"
 
 
-def write_grad(p: Parameter, compute) -> None:
-    """``compute(out)`` into ``p.grad`` in place when possible, else into a fresh array."""
-    if p.grad.flags.writeable and p.grad.dtype == p.data.dtype:
+def write_grad(p: Parameter, compute, view_shape: tuple | None = None) -> None:
+    """Store ``compute(out)`` as ``p.grad``, computing straight into the existing array when it
+    can (an optimizer's flat buffer: no copy later). ``view_shape`` lets a layer compute into a
+    reshaped view, e.g. a conv kernel seen as a (kh*kw*C, F) matrix. ``compute(None)`` must
+    return a fresh array."""
+    target = p.grad
+    if target.flags.c_contiguous and target.flags.writeable and target.dtype == p.data.dtype:
         try:
-            compute(p.grad)
+            compute(target if view_shape is None else target.reshape(view_shape))
             return
-        except (TypeError, ValueError):  # dtype or shape the ufunc cannot cast into
+        except (TypeError, ValueError):  # a dtype or shape the ufunc cannot write into
             pass
-    p.grad = compute(None)
+    result = compute(None)
+    p.grad = result if view_shape is None else result.reshape(p.data.shape)
 
 
 def _checked(state: dict, key: str, shape: tuple) -> np.ndarray:
@@ -383,9 +388,11 @@ class Sequential(Module):
         return x
 
     def backward(self, grad_out):
+        # the first layer with parameters is the last one anybody needs a gradient from
+        first = next((i for i, layer in enumerate(self.layers) if layer.parameters()), 0)
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
-            if i == 0 and not self.requires_input_grad and hasattr(layer, "backward_params"):
+            if i == first and not self.requires_input_grad and hasattr(layer, "backward_params"):
                 layer.backward_params(grad_out)
                 return None
             grad_out = layer.backward(grad_out)

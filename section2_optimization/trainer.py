@@ -65,11 +65,13 @@ def fit(model: Module, loss_fn: LossFn, optimizer: Optimizer, train: tuple[np.nd
         val: tuple[np.ndarray, np.ndarray] | None = None, *, epochs: int, batch_size: int, seed: int = 0,
         run: RunDir | None = None, scheduler: LRScheduler | None = None, schedule_per: str = "epoch",
         accuracy: bool = True, quiet: bool = True, checkpoint: str | None = "best.npz",
-        on_batch: Callable[[int, float], None] | None = None, desc: str = "") -> History:
+        on_batch: Callable[[int, float], None] | None = None, desc: str = "",
+        checkpoint_extra: dict[str, np.ndarray] | None = None) -> History:
     """Train ``model`` and return its History; ``run`` receives metrics.csv rows and best.npz.
 
     ``schedule_per`` is ``"batch"`` or ``"epoch"``: when the scheduler steps. ``on_batch(step, loss)``
-    sees every batch loss (for per-iteration curves).
+    sees every batch loss (for per-iteration curves). ``checkpoint_extra`` is saved beside the
+    weights (e.g. the architecture, so a checkpoint can rebuild its model).
     """
     x_train, y_train = train
     rng = np.random.default_rng(seed)
@@ -80,14 +82,14 @@ def fit(model: Module, loss_fn: LossFn, optimizer: Optimizer, train: tuple[np.nd
     try:
         return _fit(model, loss_fn, optimizer, x_train, y_train, val, rng, epochs=epochs, batch_size=batch_size,
                     run=run, scheduler=scheduler, schedule_per=schedule_per, accuracy=accuracy, quiet=quiet,
-                    checkpoint=checkpoint, on_batch=on_batch, desc=desc)
+                    checkpoint=checkpoint, on_batch=on_batch, desc=desc, checkpoint_extra=checkpoint_extra)
     finally:
         if restore_input_grad is not None:
             model.requires_input_grad = restore_input_grad
 
 
 def _fit(model, loss_fn, optimizer, x_train, y_train, val, rng, *, epochs, batch_size, run, scheduler,
-         schedule_per, accuracy, quiet, checkpoint, on_batch, desc) -> History:
+         schedule_per, accuracy, quiet, checkpoint, on_batch, desc, checkpoint_extra) -> History:
     history = History()
     best_key = None
     step = 0
@@ -133,5 +135,5 @@ def _fit(model, loss_fn, optimizer, x_train, y_train, val, rng, *, epochs, batch
             best_key, history.best_epoch = key, epoch
             history.best_state = {k: v.copy() for k, v in model.state_dict().items()}
             if run is not None and checkpoint:
-                run.save_checkpoint(history.best_state, checkpoint)
+                run.save_checkpoint({**history.best_state, **(checkpoint_extra or {})}, checkpoint)
     return history

@@ -1,0 +1,78 @@
+"""The section 3 CNN: Conv -> ReLU -> Pool -> Conv -> ReLU -> Pool -> FC -> ReLU -> FC.
+
+    model = build_cnn(pool="max", seed=0)        # takes (N, 1, 28, 28) float32 images
+    logits = model.forward(x)                     # (N, 10)
+
+Channel counts are kept small on purpose: on a 2-core CPU every multiply counts, and 8/16
+filters already separate MNIST's digits; the widths are arguments for anyone with more time.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from section2_optimization import layers
+from section3_cnn.layers import AvgPool2D, ChannelsLast, Conv2D, MaxPool2D
+
+POOLS = {"max": MaxPool2D, "avg": AvgPool2D}
+
+
+def build_cnn(*, pool: str = "max", channels: tuple[int, int] = (8, 16), hidden: int = 128, kernel: int = 3,
+              dropout: float = 0.0, image_size: int = 28, in_channels: int = 1, classes: int = 10, seed: int = 0,
+              dtype=np.float32) -> layers.Sequential:
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {sorted(POOLS)}, got {pool!r}")
+    rng = np.random.default_rng(seed)
+    c1, c2 = channels
+    side = image_size // 4  # two 2x2 pools; 'same' padding keeps the conv outputs at the input size
+    return layers.Sequential(
+        ChannelsLast(),
+        Conv2D(in_channels, c1, kernel, padding=kernel // 2, rng=rng, dtype=dtype),
+        layers.ReLU(),
+        POOLS[pool](2),
+        Conv2D(c1, c2, kernel, padding=kernel // 2, rng=rng, dtype=dtype),
+        layers.ReLU(),
+        POOLS[pool](2),
+        layers.Flatten(),
+        layers.Linear(c2 * side * side, hidden, rng=rng, dtype=dtype),
+        layers.ReLU(),
+        *([layers.Dropout(dropout, seed=seed)] if dropout else []),
+        layers.Linear(hidden, classes, rng=rng, dtype=dtype),
+    )
+
+
+def conv_layers(model: layers.Sequential) -> list[tuple[int, Conv2D]]:
+    """(index, layer) of every convolution, in order."""
+    return [(i, layer) for i, layer in enumerate(model) if isinstance(layer, Conv2D)]
+
+
+def architecture(*, pool: str, channels: tuple[int, int], hidden: int, kernel: int,
+                 dropout: float = 0.0) -> dict[str, np.ndarray]:
+    """The build_cnn arguments as plain arrays, saved in every checkpoint beside the weights."""
+    return {"meta_pool": np.array(pool), "meta_channels": np.array(channels, dtype=np.int64),
+            "meta_hidden": np.array(hidden, dtype=np.int64), "meta_kernel": np.array(kernel, dtype=np.int64),
+            "meta_dropout": np.array(dropout, dtype=np.float64)}
+
+
+def load_cnn(path, make_one: str = "python section3_cnn/train_mnist_numpy.py"):
+    """Rebuild the CNN a checkpoint describes and load its weights; a user-fixable problem
+    (missing, corrupt or foreign file) is a UserError that names the command making one."""
+    from pathlib import Path
+
+    from shared_utils.errors import UserError
+    from shared_utils.runs import load_npz
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no checkpoint at {path}; make one with `{make_one}`")
+    state = load_npz(path)
+    if "meta_channels" not in state:
+        raise UserError(f"{path} is not a section 3 CNN checkpoint (no architecture inside); "
+                        f"make one with `{make_one}`")
+    model = build_cnn(pool=str(state["meta_pool"]), channels=tuple(int(c) for c in state["meta_channels"]),
+                      hidden=int(state["meta_hidden"]), kernel=int(state["meta_kernel"]),
+                      dropout=float(state.get("meta_dropout", 0.0)))
+    try:
+        model.load_state_dict(state)
+    except ValueError as exc:
+        raise UserError(f"{path} does not match the CNN it describes ({exc}); make one with `{make_one}`") from None
+    return model
