@@ -66,12 +66,14 @@ def fit(model: Module, loss_fn: LossFn, optimizer: Optimizer, train: tuple[np.nd
         run: RunDir | None = None, scheduler: LRScheduler | None = None, schedule_per: str = "epoch",
         accuracy: bool = True, quiet: bool = True, checkpoint: str | None = "best.npz",
         on_batch: Callable[[int, float], None] | None = None, desc: str = "",
-        checkpoint_extra: dict[str, np.ndarray] | None = None) -> History:
+        checkpoint_extra: dict[str, np.ndarray] | None = None,
+        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None) -> History:
     """Train ``model`` and return its History; ``run`` receives metrics.csv rows and best.npz.
 
     ``schedule_per`` is ``"batch"`` or ``"epoch"``: when the scheduler steps. ``on_batch(step, loss)``
     sees every batch loss (for per-iteration curves). ``checkpoint_extra`` is saved beside the
-    weights (e.g. the architecture, so a checkpoint can rebuild its model).
+    weights (e.g. the architecture, so a checkpoint can rebuild its model). ``augment(x_batch, rng)``
+    transforms each training batch (never validation data), drawing from the loop's seeded RNG.
     """
     x_train, y_train = train
     rng = np.random.default_rng(seed)
@@ -82,14 +84,15 @@ def fit(model: Module, loss_fn: LossFn, optimizer: Optimizer, train: tuple[np.nd
     try:
         return _fit(model, loss_fn, optimizer, x_train, y_train, val, rng, epochs=epochs, batch_size=batch_size,
                     run=run, scheduler=scheduler, schedule_per=schedule_per, accuracy=accuracy, quiet=quiet,
-                    checkpoint=checkpoint, on_batch=on_batch, desc=desc, checkpoint_extra=checkpoint_extra)
+                    checkpoint=checkpoint, on_batch=on_batch, desc=desc, checkpoint_extra=checkpoint_extra,
+                    augment=augment)
     finally:
         if restore_input_grad is not None:
             model.requires_input_grad = restore_input_grad
 
 
 def _fit(model, loss_fn, optimizer, x_train, y_train, val, rng, *, epochs, batch_size, run, scheduler,
-         schedule_per, accuracy, quiet, checkpoint, on_batch, desc, checkpoint_extra) -> History:
+         schedule_per, accuracy, quiet, checkpoint, on_batch, desc, checkpoint_extra, augment) -> History:
     history = History()
     best_key = None
     step = 0
@@ -103,6 +106,8 @@ def _fit(model, loss_fn, optimizer, x_train, y_train, val, rng, *, epochs, batch
         for start in cli.progress(batches, quiet=quiet, desc=desc or f"epoch {epoch}/{epochs}", unit="batch"):
             idx = order[start:start + batch_size]
             xb, yb = x_train[idx], y_train[idx]
+            if augment is not None:
+                xb = augment(xb, rng)
             outputs = model.forward(xb, train=True)
             loss, grad = loss_fn(outputs, yb)
             if not np.isfinite(loss):

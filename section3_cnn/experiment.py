@@ -6,6 +6,7 @@ import numpy as np
 from section2_optimization.losses import softmax_cross_entropy
 from section2_optimization.optim import Adam, CosineAnnealingLR
 from section2_optimization.trainer import evaluate, fit
+from section3_cnn.augment import random_shift
 from section3_cnn.model import architecture, build_cnn, load_cnn
 from shared_utils import data, plots
 from shared_utils.runs import RunDir
@@ -18,8 +19,9 @@ def load_mnist(args) -> data.Dataset:
 
 
 def train_cnn(args, ds: data.Dataset, run: RunDir, *, seed: int, pool: str = "max",
-              channels: tuple[int, int] = (8, 16), hidden: int = 128, dropout: float = 0.0) -> dict:
-    """Adam with a per-step cosine decay; the best validation checkpoint is scored on the test set."""
+              channels: tuple[int, int] = (8, 16), hidden: int = 128, dropout: float = 0.0, shift: int = 0) -> dict:
+    """Adam with a per-step cosine decay, optional random shifts of up to ``shift`` pixels; the best
+    validation checkpoint is scored on the test set."""
     train, val, test = (ds.arrays(s) for s in ("train", "val", "test"))   # float32 (N, 1, 28, 28)
     arch = dict(pool=pool, channels=tuple(channels), hidden=hidden, kernel=3, dropout=dropout)
     model = build_cnn(**arch, seed=seed)
@@ -28,7 +30,8 @@ def train_cnn(args, ds: data.Dataset, run: RunDir, *, seed: int, pool: str = "ma
     history = fit(model, softmax_cross_entropy, optimizer, train, val, epochs=args.epochs,
                   batch_size=args.batch_size, seed=seed, run=run, quiet=args.quiet,
                   scheduler=CosineAnnealingLR(optimizer, T_max=steps), schedule_per="batch",
-                  checkpoint_extra=architecture(**arch), desc=f"NumPy CNN ({pool} pool, seed {seed})")
+                  checkpoint_extra=architecture(**arch), desc=f"NumPy CNN ({pool} pool, seed {seed})",
+                  augment=(lambda xb, rng: random_shift(xb, rng, shift)) if shift else None)
     best = load_cnn(run / "best.npz")
     test_loss, test_acc = evaluate(best, softmax_cross_entropy, *test)
     plots.learning_curves(run.path, title=f"NumPy CNN on MNIST, {pool} pooling ({model.num_parameters():,} parameters)")

@@ -13,8 +13,10 @@ from shared_utils.seed import seed_everything
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, epochs=3, batch_size=64, lr=0.002, seeds=True, quick={"epochs": 1, "limit_train": 2000})
+    p = cli.parser(__doc__, epochs=3, batch_size=64, lr=0.003, seeds=True, quick={"epochs": 1, "limit_train": 2000})
     p.add_argument("--pools", nargs="+", choices=sorted(POOLS), default=["max", "avg"])
+    p.add_argument("--shift", type=int, choices=range(0, 5), default=1, metavar="{0..4}",
+                   help="augment: shift each training image by up to this many pixels (as the main job)")
     args = cli.parse(p, argv)
     device.numpy_device(args.device)
     ds = load_mnist(args)
@@ -24,7 +26,7 @@ def main(argv=None):
         for seed in args.seeds:
             seed_everything(seed)
             run = runs.RunDir(__file__, f"pooling_compare/{pool}/seed{seed}", args, pool=pool, seed=seed)
-            s = train_cnn(args, ds, run, seed=seed, pool=pool)
+            s = train_cnn(args, ds, run, seed=seed, pool=pool, shift=args.shift)
             results.setdefault(pool, {}).setdefault("test acc (%)", []).append(100 * s["test_acc"])
             results[pool].setdefault("best val acc (%)", []).append(100 * s["best_val_acc"])
             results[pool].setdefault("final train loss", []).append(s["final_train_loss"])

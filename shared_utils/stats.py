@@ -77,9 +77,10 @@ def write_table(header: Sequence[str], rows: Sequence[Sequence[object]], out_ste
     md = []
     if caption:
         md += [caption, ""]
-    md.append("| " + " | ".join(map(str, header)) + " |")
+    cell = lambda v: str(v).replace("|", "\\|")  # noqa: E731  (a literal pipe would split the cell)
+    md.append("| " + " | ".join(map(cell, header)) + " |")
     md.append("|" + "|".join("---" for _ in header) + "|")
-    md += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    md += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
     md_path = atomic_write_text(stem.with_suffix(".md"), "\n".join(md) + "\n")
     buffer = io.StringIO()
     writer = csv.writer(buffer)

@@ -1,0 +1,140 @@
+"""Models for the CIFAR-10 studies: an MLP baseline, a small CNN, PlainNet-n / ResNet-n as in
+He et al. 2016 (section 4.2: 3 stages of 2n 3x3 layers, widths 16/32/64, 6n+2 layers), and
+torchvision's ResNet-18, adapted to 32x32 inputs or kept at ImageNet size.
+
+    model = build_model("resnet", depth=20)     # 0.27M parameters, the paper's ResNet-20
+    model = build_model("plain", depth=56)      # the same layers without shortcuts
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CIFAR_CLASSES = 10
+
+
+class MLP(nn.Module):
+    """Flattened pixels through two hidden ReLU layers: the baseline with no notion of space."""
+
+    def __init__(self, hidden: tuple[int, ...] = (512, 256), classes: int = CIFAR_CLASSES, dropout: float = 0.0):
+        super().__init__()
+        layers, width = [nn.Flatten()], 3 * 32 * 32
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(inplace=True)] + ([nn.Dropout(dropout)] if dropout else [])
+            width = h
+        layers.append(nn.Linear(width, classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class SmallCNN(nn.Module):
+    """Two conv blocks (32 and 64 channels, each conv-conv-pool) and a classifier; optional
+    batch normalisation and dropout for the regularisation study."""
+
+    def __init__(self, classes: int = CIFAR_CLASSES, batchnorm: bool = False, dropout: float = 0.0,
+                 width: int = 32):
+        super().__init__()
+
+        def conv(cin, cout):
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=not batchnorm)] + \
+                   ([nn.BatchNorm2d(cout)] if batchnorm else []) + [nn.ReLU(inplace=True)]
+
+        w = width
+        self.features = nn.Sequential(*conv(3, w), *conv(w, w), nn.MaxPool2d(2),
+                                      *conv(w, 2 * w), *conv(2 * w, 2 * w), nn.MaxPool2d(2))
+        self.classifier = nn.Sequential(nn.Flatten(), *([nn.Dropout(dropout)] if dropout else []),
+                                        nn.Linear(2 * w * 8 * 8, 256), nn.ReLU(inplace=True),
+                                        *([nn.Dropout(dropout)] if dropout else []), nn.Linear(256, classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers. With ``residual`` the input is added back before the last ReLU,
+    through the paper's parameter-free option A shortcut (subsample, zero-pad the new channels)."""
+
+    def __init__(self, cin: int, cout: int, stride: int, residual: bool):
+        super().__init__()
+        self.residual = residual
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.subsample = stride != 1
+        self.pad_channels = cout - cin
+
+    def shortcut(self, x):
+        if self.subsample:
+            x = x[:, :, ::2, ::2]
+        if self.pad_channels:
+            x = F.pad(x, (0, 0, 0, 0, self.pad_channels // 2, self.pad_channels - self.pad_channels // 2))
+        return x
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.residual:
+            out = out + self.shortcut(x)
+        return F.relu(out)
+
+
+class CifarNet(nn.Module):
+    """ResNet-n (``residual=True``) or PlainNet-n (False) for 32x32 images, n = 6k + 2 layers."""
+
+    def __init__(self, depth: int = 20, residual: bool = True, classes: int = CIFAR_CLASSES):
+        super().__init__()
+        if (depth - 2) % 6 != 0:
+            raise ValueError(f"depth must be 6k + 2 (20, 32, 44, 56, 110, ...), got {depth}")
+        blocks = (depth - 2) // 6
+        self.depth, self.residual = depth, residual
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True))
+        stages, cin = [], 16
+        for i, cout in enumerate((16, 32, 64)):
+            for b in range(blocks):
+                stages.append(BasicBlock(cin, cout, stride=2 if (i > 0 and b == 0) else 1, residual=residual))
+                cin = cout
+        self.stages = nn.Sequential(*stages)
+        self.fc = nn.Linear(64, classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        x = self.stages(self.stem(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def resnet18(classes: int = CIFAR_CLASSES, *, cifar_stem: bool = True, weights=None) -> nn.Module:
+    """torchvision's ResNet-18. ``cifar_stem`` swaps the 7x7/2 stem and max pool for a 3x3/1 conv
+    so 32x32 inputs keep their resolution; with ImageNet-size inputs keep the original stem."""
+    import torchvision
+
+    model = torchvision.models.resnet18(weights=weights)
+    if cifar_stem:
+        model.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    model.fc = nn.Linear(model.fc.in_features, classes)
+    return model
+
+
+MODELS = {
+    "mlp": lambda **kw: MLP(**kw),
+    "cnn": lambda **kw: SmallCNN(**kw),
+    "resnet": lambda depth=20, **kw: CifarNet(depth, residual=True, **kw),
+    "plain": lambda depth=20, **kw: CifarNet(depth, residual=False, **kw),
+    "resnet18": lambda **kw: resnet18(**kw),
+}
+
+
+def build_model(name: str, **kwargs) -> nn.Module:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,135 @@
+"""Convolution and pooling: float64 gradient checks, PyTorch parity, loops = im2col."""
+import numpy as np
+import pytest
+
+from section2_optimization import gradcheck
+from section2_optimization.losses import softmax_cross_entropy
+from section3_cnn import layers as cl
+from section3_cnn.conv_mechanics import conv2d_loops
+from section3_cnn.model import build_cnn
+
+RNG = np.random.default_rng(0)
+CONV_CASES = [  # (N, C, H, W, F, k, stride, padding)
+    (2, 1, 6, 6, 3, 3, 1, 1),
+    (2, 3, 7, 6, 4, 3, 1, 0),
+    (2, 2, 9, 9, 3, 3, 2, 1),
+    (1, 3, 8, 8, 2, 5, 2, 2),
+    (2, 4, 5, 7, 2, 1, 1, 0),
+    (1, 2, 6, 6, 3, 2, 2, 0),
+]
+
+
+def nhwc(x):
+    return x.transpose(0, 2, 3, 1)
+
+
+def nchw(x):
+    return x.transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=[f"C{c[1]}k{c[5]}s{c[6]}p{c[7]}" for c in CONV_CASES])
+def test_conv_gradcheck(case):
+    n, c, h, w, f, k, s, p = case
+    conv = cl.Conv2D(c, f, k, stride=s, padding=p, rng=np.random.default_rng(1), dtype=np.float64)
+    conv.bias.data[:] = RNG.standard_normal(f)
+    for r in gradcheck.check_module(conv, RNG.standard_normal((n, h, w, c))):
+        assert r.rel_error < 1e-6, r
+
+
+@pytest.mark.parametrize("pool, k, s", [(cl.MaxPool2D, 2, 2), (cl.MaxPool2D, 3, 2), (cl.MaxPool2D, 2, 1),
+                                        (cl.AvgPool2D, 2, 2), (cl.AvgPool2D, 3, 1)])
+def test_pool_gradcheck(pool, k, s):
+    x = RNG.permutation(2 * 8 * 6 * 3).reshape(2, 8, 6, 3) / 10.0  # distinct values: no ties for finite differences
+    for r in gradcheck.check_module(pool(k, s), x):
+        assert r.rel_error < 1e-6, r
+
+
+def test_whole_cnn_gradcheck_float64():
+    model = build_cnn(channels=(2, 3), hidden=8, image_size=8, seed=0, dtype=np.float64)
+    x, y = RNG.standard_normal((3, 1, 8, 8)), np.array([1, 4, 7])
+    results = gradcheck.check_network(model, softmax_cross_entropy, x, y, max_entries=40)
+    assert len(results) == len(model.parameters())
+    assert max(r.rel_error for r in results) < 1e-6, results
+
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=[f"C{c[1]}k{c[5]}s{c[6]}p{c[7]}" for c in CONV_CASES])
+def test_conv_matches_torch(case):
+    n, c, h, w, f, k, s, p = case
+    x = RNG.standard_normal((n, c, h, w))
+    conv = cl.Conv2D(c, f, k, stride=s, padding=p, rng=np.random.default_rng(2), dtype=np.float64)
+    conv.bias.data[:] = RNG.standard_normal(f)
+    out = conv.forward(nhwc(x))
+    g = RNG.standard_normal(out.shape)
+    dx = conv.backward(g)
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(cl.torch_weight_layout(conv.weight.data), requires_grad=True)
+    bt = torch.tensor(conv.bias.data, requires_grad=True)
+    ref = F.conv2d(xt, wt, bt, stride=s, padding=p)
+    ref.backward(torch.tensor(nchw(g)))
+    np.testing.assert_allclose(nchw(out), ref.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(nchw(dx), xt.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(cl.torch_weight_layout(conv.weight.grad), wt.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(conv.bias.grad, bt.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("name, k, s", [("max", 2, 2), ("max", 3, 2), ("max", 2, 1), ("max", 3, 3),
+                                        ("avg", 2, 2), ("avg", 3, 2), ("avg", 2, 1)])
+def test_pools_match_torch_including_ties(name, k, s):
+    x = np.round(RNG.standard_normal((2, 3, 8, 6)))  # rounded: many tied maxima
+    x[0, 0, :4, :4] = 0.0                             # and whole windows of equal values, like MNIST's background
+    layer = cl.MaxPool2D(k, s) if name == "max" else cl.AvgPool2D(k, s)
+    out = layer.forward(nhwc(x))
+    g = RNG.standard_normal(out.shape)
+    dx = layer.backward(g)
+    xt = torch.tensor(x, requires_grad=True)
+    ref = (F.max_pool2d if name == "max" else F.avg_pool2d)(xt, k, s)
+    ref.backward(torch.tensor(nchw(g)))
+    np.testing.assert_allclose(nchw(out), ref.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(nchw(dx), xt.grad.numpy(), atol=1e-12)
+
+
+def test_float32_training_dtypes_stay_float32():
+    model = build_cnn(seed=0)
+    out = model.forward(RNG.standard_normal((4, 1, 28, 28)).astype(np.float32))
+    assert out.dtype == np.float32
+    model.backward(np.ones_like(out))
+    assert all(p.grad.dtype == np.float32 for p in model.parameters())
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 0), (1, 1), (2, 1), (3, 2)])
+def test_loop_convolution_equals_im2col(stride, padding):
+    x = RNG.standard_normal((2, 3, 9, 8))
+    conv = cl.Conv2D(3, 4, 3, stride=stride, padding=padding, rng=np.random.default_rng(3), dtype=np.float64)
+    conv.bias.data[:] = RNG.standard_normal(4)
+    fast = nchw(conv.forward(nhwc(x)))
+    slow = conv2d_loops(x, cl.torch_weight_layout(conv.weight.data), conv.bias.data, stride, padding)
+    np.testing.assert_allclose(fast, slow, atol=1e-12)
+
+
+def test_col2im_is_the_adjoint_of_im2col():
+    # <im2col(x), y> == <x, col2im(y)> for every x, y: the defining property of the backward pass
+    x = RNG.standard_normal((2, 7, 6, 3))
+    for k, s in ((3, 1), (3, 2), (2, 2)):
+        cols = cl.im2col(x, k, k, s)
+        y = RNG.standard_normal(cols.shape)
+        assert np.sum(cols * y) == pytest.approx(np.sum(x * cl.col2im(y, x.shape, k, k, s)), rel=1e-12)
+
+
+def test_random_shift_moves_each_image_within_bounds():
+    from section3_cnn.augment import random_shift
+
+    x = np.zeros((50, 1, 9, 9), dtype=np.float32)
+    x[:, 0, 4, 4] = 1.0                                   # one bright pixel in the centre
+    shifted = random_shift(x, np.random.default_rng(0), max_shift=2)
+    assert shifted.shape == x.shape and shifted.dtype == np.float32
+    rows, cols = np.nonzero(shifted[:, 0].sum(axis=0))
+    positions = [tuple(np.argwhere(img[0])[0]) for img in shifted]
+    assert all(abs(r - 4) <= 2 and abs(c - 4) <= 2 for r, c in positions)
+    assert len(set(positions)) > 10                        # offsets differ from image to image
+    np.testing.assert_array_equal(shifted.sum(axis=(1, 2, 3)), 1.0)   # nothing lost or duplicated
+    again = random_shift(x, np.random.default_rng(0), max_shift=2)
+    np.testing.assert_array_equal(shifted, again)          # seeded
