@@ -1,0 +1,87 @@
+"""The PyTorch engine: it learns, resumes to the same weights, refuses NaN and foreign checkpoints."""
+import argparse
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from section4_transfer.models import SmallCNN  # noqa: E402
+from shared_utils import data, runs  # noqa: E402
+from shared_utils.errors import UserError  # noqa: E402
+from shared_utils.tensor_pipeline import TensorLoader, horizontal_flip, random_crop  # noqa: E402
+from shared_utils.training import TrainConfig, TrainingDiverged, evaluate, fit  # noqa: E402
+from tests.conftest import requires  # noqa: E402
+
+CPU = torch.device("cpu")
+
+
+def loaders(x, y, batch=32, augment=(), seed=0):
+    mean, std = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+    return (TensorLoader(x, y, batch_size=batch, mean=mean, std=std, augment=augment, seed=seed),
+            TensorLoader(x, y, batch_size=256, mean=mean, std=std, shuffle=False))
+
+
+def run_dir(tmp_path, name="r"):
+    return runs.RunDir(__file__, name, argparse.Namespace(out=tmp_path))
+
+
+def small_model(seed=0):
+    torch.manual_seed(seed)
+    return SmallCNN(width=8, dropout=0.1)
+
+
+@requires("cifar10")
+def test_tiny_model_overfits_a_small_real_batch(tmp_path):
+    ds = data.cifar10(limit=64, seed=0)
+    train, val = loaders(ds.train.x, ds.train.y)
+    history = fit(small_model(), train, val, TrainConfig(epochs=30, lr=3e-3, optimizer="adam", weight_decay=0,
+                                                          schedule="none"), device=CPU, run=run_dir(tmp_path))
+    assert history[0]["train_acc"] < 0.3 and history[-1]["val_acc"] >= 0.95  # memorised 64 real images
+    assert history[-1]["train_loss"] < history[0]["train_loss"] / 5
+    assert runs.read_metrics(tmp_path / "r")["epoch"].tolist() == list(range(1, 31))
+
+
+def synthetic(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    x, y = synthetic()
+    cfg = TrainConfig(epochs=4, lr=0.05, schedule="cosine", warmup_epochs=1, label_smoothing=0.1, grad_clip=1.0)
+    augment = [random_crop(4), horizontal_flip()]
+    straight = small_model()
+    fit(straight, *loaders(x, y, augment=augment), cfg, device=CPU, run=run_dir(tmp_path, "straight"))
+    # the same run, stopped after 2 epochs (a fresh process would start from scratch like this) ...
+    interrupted = small_model()
+    fit(interrupted, *loaders(x, y, augment=augment), cfg, device=CPU, run=run_dir(tmp_path, "resumed"), stop_after=2)
+    # ... then resumed into new objects: everything must come from last.pt
+    torch.manual_seed(123)  # a different RNG state, which resume must overwrite
+    resumed = small_model(seed=99)
+    history = fit(resumed, *loaders(x, y, augment=augment, seed=7), cfg, device=CPU,
+                  run=runs.RunDir(__file__, "resumed", argparse.Namespace(out=tmp_path), resume=True), resume=True)
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert runs.read_metrics(tmp_path / "resumed")["epoch"].tolist() == [1, 2, 3, 4]
+
+
+def test_nan_loss_stops_with_a_clear_message(tmp_path):
+    x, y = synthetic(32)
+    with pytest.raises(TrainingDiverged, match="lower the learning rate"):
+        fit(small_model(), *loaders(x, y, batch=4), TrainConfig(epochs=1, lr=1e12, momentum=0.0, schedule="none"),
+            device=CPU)
+
+
+def test_checkpoints_are_weights_only(tmp_path):
+    x, y = synthetic(32)
+    fit(small_model(), *loaders(x, y), TrainConfig(epochs=1), device=CPU, run=run_dir(tmp_path))
+    best = runs.load_torch(tmp_path / "r" / "best.pt")
+    model = small_model()
+    model.load_state_dict(best["model"])
+    torch.save({"model": argparse.Namespace(a=1)}, tmp_path / "r" / "evil.pt")   # not just weights
+    with pytest.raises(UserError, match="more than weights"):
+        runs.load_torch(tmp_path / "r" / "evil.pt")
+    loss, acc = evaluate(model, loaders(x, y)[1], CPU)
+    assert np.isfinite(loss) and 0 <= acc <= 1

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from section4_transfer import models  # noqa: E402
+from shared_utils import tensor_pipeline as tp  # noqa: E402
+
+
+@pytest.mark.parametrize("depth, millions", [(20, 0.27), (32, 0.46), (44, 0.66), (56, 0.85)])
+def test_resnet_parameter_counts_match_the_paper(depth, millions):
+    resnet = models.build_model("resnet", depth=depth)
+    plain = models.build_model("plain", depth=depth)
+    assert round(models.count_parameters(resnet) / 1e6, 2) == millions
+    # residual and plain differ only by the (parameter-free) shortcut
+    assert list(resnet.state_dict()) == list(plain.state_dict())
+    assert models.count_parameters(plain) == models.count_parameters(resnet)
+
+
+def test_shortcut_is_the_only_difference():
+    torch.manual_seed(0)
+    resnet = models.build_model("resnet", depth=20).eval()
+    plain = models.build_model("plain", depth=20).eval()
+    plain.load_state_dict(resnet.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    assert not torch.allclose(resnet(x), plain(x))
+    for block in resnet.stages:
+        block.residual = False
+    assert torch.allclose(resnet(x), plain(x))
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "resnet", "plain", "resnet18"])
+def test_output_shapes(name):
+    assert models.build_model(name)(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_imagenet_size_resnet18_keeps_its_stem():
+    model = models.resnet18(classes=2, cifar_stem=False)
+    assert model.conv1.kernel_size == (7, 7) and model(torch.zeros(1, 3, 224, 224)).shape == (1, 2)
+
+
+def batch(n=16, seed=0):
+    return torch.from_numpy(np.random.default_rng(seed).random((n, 3, 32, 32), dtype=np.float32))
+
+
+@pytest.mark.parametrize("name", sorted(tp.AUGMENTATIONS))
+def test_augmentations_keep_shape_dtype_range_and_repeat_with_a_seed(name):
+    aug = tp.AUGMENTATIONS[name]()
+    x = batch(64)   # several chunks for RandAugment, which draws one policy per chunk
+    out1 = aug(x.clone(), torch.Generator().manual_seed(1))
+    out2 = aug(x.clone(), torch.Generator().manual_seed(1))
+    out3 = aug(x.clone(), torch.Generator().manual_seed(2))
+    assert out1.shape == x.shape and out1.dtype == torch.float32
+    assert out1.min() >= -1e-6 and out1.max() <= 1 + 1e-6
+    assert torch.equal(out1, out2), "same seed, same result"
+    assert not torch.equal(out1, out3), "another seed, another result"
+    assert not torch.equal(out1, x), "it changed the images"
+
+
+def test_crop_and_flip_move_pixels_not_values():
+    x = batch(8)
+    cropped = tp.random_crop(0)(x, torch.Generator().manual_seed(0))
+    assert torch.equal(cropped, x)                           # padding 0: the only window is the image
+    flipped = tp.horizontal_flip(p=1.0)(x, torch.Generator())
+    assert torch.equal(flipped, x.flip(3))
+
+
+def test_loader_keeps_labels_aligned_and_normalises():
+    n = 50
+    images = np.zeros((n, 3, 32, 32), dtype=np.uint8)
+    images[:, 0] = np.arange(n, dtype=np.uint8)[:, None, None]   # the label is written in the red channel
+    labels = np.arange(n)
+    loader = tp.TensorLoader(images, labels, batch_size=16, mean=(0, 0, 0), std=(1, 1, 1),
+                             augment=[tp.horizontal_flip(), tp.color_jitter(0.0, 0.0, 0.0)], seed=3)
+    seen = []
+    for x, y in loader:
+        assert x.dtype == torch.float32 and y.dtype == torch.int64
+        np.testing.assert_allclose(x[:, 0, 5, 5].numpy() * 255, y.numpy(), atol=1e-3)
+        seen += y.tolist()
+    assert sorted(seen) == list(range(n)) and len(loader) == 4
+    again = tp.TensorLoader(images, labels, batch_size=16, mean=(0, 0, 0), std=(1, 1, 1), seed=3)
+    assert [y.tolist() for _, y in again] == [y.tolist() for _, y in tp.TensorLoader(
+        images, labels, batch_size=16, mean=(0, 0, 0), std=(1, 1, 1), seed=3)]
