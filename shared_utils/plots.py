@@ -416,3 +416,22 @@ def error_bars_log(values: Mapping[str, float], out: str | os.PathLike, *, thres
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.legend()
     return save(fig, out)
+
+
+def training_dashboard(run_path: str | os.PathLike, out: str | os.PathLike | None = None,
+                       title: str | None = None) -> Path:
+    """Four panels from metrics.csv: loss, accuracy, learning rate, throughput (images per second)."""
+    run_path = Path(run_path)
+    m = read_metrics(run_path)
+    e = m["epoch"]
+    both = lambda key: {name: (e, _scaled(f"{split}_{key}", m[f"{split}_{key}"]))  # noqa: E731
+                        for split, name in (("train", "train"), ("val", "validation")) if f"{split}_{key}" in m}
+    panels = [
+        {"series": both("loss"), "title": "Loss", "xlabel": "epoch", "ylabel": "cross-entropy (nats)"},
+        {"series": both("acc"), "title": "Accuracy", "xlabel": "epoch", "ylabel": "accuracy (%)"},
+        {"series": {"learning rate at epoch start": (e, m["lr"])}, "title": "Learning rate", "xlabel": "epoch",
+         "ylabel": "learning rate"},
+        {"series": {"training images per second": (e, m.get("images_per_s", np.full(len(e), np.nan)))},
+         "title": "Throughput", "xlabel": "epoch", "ylabel": "images per second"},
+    ]
+    return line_panels(panels, out or run_path / "dashboard.png", title=title or f"Training: {run_path.name}")

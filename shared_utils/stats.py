@@ -62,6 +62,9 @@ def comparison_rows(results: Mapping[str, Mapping[str, Sequence[float]]], *, sca
                 cells.append("")
                 continue
             s = summarize(per[metric])
+            if s.std == 0 and all(float(v).is_integer() for v in per[metric]):
+                cells.append(f"{int(s.mean * scale):,}")   # counts such as parameters: no decimals
+                continue
             cell = format_mean_std(s, digits, scale)
             if s.n > 1:
                 cell += f" [{(s.mean - s.ci95) * scale:.{digits}f}, {(s.mean + s.ci95) * scale:.{digits}f}]"
