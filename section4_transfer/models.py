@@ -138,3 +138,66 @@ def build_model(name: str, **kwargs) -> nn.Module:
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def load_pretrained(model: nn.Module, weights: str, *, skip_prefixes: tuple[str, ...] = ("fc.",)) -> dict:
+    """Load backbone weights into a torchvision-style ResNet-18 (the head is left as built).
+
+    ``weights`` is ``"imagenet"`` (torchvision's ImageNet-1k weights: from the torch hub cache, else
+    downloaded) or the path of a saved state dict (a plain one, or a checkpoint with a ``"model"``
+    entry, loaded with ``weights_only=True``). Returns the keys that were not loaded.
+    """
+    from shared_utils.errors import UserError
+    from shared_utils.runs import load_torch
+
+    if weights == "imagenet":
+        import torchvision
+
+        import contextlib
+        import io
+
+        spec = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+        try:
+            # torch.hub announces each download on stdout; keep the one-line error clean
+            with contextlib.redirect_stdout(io.StringIO()):
+                state = spec.get_state_dict(progress=False)
+        except Exception as exc:  # offline: URLError / OSError from the hub download
+            cache = torch.hub.get_dir()
+            raise UserError(f"ImageNet weights for ResNet-18 are not in the torch hub cache ({cache}) and could not "
+                            f"be downloaded ({type(exc).__name__}); pass --weights PATH to a saved state dict, "
+                            "or --weights none to train from scratch") from None
+    else:
+        state = load_torch(weights)
+        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+            state = state["model"]
+        if not isinstance(state, dict):
+            raise UserError(f"{weights} does not hold a state dict")
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if not k.startswith(skip_prefixes) and k in own}
+    wrong = [k for k, v in usable.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        raise UserError(f"{weights}: shapes do not fit this ResNet-18 for {len(wrong)} tensors (first: {wrong[0]} "
+                        f"{tuple(usable[wrong[0]].shape)} vs {tuple(own[wrong[0]].shape)})")
+    if not usable:
+        raise UserError(f"{weights}: none of its tensors belong to a ResNet-18 (is it the right file?)")
+    result = model.load_state_dict(usable, strict=False)
+    return {"loaded": len(usable), "missing": list(result.missing_keys)}
+
+
+def freeze_backbone(model: nn.Module, head: str = "fc") -> nn.Module:
+    """Stop gradients everywhere except the head, and keep the backbone's BatchNorm statistics
+    fixed: a frozen feature extractor should not drift with the new data's batch statistics.
+    Returns the model, whose ``train()`` now leaves every module but the head in eval mode."""
+    for name, p in model.named_parameters():
+        p.requires_grad = name.startswith(head + ".")
+    plain_train = model.train
+
+    def train(mode: bool = True):
+        plain_train(mode)
+        for name, module in model.named_modules():
+            if name and not name.startswith(head):
+                module.eval()
+        return model
+
+    model.train = train
+    return model

@@ -1,0 +1,96 @@
+"""Every section 4 script runs with --quick on real CIFAR-10 images and writes its outputs."""
+import json
+
+import pytest
+
+from shared_utils import runs
+from tests.conftest import assert_user_error, requires, run_script
+
+pytest.importorskip("torch")
+
+
+def script(name, tmp_path, *args, expect=0):
+    result = run_script(f"section4_transfer/{name}", "--quiet", "--out", tmp_path, *args, cwd=tmp_path)
+    assert result.returncode == expect, result.stderr
+    return result
+
+
+@requires("cifar10")
+def test_mlp_vs_cnn_then_saliency(tmp_path):
+    script("mlp_vs_cnn.py", tmp_path, "--quick")
+    root = tmp_path / "mlp_vs_cnn"
+    assert (root / "curves.png").is_file() and "| CNN | 1 |" in (root / "table.md").read_text()
+    for name in ("mlp", "cnn"):
+        s = runs.read_summary(root / name / "seed0")
+        assert 0.0 <= s["test_acc"] <= 1.0 and (root / name / "seed0" / "dashboard.png").is_file()
+    assert runs.read_summary(root / "mlp" / "seed0")["test_acc"] > 0.15  # 512 images, one epoch; chance 0.10
+    script("saliency_maps.py", tmp_path, "--ckpt", root / "cnn" / "seed0" / "best.pt", "--samples", "3", "--count", "2")
+    s = runs.read_summary(tmp_path / "saliency")
+    assert s["speckle_smoothgrad"] < s["speckle_vanilla"]  # averaging over noise smooths the map
+    assert (tmp_path / "saliency" / "vanilla.png").is_file() and (tmp_path / "saliency" / "smoothgrad.png").is_file()
+
+
+def test_saliency_without_checkpoint_names_the_command(tmp_path):
+    result = run_script("section4_transfer/saliency_maps.py", "--ckpt", tmp_path / "none.pt", cwd=tmp_path)
+    assert_user_error(result, "no checkpoint", "python section4_transfer/mlp_vs_cnn.py")
+
+
+@requires("cifar10")
+def test_resnet_vs_plain_records_gradient_flow(tmp_path):
+    script("resnet_vs_plain.py", tmp_path, "--quick")
+    root = tmp_path / "resnet_vs_plain"
+    for name in ("Plain-8", "Plain-14", "ResNet-8", "ResNet-14"):
+        norms = (root / name / "grad_norms.csv").read_text().splitlines()
+        assert norms[0] == "step,first_conv_grad_norm" and len(norms) > 1
+        snapshots = json.loads((root / name / "grad_snapshots.json").read_text())
+        depth = int(name.split("-")[1])
+        assert all(len(v) == depth - 1 for v in snapshots.values())   # every conv layer (fc excluded)
+    for png in ("curves.png", "first_conv_grad_norm.png", "layer_grad_norms.png"):
+        assert (root / png).is_file(), png
+
+
+def test_resnet_vs_plain_rejects_bad_depths(tmp_path):
+    result = run_script("section4_transfer/resnet_vs_plain.py", "--depths", "20", "21", cwd=tmp_path)
+    assert_user_error(result, "6n+2")
+
+
+@requires("cifar10")
+def test_transfer_learning_offline_error_and_weights_from_a_file(tmp_path):
+    import torch
+
+    from section4_transfer.models import resnet18
+
+    result = run_script("section4_transfer/transfer_learning.py", "--quick", "--data-dir", tmp_path / "nothing",
+                        cwd=tmp_path, env_extra={"TORCH_HOME": str(tmp_path / "hub"),
+                                                 "HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"})
+    assert_user_error(result, "--weights PATH", "--weights none")
+    torch.manual_seed(0)
+    torch.save(resnet18(classes=1000, cifar_stem=False).state_dict(), tmp_path / "backbone.pt")
+    script("transfer_learning.py", tmp_path, "--quick", "--weights", tmp_path / "backbone.pt")
+    root = tmp_path / "transfer_learning"
+    frozen = runs.read_summary(root / "pretrained_frozen_backbone")
+    full = runs.read_summary(root / "pretrained_fine-tune_all")
+    assert frozen["trainable_parameters"] == 512 * 10 + 10 and full["trainable_parameters"] > 11_000_000
+    assert frozen["loaded"]["loaded"] == 120          # every backbone tensor but the replaced head
+    assert (root / "table.md").is_file() and (root / "curves.png").is_file()
+
+
+def test_inspect_resnet(tmp_path):
+    result = script("inspect_resnet.py", tmp_path, "--num-classes", "2", "--size", "64")
+    s = runs.read_summary(tmp_path / "inspect_resnet")
+    assert s["total_parameters"] == 11_689_512 and s["state_dict_tensors"] == 122
+    assert s["output_shape"] == [2, 2] and s["trainable_when_frozen"] == ["fc.weight", "fc.bias"]
+    assert s["parameters_per_stage"]["layer4"] == 8_393_728 and "fc.weight" in (tmp_path / "inspect_resnet" / "state_dict.md").read_text()
+    assert "trainable" in result.stdout
+
+
+@requires("cifar10")
+def test_augmentation_and_regularization_studies(tmp_path):
+    script("augmentation_study.py", tmp_path, "--quick", "--conditions", "none", "combined", "randaugment")
+    root = tmp_path / "augmentation"
+    for png in ("examples.png", "accuracy.png", "curves.png"):
+        assert (root / png).is_file(), png
+    assert "| combined | 1 |" in (root / "table.md").read_text()
+    script("regularization_study.py", tmp_path, "--quick", "--conditions", "baseline", "all combined")
+    root = tmp_path / "regularization"
+    assert (root / "gap_and_accuracy.png").is_file() and "| all combined | 1 |" in (root / "table.md").read_text()
