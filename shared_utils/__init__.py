@@ -1,5 +1,7 @@
-"""What every experiment shares: flags, seeding, devices, data, run folders, plots, statistics.
+"""What every experiment shares: flags, seeding, devices, data, run folders, plots, statistics,
+and the PyTorch side (training.py, tensor_pipeline.py).
 
-Nothing here imports a section, and nothing here imports torch at module level:
-NumPy experiments start fast and stay honest about their dependencies.
+Nothing here imports a section. The NumPy-side modules (cli, seed, device, data, runs, plots,
+stats, report) import torch only inside the functions that need it, so NumPy experiments start
+fast and never depend on PyTorch; training.py and tensor_pipeline.py are PyTorch code.
 """

@@ -86,7 +86,7 @@ def test_inspect_resnet(tmp_path):
 
 @requires("cifar10")
 def test_augmentation_and_regularization_studies(tmp_path):
-    script("augmentation_study.py", tmp_path, "--quick", "--conditions", "none", "combined", "randaugment")
+    script("augmentation_study.py", tmp_path, "--quick", "--conditions", "none", "combined")
     root = tmp_path / "augmentation"
     for png in ("examples.png", "accuracy.png", "curves.png"):
         assert (root / png).is_file(), png

@@ -222,3 +222,19 @@ def test_real_cifar10_counts():
     assert len(ds.train) == 45000 and len(ds.val) == 5000 and len(ds.test) == 10000
     assert np.bincount(ds.test.y).tolist() == [1000] * 10
     assert np.bincount(np.concatenate([ds.train.y, ds.val.y])).tolist() == [5000] * 10
+
+
+def test_torch_wrappers_normalise_and_shuffle_with_a_seed():
+    torch = pytest.importorskip("torch")
+    ds = data.digits(val_size=100, seed=0)
+    dataset = data.torch_dataset(ds, "val")
+    x, y = dataset[0]
+    assert x.dtype == torch.float32 and x.shape == (1, 8, 8) and y.dtype == torch.int64
+    np.testing.assert_allclose(x.numpy(), ds.normalize(ds.val.x[:1])[0], rtol=1e-6)
+    first = [yb.tolist() for _, yb in data.torch_loader(ds, "train", batch_size=32, seed=1)]
+    again = [yb.tolist() for _, yb in data.torch_loader(ds, "train", batch_size=32, seed=1)]
+    other = [yb.tolist() for _, yb in data.torch_loader(ds, "train", batch_size=32, seed=2)]
+    assert first == again and first != other
+    assert sorted(sum(first, [])) == sorted(ds.train.y.tolist())
+    with pytest.raises(UserError, match="no val split"):
+        data.torch_dataset(data.digits(), "val")
