@@ -178,6 +178,8 @@ def line_panels(panels: Sequence[dict], out: str | os.PathLike, *, title: str | 
                 half = np.asarray(bands[label], float)
                 ax.fill_between(x, y - half, y + half, color=line.get_color(), alpha=0.2)
         ax.set(title=panel["title"], xlabel=panel["xlabel"], ylabel=panel["ylabel"])
+        if panel["xlabel"] == "epoch":
+            _integer_epochs(ax)
         if panel.get("logx"):
             ax.set_xscale("log")
         if panel.get("logy"):
