@@ -19,7 +19,7 @@ from shared_utils.training import TrainConfig
 
 def main(argv=None):
     p = cli.parser(__doc__, epochs=5, batch_size=64, lr=0.01,
-                   quick={"epochs": 1, "train_subset": 64, "test_subset": 64, "val_size": 32, "resize": 64})
+                   quick={"epochs": 1, "train_subset": 64, "test_subset": 64, "val_size": 32, "resize": 32})
     p.add_argument("--resize", type=cli.positive_int, default=224, help="input side fed to the network")
     p.add_argument("--weights", default="imagenet", help="imagenet, a path to a state dict, or none")
     add_cifar_flags(p, val_size=1000)

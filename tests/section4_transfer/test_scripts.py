@@ -86,11 +86,11 @@ def test_inspect_resnet(tmp_path):
 
 @requires("cifar10")
 def test_augmentation_and_regularization_studies(tmp_path):
-    script("augmentation_study.py", tmp_path, "--quick", "--conditions", "none", "combined")
+    script("augmentation_study.py", tmp_path, "--quick", "--conditions", "combined")
     root = tmp_path / "augmentation"
     for png in ("examples.png", "accuracy.png", "curves.png"):
         assert (root / png).is_file(), png
     assert "| combined | 1 |" in (root / "table.md").read_text()
-    script("regularization_study.py", tmp_path, "--quick", "--conditions", "baseline", "all combined")
+    script("regularization_study.py", tmp_path, "--quick", "--conditions", "all combined")
     root = tmp_path / "regularization"
     assert (root / "gap_and_accuracy.png").is_file() and "| all combined | 1 |" in (root / "table.md").read_text()
