@@ -72,9 +72,8 @@ def main(argv=None):
     header, rows = stats.comparison_rows(results)
     stats.write_table(header, rows, out / "table", caption=f"Augmentation study: small CNN, {args.epochs} epochs, "
                       f"{len(ds.train)} training images, seeds {args.seeds}; mean ± std [95% CI]")
-    summaries = {name: stats.summarize(r["test acc (%)"]) for name, r in results.items()}
-    plots.grouped_bars({n: {"test accuracy": s.mean} for n, s in summaries.items()}, out / "accuracy.png",
-                       errors={n: {"test accuracy": 0.0 if s.n == 1 else s.ci95} for n, s in summaries.items()},
+    values, errors = stats.bar_values(results, {"test acc (%)": "test accuracy"})
+    plots.grouped_bars(values, out / "accuracy.png", errors=errors,
                        title=f"Test accuracy by augmentation (mean and 95% CI over {len(args.seeds)} seeds)",
                        xlabel="training-time augmentation", ylabel="test accuracy (%)")
     plots.compare_curves(paths, out / "curves.png", metrics=("train_loss", "val_acc"),

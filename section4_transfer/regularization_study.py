@@ -54,11 +54,8 @@ def main(argv=None):
     header, rows = stats.comparison_rows(results)
     stats.write_table(header, rows, out / "table", caption=f"Regularisation study: small CNN, {args.epochs} epochs, "
                       f"{len(ds.train)} training images, seeds {args.seeds}; mean ± std [95% CI]")
-    values = {n: {"train - val gap (points)": stats.summarize(r["train - val acc (points)"]).mean,
-                  "test accuracy (%)": stats.summarize(r["test acc (%)"]).mean} for n, r in results.items()}
-    errors = {n: {"train - val gap (points)": stats.summarize(r["train - val acc (points)"]).ci95 if len(args.seeds) > 1 else 0.0,
-                  "test accuracy (%)": stats.summarize(r["test acc (%)"]).ci95 if len(args.seeds) > 1 else 0.0}
-              for n, r in results.items()}
+    values, errors = stats.bar_values(results, {"train - val acc (points)": "train - val gap (points)",
+                                                "test acc (%)": "test accuracy (%)"})
     plots.grouped_bars(values, out / "gap_and_accuracy.png", errors=errors,
                        title="Regularisers head to head: the train/validation gap and test accuracy",
                        xlabel="regulariser", ylabel="percentage points / percent")

@@ -91,3 +91,19 @@ def write_table(header: Sequence[str], rows: Sequence[Sequence[object]], out_ste
     writer.writerows(rows)
     csv_path = atomic_write_text(stem.with_suffix(".csv"), buffer.getvalue())
     return md_path, csv_path
+
+
+def bar_values(results: Mapping[str, Mapping[str, Sequence[float]]], metrics: Mapping[str, str]
+               ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """``{method: {metric: [per-seed values]}}`` -> (means, 95% CI half-widths) for plots.grouped_bars.
+
+    ``metrics`` maps each result key to its bar label; a single seed gets no error bar (0).
+    """
+    means: dict[str, dict[str, float]] = {}
+    errors: dict[str, dict[str, float]] = {}
+    for method, per in results.items():
+        for key, label in metrics.items():
+            s = summarize(per[key])
+            means.setdefault(method, {})[label] = s.mean
+            errors.setdefault(method, {})[label] = 0.0 if s.n == 1 else s.ci95
+    return means, errors

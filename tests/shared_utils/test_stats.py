@@ -31,3 +31,10 @@ def test_comparison_table_written_as_markdown_and_csv(tmp_path):
     text = md.read_text().splitlines()
     assert text[0] == "Pooling" and text[2] == "| method | seeds | acc |" and text[3] == "|---|---|---|"
     assert csv_path.read_text().splitlines()[0] == "method,seeds,acc"
+
+
+def test_bar_values_means_and_intervals():
+    means, errors = stats.bar_values({"a": {"acc": [1.0, 2.0, 3.0]}, "b": {"acc": [5.0]}}, {"acc": "accuracy"})
+    assert means == {"a": {"accuracy": 2.0}, "b": {"accuracy": 5.0}}
+    assert errors["a"]["accuracy"] == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    assert errors["b"]["accuracy"] == 0.0
