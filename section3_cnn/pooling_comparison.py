@@ -33,13 +33,12 @@ def main(argv=None):
             paths.setdefault(f"{pool} pooling", []).append(run.path)
             print(f"{pool} pooling, seed {seed}: test accuracy {s['test_acc']:.4f}")
     out = runs.root(__file__, "pooling_compare", args.out)
-    header, rows = stats.comparison_rows(results, digits=3)
-    stats.write_table(header, rows, out / "table",
-                      caption=f"Max vs average pooling, NumPy CNN, {args.epochs} epochs, seeds {args.seeds}: "
-                              "mean ± std [95% CI]")
+    table = stats.write_comparison(results, out / "table", digits=3,
+                                   caption=f"Max vs average pooling, NumPy CNN, {args.epochs} epochs, "
+                                           f"seeds {args.seeds}: mean ± std [95% CI]")
     plots.compare_curves(paths, out / "curves.png", metrics=("train_loss", "val_acc"), logy=("train_loss",),
                          title="Max vs average pooling: same network, seeds and batches")
-    print("\n".join(" | ".join(r) for r in [header] + rows))
+    print(table)
     return results
 
 

@@ -69,16 +69,15 @@ def main(argv=None):
                 100 * (s["final_train_acc"] - s["final_val_acc"]))
             paths.setdefault(name, []).append(run.path)
             print(f"{name:12s} seed {seed}: test accuracy {s['test_acc']:.4f}")
-    header, rows = stats.comparison_rows(results)
-    stats.write_table(header, rows, out / "table", caption=f"Augmentation study: small CNN, {args.epochs} epochs, "
-                      f"{len(ds.train)} training images, seeds {args.seeds}; mean ± std [95% CI]")
+    table = stats.write_comparison(results, out / "table", caption=f"Augmentation study: small CNN, {args.epochs} "
+                                   f"epochs, {len(ds.train)} training images, seeds {args.seeds}; mean ± std [95% CI]")
     values, errors = stats.bar_values(results, {"test acc (%)": "test accuracy"})
     plots.grouped_bars(values, out / "accuracy.png", errors=errors,
                        title=f"Test accuracy by augmentation (mean and 95% CI over {len(args.seeds)} seeds)",
                        xlabel="training-time augmentation", ylabel="test accuracy (%)")
     plots.compare_curves(paths, out / "curves.png", metrics=("train_loss", "val_acc"),
                          title="Augmentation study: training loss and validation accuracy")
-    print("\n".join(" | ".join(r) for r in [header] + rows))
+    print(table)
     return results
 
 

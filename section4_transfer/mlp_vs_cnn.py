@@ -37,12 +37,11 @@ def main(argv=None):
             paths.setdefault(name.upper(), []).append(run.path)
             print(f"{name.upper()} seed {seed}: test accuracy {s['test_acc']:.4f}, {s['parameters']:,} parameters")
     out = runs.root(__file__, "mlp_vs_cnn", args.out)
-    header, rows = stats.comparison_rows(results, digits=2)
-    stats.write_table(header, rows, out / "table", caption=f"MLP vs CNN, {args.epochs} epochs, "
-                      f"{len(ds.train)} training images, seeds {args.seeds}")
+    table = stats.write_comparison(results, out / "table", caption=f"MLP vs CNN, {args.epochs} epochs, "
+                                   f"{len(ds.train)} training images, seeds {args.seeds}")
     plots.compare_curves(paths, out / "curves.png", metrics=("train_loss", "val_acc"),
                          title="MLP vs CNN on CIFAR-10: same data, epochs and optimizer")
-    print("\n".join(" | ".join(r) for r in [header] + rows))
+    print(table)
     return results
 
 

@@ -51,9 +51,8 @@ def main(argv=None):
             results[name].setdefault("test acc (%)", []).append(100 * s["test_acc"])
             paths.setdefault(name, []).append(run.path)
             print(f"{name:14s} seed {seed}: train-val gap {gap:.1f} points, test accuracy {s['test_acc']:.4f}")
-    header, rows = stats.comparison_rows(results)
-    stats.write_table(header, rows, out / "table", caption=f"Regularisation study: small CNN, {args.epochs} epochs, "
-                      f"{len(ds.train)} training images, seeds {args.seeds}; mean ± std [95% CI]")
+    table = stats.write_comparison(results, out / "table", caption=f"Regularisation study: small CNN, {args.epochs} "
+                                   f"epochs, {len(ds.train)} training images, seeds {args.seeds}; mean ± std [95% CI]")
     values, errors = stats.bar_values(results, {"train - val acc (points)": "train - val gap (points)",
                                                 "test acc (%)": "test accuracy (%)"})
     plots.grouped_bars(values, out / "gap_and_accuracy.png", errors=errors,
@@ -61,7 +60,7 @@ def main(argv=None):
                        xlabel="regulariser", ylabel="percentage points / percent")
     plots.compare_curves(paths, out / "curves.png", metrics=("train_acc", "val_acc"),
                          title="Training vs validation accuracy under each regulariser")
-    print("\n".join(" | ".join(r) for r in [header] + rows))
+    print(table)
     return results
 
 

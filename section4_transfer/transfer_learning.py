@@ -49,9 +49,8 @@ def main(argv=None):
         paths[label] = run.path
         print(f"{label:28s} test accuracy {s['test_acc']:.4f} ({s['trainable_parameters']:,} trainable)")
     out = runs.root(__file__, "transfer_learning", args.out)
-    header, rows = stats.comparison_rows(results)
-    stats.write_table(header, rows, out / "table", caption=f"Transfer to CIFAR-10 at {args.resize}px, "
-                      f"{len(ds.train)} training images, {args.epochs} epochs, weights: {args.weights}")
+    print(stats.write_comparison(results, out / "table", caption=f"Transfer to CIFAR-10 at {args.resize}px, "
+                                 f"{len(ds.train)} training images, {args.epochs} epochs, weights: {args.weights}"))
     plots.compare_curves(paths, out / "curves.png", metrics=("train_loss", "val_acc"),
                          title="ResNet-18 on CIFAR-10: scratch vs pretrained, fine-tuned vs frozen")
     return results

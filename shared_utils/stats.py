@@ -73,6 +73,15 @@ def comparison_rows(results: Mapping[str, Mapping[str, Sequence[float]]], *, sca
     return header, rows
 
 
+def write_comparison(results: Mapping[str, Mapping[str, Sequence[float]]], out_stem: str | os.PathLike, *,
+                     caption: str, scale: float = 1.0, digits: int = 2) -> str:
+    """comparison_rows + write_table (``<stem>.md`` and ``.csv``); returns the table as text lines
+    (``method | seeds | ...``) for the console."""
+    header, rows = comparison_rows(results, scale=scale, digits=digits)
+    write_table(header, rows, out_stem, caption=caption)
+    return "\n".join(" | ".join(map(str, r)) for r in [header] + rows)
+
+
 def write_table(header: Sequence[str], rows: Sequence[Sequence[object]], out_stem: str | os.PathLike,
                 *, caption: str = "") -> tuple[Path, Path]:
     """Write the same table as ``<stem>.md`` (for reading) and ``<stem>.csv`` (for tools)."""

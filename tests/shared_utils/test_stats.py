@@ -38,3 +38,9 @@ def test_bar_values_means_and_intervals():
     assert means == {"a": {"accuracy": 2.0}, "b": {"accuracy": 5.0}}
     assert errors["a"]["accuracy"] == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
     assert errors["b"]["accuracy"] == 0.0
+
+
+def test_write_comparison_writes_both_files_and_returns_the_text(tmp_path):
+    text = stats.write_comparison({"max": {"acc": [98.0, 99.0]}}, tmp_path / "t", caption="c")
+    assert text.splitlines()[0] == "method | seeds | acc" and text.splitlines()[1].startswith("max | 2 | 98.50 ± 0.71")
+    assert (tmp_path / "t.md").read_text().startswith("c\n") and (tmp_path / "t.csv").is_file()
