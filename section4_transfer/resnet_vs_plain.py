@@ -1,4 +1,4 @@
-"""Do shortcuts let deeper networks train? PlainNet vs ResNet at two depths on CIFAR-10.
+"""Do shortcuts let deeper networks train? PlainNet vs ResNet at several depths on CIFAR-10.
 
 He et al. 2016 (section 4.2): the 56-layer plain net trains worse than the 20-layer one
 (degradation), while the 56-layer ResNet does not. The four nets share everything but depth
@@ -48,8 +48,8 @@ class GradientRecorder:
 def main(argv=None):
     p = cli.parser(__doc__, epochs=10, batch_size=128, lr=0.1,
                    quick={"epochs": 1, "train_subset": 256, "test_subset": 256, "val_size": 128, "depths": [8, 14]})
-    p.add_argument("--depths", type=cli.positive_int, nargs=2, default=[20, 56], metavar=("SHALLOW", "DEEP"),
-                   help="two depths of the form 6n+2")
+    p.add_argument("--depths", type=cli.positive_int, nargs="+", default=[20, 56], metavar="DEPTH",
+                   help="one or more depths of the form 6n+2; each trains as a plain and a residual net")
     p.add_argument("--warmup", type=float, default=1.0,
                    help="epochs of linear learning-rate warm-up (He et al. warm up their deepest nets; without "
                         "it, a 56-layer ResNet at lr 0.1 diverges early on short budgets)")
