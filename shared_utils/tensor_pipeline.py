@@ -81,14 +81,15 @@ def rotation(degrees: float = 15.0) -> Augment:
 
 
 def cutout(size: int = 8, p: float = 1.0) -> Augment:
-    """Erase one random size x size square per image (DeVries & Taylor 2017), with probability p."""
+    """Erase one size x size square per image (DeVries & Taylor 2017), with probability p. Its centre is
+    uniform over the image, so near a border part of the square falls outside and fewer pixels go."""
     def apply(x, gen):
         n, _, h, w = x.shape
         cy = torch.randint(0, h, (n,), generator=gen, device=x.device)[:, None, None]
         cx = torch.randint(0, w, (n,), generator=gen, device=x.device)[:, None, None]
-        ys = torch.arange(h, device=x.device)[None, :, None]
-        xs = torch.arange(w, device=x.device)[None, None, :]
-        inside = ((ys - cy).abs() <= size // 2) & ((xs - cx).abs() <= size // 2)
+        ys = torch.arange(h, device=x.device)[None, :, None] - cy + size // 2   # 0..size-1 inside the square
+        xs = torch.arange(w, device=x.device)[None, None, :] - cx + size // 2
+        inside = (ys >= 0) & (ys < size) & (xs >= 0) & (xs < size)
         inside &= (torch.rand(n, generator=gen, device=x.device) < p)[:, None, None]
         return x.masked_fill(inside[:, None], 0.0)
     apply.__name__ = f"cutout({size})"

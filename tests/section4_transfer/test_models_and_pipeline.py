@@ -65,6 +65,15 @@ def test_crop_and_flip_move_pixels_not_values():
     assert torch.equal(flipped, x.flip(3))
 
 
+def test_cutout_erases_one_size_by_size_square():
+    x = torch.ones(400, 3, 32, 32)
+    out = tp.cutout(8)(x, torch.Generator().manual_seed(0))
+    erased = (out[:, 0] == 0).sum(dim=(1, 2))
+    assert erased.max() == 64 and (erased == 64).float().mean() > 0.5   # whole square when it fits
+    assert erased.min() >= 16                                            # a corner keeps at least 4x4
+    assert torch.equal(out[:, 0] == 0, out[:, 2] == 0)                   # same square in every channel
+
+
 def test_loader_keeps_labels_aligned_and_normalises():
     n = 50
     images = np.zeros((n, 3, 32, 32), dtype=np.uint8)
