@@ -207,6 +207,21 @@ class RunDir:
             csv.writer(f).writerow([_format(row.get(c)) for c in self._columns])
             f.flush()
 
+    def replace_metrics(self, rows: list[dict]) -> None:
+        """Rewrite metrics.csv (atomically) as exactly these rows: on resume, the checkpoint's history
+        is the truth, so a row logged by an epoch whose checkpoint was never written goes away."""
+        self._columns = None
+        if not rows:
+            self.metrics_path.unlink(missing_ok=True)
+            return
+        first = rows[0]
+        self._columns = [c for c in METRIC_COLUMNS if c in first] + [c for c in first if c not in METRIC_COLUMNS]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(self._columns)
+        writer.writerows([_format(row.get(c)) for c in self._columns] for row in rows)
+        atomic_write_text(self.metrics_path, buffer.getvalue())
+
     def summary(self, **fields: Any) -> dict:
         """Write summary.json: the fields given, the best/final figures from metrics.csv, wall time."""
         summary: dict[str, Any] = {}

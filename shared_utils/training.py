@@ -127,6 +127,8 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, device:
             train_loader.load_state_dict(state["loader"])
         start_epoch, best_val, step = state["epoch"] + 1, state["best_val_acc"], state["step"]
         history = state["history"]
+        if run is not None:
+            run.replace_metrics(history)   # drop rows of an epoch that was cut off before its checkpoint
     for epoch in range(start_epoch, cfg.epochs + 1):
         model.train()
         started = time.perf_counter()

@@ -67,6 +67,18 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     assert runs.read_metrics(tmp_path / "resumed")["epoch"].tolist() == [1, 2, 3, 4]
 
 
+def test_resume_drops_a_metrics_row_whose_checkpoint_was_never_written(tmp_path):
+    x, y = synthetic(32)
+    cfg = TrainConfig(epochs=3, lr=0.05)
+    fit(small_model(), *loaders(x, y, batch=8), cfg, device=CPU, run=run_dir(tmp_path), stop_after=1)
+    with open(tmp_path / "r" / "metrics.csv", "a") as f:    # killed after logging epoch 2, before last.pt
+        f.write("2,9.9,0.1,9.9,0.1,0.05,1.0,10.0\n")
+    fit(small_model(), *loaders(x, y, batch=8), cfg, device=CPU,
+        run=runs.RunDir(__file__, "r", argparse.Namespace(out=tmp_path), resume=True), resume=True)
+    metrics = runs.read_metrics(tmp_path / "r")
+    assert metrics["epoch"].tolist() == [1, 2, 3] and 9.9 not in metrics["train_loss"].tolist()
+
+
 def test_nan_loss_stops_with_a_clear_message(tmp_path):
     x, y = synthetic(32)
     with pytest.raises(TrainingDiverged, match="lower the learning rate"):
