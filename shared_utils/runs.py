@@ -223,7 +223,8 @@ class RunDir:
         atomic_write_text(self.metrics_path, buffer.getvalue())
 
     def summary(self, **fields: Any) -> dict:
-        """Write summary.json: the fields given, the best/final figures from metrics.csv, wall time."""
+        """Write summary.json: the fields given, the best/final figures from metrics.csv, the summed
+        per-epoch training seconds, and this invocation's wall time (a resumed run counts only its part)."""
         summary: dict[str, Any] = {}
         if self.metrics_path.exists():
             metrics = read_metrics(self.path)
@@ -236,6 +237,8 @@ class RunDir:
                 if key in metrics and len(metrics[key]):
                     summary[f"final_{key}"] = float(metrics[key][-1])
             summary["epochs"] = int(len(metrics.get("epoch", [])))
+            if "seconds" in metrics:   # every epoch's training time, across resumed invocations
+                summary["train_seconds"] = round(float(np.nansum(metrics["seconds"])), 3)
         summary.update(fields)
         summary["wall_time_s"] = round(time.perf_counter() - self.started, 3)
         summary["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -77,6 +77,8 @@ def test_resume_drops_a_metrics_row_whose_checkpoint_was_never_written(tmp_path)
         run=runs.RunDir(__file__, "r", argparse.Namespace(out=tmp_path), resume=True), resume=True)
     metrics = runs.read_metrics(tmp_path / "r")
     assert metrics["epoch"].tolist() == [1, 2, 3] and 9.9 not in metrics["train_loss"].tolist()
+    summary = runs.RunDir(__file__, "r", argparse.Namespace(out=tmp_path), resume=True).summary()
+    assert summary["train_seconds"] == pytest.approx(metrics["seconds"].sum(), abs=1e-3)
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path):
