@@ -159,6 +159,11 @@ def root(script_file: str | os.PathLike, experiment: str = "", out: str | os.Pat
 
 
 # --------------------------------------------------------------------------- the run folder
+def _column_order(row: dict) -> list[str]:
+    """metrics.csv columns: the standard ones in their usual order, then any others as given."""
+    return [c for c in METRIC_COLUMNS if c in row] + [c for c in row if c not in METRIC_COLUMNS]
+
+
 class RunDir:
     """One run's folder: config, per-epoch metrics, summary, checkpoints, plots."""
 
@@ -197,7 +202,7 @@ class RunDir:
     def log(self, **row: Any) -> None:
         """Append one row to metrics.csv and flush, so a crash keeps every finished epoch."""
         if self._columns is None:
-            self._columns = [c for c in METRIC_COLUMNS if c in row] + [c for c in row if c not in METRIC_COLUMNS]
+            self._columns = _column_order(row)
             with open(self.metrics_path, "w", newline="") as f:
                 csv.writer(f).writerow(self._columns)
         unknown = set(row) - set(self._columns)
@@ -214,8 +219,7 @@ class RunDir:
         if not rows:
             self.metrics_path.unlink(missing_ok=True)
             return
-        first = rows[0]
-        self._columns = [c for c in METRIC_COLUMNS if c in first] + [c for c in first if c not in METRIC_COLUMNS]
+        self._columns = _column_order(rows[0])
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(self._columns)
