@@ -204,12 +204,12 @@ class RunDir:
         if self._columns is None:
             self._columns = _column_order(row)
             with open(self.metrics_path, "w", newline="") as f:
-                csv.writer(f).writerow(self._columns)
+                csv.writer(f, lineterminator="\n").writerow(self._columns)
         unknown = set(row) - set(self._columns)
         if unknown:
             raise ValueError(f"metrics.csv has no column(s) {sorted(unknown)}; log them from the first row")
         with open(self.metrics_path, "a", newline="") as f:
-            csv.writer(f).writerow([_format(row.get(c)) for c in self._columns])
+            csv.writer(f, lineterminator="\n").writerow([_format(row.get(c)) for c in self._columns])
             f.flush()
 
     def replace_metrics(self, rows: list[dict]) -> None:

@@ -77,6 +77,7 @@ def test_resume_drops_a_metrics_row_whose_checkpoint_was_never_written(tmp_path)
         run=runs.RunDir(__file__, "r", argparse.Namespace(out=tmp_path), resume=True), resume=True)
     metrics = runs.read_metrics(tmp_path / "r")
     assert metrics["epoch"].tolist() == [1, 2, 3] and 9.9 not in metrics["train_loss"].tolist()
+    assert b"\r" not in (tmp_path / "r" / "metrics.csv").read_bytes()   # one line ending, old rows and new
     summary = runs.RunDir(__file__, "r", argparse.Namespace(out=tmp_path), resume=True).summary()
     assert summary["train_seconds"] == pytest.approx(metrics["seconds"].sum(), abs=1e-3)
 
