@@ -22,7 +22,7 @@ MAKE_ONE = "python section1_mlp/train.py"
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, quick={"epochs": 1})
+    p = cli.parser(__doc__, trains=False)
     p.add_argument("--ckpt", type=Path, default=DEFAULT_CKPT, help="an MLP .npz checkpoint")
     p.add_argument("--mistakes", type=cli.positive_int, default=24, help="wrong predictions to show")
     args = cli.parse(p, argv)

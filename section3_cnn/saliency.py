@@ -28,7 +28,7 @@ def saliency(model, x: np.ndarray, classes: np.ndarray) -> np.ndarray:
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, quick={"epochs": 1})
+    p = cli.parser(__doc__, trains=False)
     p.add_argument("--ckpt", type=Path, default=DEFAULT_CKPT, help="checkpoint written by train_mnist_numpy.py")
     p.add_argument("--count", type=cli.positive_int, default=6, help="correct and wrong examples each")
     args = cli.parse(p, argv)

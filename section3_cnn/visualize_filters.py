@@ -30,7 +30,7 @@ def feature_maps(model: layers.Sequential, x: np.ndarray) -> list[tuple[str, np.
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, quick={"epochs": 1})
+    p = cli.parser(__doc__, trains=False)
     p.add_argument("--ckpt", type=Path, default=DEFAULT_CKPT, help="checkpoint written by train_mnist_numpy.py")
     p.add_argument("--digits", type=cli.positive_int, default=4, help="test digits to show")
     args = cli.parse(p, argv)

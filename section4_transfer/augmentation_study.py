@@ -4,7 +4,7 @@ Seven conditions plus a baseline, same model (the small CNN), data, epochs and o
 the training-time augmentation differs: none, horizontal flip, random crop (4-pixel padding),
 colour jitter, rotation (±15°), cutout (8x8) and RandAugment (torchvision's policy), then
 flip + crop + colour + rotation + cutout combined. Augmentations run on whole batches of
-tensors (shared_utils.tensor_pipeline). Reports test accuracy mean ± 95% CI over --seeds (bar
+tensors (shared_utils.pytorch.pipeline). Reports test accuracy mean ± 95% CI over --seeds (bar
 chart), curves, and a grid of what each augmentation does to the same images, in
 section4_transfer/runs/augmentation/.
 """
@@ -12,23 +12,29 @@ from __future__ import annotations
 
 import torch
 
-from section4_transfer.common import add_cifar_flags, load_cifar, make_loaders, train_and_test
-from section4_transfer.models import build_model
-from shared_utils import cli, device as devices, plots, runs, stats
+from section4_transfer.common import (add_cifar_flags, data_settings, hyperparameters, load_cifar, make_loaders,
+                                      train_and_test, train_config)
+from shared_utils import cli, plots, runs
+from shared_utils.pytorch import device as devices
+from shared_utils.pytorch.models import build_model
+from shared_utils.pytorch.pipeline import AUGMENTATIONS
 from shared_utils.seed import seed_everything
-from shared_utils.tensor_pipeline import AUGMENTATIONS
-from shared_utils.training import TrainConfig
+from shared_utils.study import Study
 
-CONDITIONS = {
-    "none": (),
-    "flip": ("flip",),
-    "crop": ("crop",),
-    "color": ("color",),
-    "rotation": ("rotation",),
-    "cutout": ("cutout",),
-    "randaugment": ("randaugment",),
-    "combined": ("flip", "crop", "color", "rotation", "cutout"),
+# ---- hyper-parameters; --epochs, --batch-size and --lr override them
+HP = {"epochs": 5, "batch_size": 64, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine",
+      "augment": []}
+AUGMENT = {
+    "none": [],
+    "flip": ["flip"],
+    "crop": ["crop"],
+    "color": ["color"],
+    "rotation": ["rotation"],
+    "cutout": ["cutout"],
+    "randaugment": ["randaugment"],
+    "combined": ["flip", "crop", "color", "rotation", "cutout"],
 }
+CONDITIONS = {name: {"augment": augment} for name, augment in AUGMENT.items()}
 
 
 def example_grid(ds, path, seed: int) -> None:
@@ -37,7 +43,7 @@ def example_grid(ds, path, seed: int) -> None:
     for name in ["none"] + [c for c in CONDITIONS if c not in ("none", "combined")] + ["combined"]:
         x = images.clone()
         gen = torch.Generator().manual_seed(seed)
-        for aug in CONDITIONS[name]:
+        for aug in AUGMENT[name]:
             x = AUGMENTATIONS[aug]()(x, gen)
         for i in range(len(x)):
             panels.append((x[i].clamp(0, 1) * 255).round().byte().numpy())
@@ -46,39 +52,39 @@ def example_grid(ds, path, seed: int) -> None:
                      title="Each augmentation on the same six training images (one row each)")
 
 
+def trial(config: dict) -> dict:
+    seed_everything(config["seed"])
+    device = devices.resolve(config["device"])
+    ds = load_cifar(config)
+    run = runs.RunDir.for_trial(__file__, config)
+    s = train_and_test(build_model("cnn"), make_loaders(ds, config, device, config["augment"], seed=config["seed"]),
+                       train_config(config), run, device, config=config,
+                       title=f"Small CNN, augmentation: {config['condition']} (seed {config['seed']})")
+    return {**s, "gap": s["final_train_acc"] - s["final_val_acc"]}
+
+
 def main(argv=None):
-    p = cli.parser(__doc__, epochs=5, batch_size=64, lr=1e-3, seeds=True,
+    p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
                    quick={"epochs": 1, "train_subset": 256, "test_subset": 256, "val_size": 128})
     p.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS))
     add_cifar_flags(p)
+    cli.add_study_flags(p)
     args = cli.parse(p, argv)
-    device = devices.resolve(args.device)
-    ds = load_cifar(args)
-    out = runs.root(__file__, "augmentation", args.out)
-    example_grid(ds, out / "examples.png", args.seed)
-    results, paths = {}, {}
-    for name in args.conditions:
-        for seed in args.seeds:
-            seed_everything(seed)
-            run = runs.RunDir(__file__, f"augmentation/{name}/seed{seed}", args, resume=args.resume, condition=name)
-            cfg = TrainConfig(epochs=args.epochs, lr=args.lr, optimizer="adam", weight_decay=0.0, schedule="cosine")
-            s = train_and_test(build_model("cnn"), make_loaders(ds, args, device, CONDITIONS[name], seed=seed), cfg,
-                               run, device, args=args, title=f"Small CNN, augmentation: {name} (seed {seed})")
-            results.setdefault(name, {}).setdefault("test acc (%)", []).append(100 * s["test_acc"])
-            results[name].setdefault("train - val acc (points)", []).append(
-                100 * (s["final_train_acc"] - s["final_val_acc"]))
-            paths.setdefault(name, []).append(run.path)
-            print(f"{name:12s} seed {seed}: test accuracy {s['test_acc']:.4f}")
-    table = stats.write_comparison(results, out / "table", caption=f"Augmentation study: small CNN, {args.epochs} "
-                                   f"epochs, {len(ds.train)} training images, seeds {args.seeds}; mean ± std [95% CI]")
-    values, errors = stats.bar_values(results, {"test acc (%)": "test accuracy"})
-    plots.grouped_bars(values, out / "accuracy.png", errors=errors,
-                       title=f"Test accuracy by augmentation (mean and 95% CI over {len(args.seeds)} seeds)",
-                       xlabel="training-time augmentation", ylabel="test accuracy (%)")
-    plots.compare_curves(paths, out / "curves.png", metrics=("train_loss", "val_acc"),
-                         title="Augmentation study: training loss and validation accuracy")
+    devices.resolve(args.device)
+    study = Study("augmentation", trial, {c: CONDITIONS[c] for c in args.conditions}, args.seeds,
+                  runs.root(__file__, out=args.out), base={**hyperparameters(HP, args), **data_settings(args)},
+                  resume=args.resume)
+    example_grid(load_cifar(study.base), study.path / "examples.png", args.seed)
+    result = study.run(**cli.study_backend(args))
+    table = result.report({"test_acc": "test acc (%)", "gap": "train - val acc (points)"}, scale=100,
+                          caption=f"Augmentation study: small CNN, {args.epochs} epochs, seeds {args.seeds}; "
+                                  "mean ± std [95% CI]",
+                          bar_title=f"Test accuracy by augmentation (mean and 95% CI over {len(args.seeds)} seeds)",
+                          bar_xlabel="training-time augmentation", bar_ylabel="test accuracy (%)",
+                          curve_title="Augmentation study: training loss and validation accuracy")
     print(table)
-    return results
+    result.raise_for_failures()
+    return result.values("test_acc", 100)
 
 
 if __name__ == "__main__":

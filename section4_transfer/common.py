@@ -1,12 +1,24 @@
-"""What the section 4 scripts share: CIFAR-10 loaders on the device, one train-and-test call."""
+"""What the section 4 scripts share: the CIFAR-10 data settings every trial carries, loaders on the
+device, and one train-and-test call.
+
+A study trial is a function of a plain configuration dict (shared_utils.study), so the data settings
+travel inside it: :func:`data_settings` copies them from the command line, :func:`load_cifar` reads
+them back (cached per process, so a worker that runs several trials loads CIFAR-10 once).
+"""
 from __future__ import annotations
+
+import functools
+from dataclasses import fields
+from typing import Any, Mapping
 
 import torch
 
 from shared_utils import cli, data, plots
-from shared_utils.runs import RunDir
-from shared_utils.tensor_pipeline import AUGMENTATIONS, TensorLoader
-from shared_utils.training import TrainConfig, evaluate, fit, load_best
+from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best
+from shared_utils.pytorch.pipeline import AUGMENTATIONS, TensorLoader
+from shared_utils.runs import RunDir, read_metrics
+
+DATA_KEYS = ("data_dir", "train_subset", "val_size", "test_subset", "limit_train", "data_seed", "device", "quiet")
 
 
 def add_cifar_flags(p, *, val_size: int = 5000) -> None:
@@ -14,22 +26,52 @@ def add_cifar_flags(p, *, val_size: int = 5000) -> None:
                    help="train on a seeded random subset of this many images (CPU budgets)")
     p.add_argument("--val-size", type=cli.positive_int, default=val_size, help="images held out for validation")
     p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
-    p.add_argument("--resume", action="store_true", help="continue each run from its last.pt")
 
 
-def load_cifar(args) -> data.Dataset:
-    limit = args.train_subset + args.val_size if args.train_subset else args.limit_train
-    return data.cifar10(args.data_dir, limit=limit, limit_test=args.test_subset, subset_mode="random",
-                        val_size=args.val_size, seed=args.seed, quiet=args.quiet)
+def data_settings(args) -> dict:
+    """The data and device settings of a run, as plain values a trial's config can carry."""
+    return {"data_dir": str(args.data_dir) if args.data_dir else None, "train_subset": args.train_subset,
+            "val_size": args.val_size, "test_subset": args.test_subset, "limit_train": args.limit_train,
+            "data_seed": args.seed, "device": args.device, "quiet": args.quiet}
 
 
-def make_loaders(ds: data.Dataset, args, device, augment_names=(), seed: int | None = None, resize: int | None = None):
+def hyperparameters(block: Mapping[str, Any], args) -> dict:
+    """The script's hyper-parameter block with the command line's values for the keys it names
+    (--epochs, --lr, --batch-size, and any flag of the same name)."""
+    return {key: getattr(args, key, value) for key, value in block.items()}
+
+
+def train_config(config: Mapping[str, Any]) -> TrainConfig:
+    """The engine's TrainConfig from the keys of a trial's config that name its fields."""
+    names = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in config.items() if k in names})
+
+
+@functools.lru_cache(maxsize=2)
+def _cifar(data_dir, limit, test_subset, val_size, seed, quiet) -> data.Dataset:
+    return data.cifar10(data_dir, limit=limit, limit_test=test_subset, subset_mode="random",
+                        val_size=val_size, seed=seed, quiet=quiet)
+
+
+def load_cifar(config: Mapping[str, Any]) -> data.Dataset:
+    """CIFAR-10 as the settings ask: a seeded random training subset (plus the validation images carved
+    from it), the same images for every condition and seed of a study (the subset follows --seed)."""
+    train_subset, val_size = config.get("train_subset"), config["val_size"]
+    limit = train_subset + val_size if train_subset else config.get("limit_train")
+    return _cifar(config.get("data_dir"), limit, config.get("test_subset"), val_size,
+                  config.get("data_seed", config.get("seed", 0)), bool(config.get("quiet")))
+
+
+def make_loaders(ds: data.Dataset, config: Mapping[str, Any], device, augment_names=(), seed: int = 0,
+                 resize: int | None = None):
+    """Train (shuffled with ``seed``, augmented), validation and test loaders, built per trial so that
+    every condition draws its own shuffles and augmentations from its own seed."""
     augment = [AUGMENTATIONS[name]() for name in augment_names]
     if resize:
         augment.append(resize_to(resize))
-    seed = args.seed if seed is None else seed
     common = dict(mean=ds.mean, std=ds.std, device=device)
-    train = TensorLoader(ds.train.x, ds.train.y, batch_size=args.batch_size, augment=augment, seed=seed, **common)
+    train = TensorLoader(ds.train.x, ds.train.y, batch_size=config["batch_size"], augment=augment, seed=seed,
+                         **common)
     evaluation = [resize_to(resize)] if resize else []
     val = TensorLoader(ds.val.x, ds.val.y, batch_size=256, shuffle=False, augment=evaluation, **common)
     test = TensorLoader(ds.test.x, ds.test.y, batch_size=256, shuffle=False, augment=evaluation, **common)
@@ -43,14 +85,17 @@ def resize_to(size: int):
     return apply
 
 
-def train_and_test(model, loaders, cfg: TrainConfig, run: RunDir, device, *, args, title: str,
+def train_and_test(model, loaders, cfg: TrainConfig, run: RunDir, device, *, config: Mapping[str, Any], title: str,
                    on_backward=None, **summary_extra) -> dict:
-    """fit() into ``run``; score the best checkpoint on the test split; draw the dashboard."""
+    """fit() into ``run`` (resuming if the trial says so); score the best checkpoint on the test split;
+    draw the dashboard; return the summary."""
     train, val, test = loaders
-    fit(model, train, val, cfg, device=device, run=run, quiet=args.quiet, desc=title, on_backward=on_backward,
-        resume=getattr(args, "resume", False))
+    fit(model, train, val, cfg, device=device, run=run, quiet=bool(config.get("quiet", True)), desc=title,
+        on_backward=on_backward, resume=bool(config.get("resume")))
     load_best(model, run, device)
-    test_loss, test_acc = evaluate(model, test, device)
+    scores = evaluate(model, test, device)
     plots.training_dashboard(run.path, title=title)
     plots.learning_curves(run.path, title=title)
-    return run.summary(test_acc=test_acc, test_loss=test_loss, **summary_extra)
+    seconds = read_metrics(run.path)["seconds"] if (run / "metrics.csv").exists() else [0.0]
+    return run.summary(test_acc=scores["acc"], test_loss=scores["loss"],
+                       seconds_per_epoch=float(sum(seconds) / max(1, len(seconds))), **summary_extra)

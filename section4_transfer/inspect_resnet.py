@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import torch
 
-from section4_transfer.models import count_parameters, freeze_backbone, load_pretrained, resnet18
+from shared_utils.pytorch.models import count_parameters, freeze_backbone, load_pretrained, resnet18
 from shared_utils import cli, runs, stats
 
 STAGES = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc")
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, quick={"epochs": 1})
+    p = cli.parser(__doc__, trains=False)
     p.add_argument("--num-classes", type=cli.positive_int, default=2, help="classes of the new head")
     p.add_argument("--weights", default="none", help="none, imagenet, or a path to a state dict")
     p.add_argument("--size", type=cli.positive_int, default=224, help="input side for the shape check")

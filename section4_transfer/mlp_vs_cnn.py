@@ -7,42 +7,49 @@ and 70% (CNN) after 5 epochs.
 """
 from __future__ import annotations
 
-from section4_transfer.common import add_cifar_flags, load_cifar, make_loaders, train_and_test
-from section4_transfer.models import build_model, count_parameters
-from shared_utils import cli, device as devices, plots, runs, stats
+from section4_transfer.common import (add_cifar_flags, data_settings, hyperparameters, load_cifar, make_loaders,
+                                      train_and_test, train_config)
+from shared_utils import cli, runs
+from shared_utils.pytorch import device as devices
+from shared_utils.pytorch.models import build_model, count_parameters
 from shared_utils.seed import seed_everything
-from shared_utils.training import TrainConfig
+from shared_utils.study import Study
+
+# ---- hyper-parameters (the source notebook's); --epochs, --batch-size and --lr override them
+HP = {"epochs": 5, "batch_size": 64, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "none",
+      "model": "cnn"}
+CONDITIONS = {"MLP": {"model": "mlp"}, "CNN": {"model": "cnn"}}
+
+
+def trial(config: dict) -> dict:
+    seed_everything(config["seed"])
+    device = devices.resolve(config["device"])
+    ds = load_cifar(config)
+    model = build_model(config["model"])
+    run = runs.RunDir.for_trial(__file__, config)
+    return train_and_test(model, make_loaders(ds, config, device, seed=config["seed"]), train_config(config), run,
+                          device, config=config, title=f"{config['condition']} on CIFAR-10 (seed {config['seed']})",
+                          parameters=count_parameters(model), train_images=len(ds.train))
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, epochs=5, batch_size=64, lr=1e-3, seeds=True,
+    p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
                    quick={"epochs": 1, "train_subset": 512, "test_subset": 512, "val_size": 256})
     add_cifar_flags(p)
+    cli.add_study_flags(p)
     args = cli.parse(p, argv)
-    device = devices.resolve(args.device)
-    ds = load_cifar(args)
-    results, paths = {}, {}
-    for name in ("mlp", "cnn"):
-        for seed in args.seeds:
-            seed_everything(seed)
-            model = build_model(name)
-            run = runs.RunDir(__file__, f"mlp_vs_cnn/{name}/seed{seed}", args, resume=args.resume, model=name)
-            cfg = TrainConfig(epochs=args.epochs, lr=args.lr, optimizer="adam", weight_decay=0.0, schedule="none")
-            s = train_and_test(model, make_loaders(ds, args, device, seed=seed), cfg, run, device, args=args,
-                               title=f"{name.upper()} on CIFAR-10 (seed {seed})", parameters=count_parameters(model))
-            results.setdefault(name.upper(), {}).setdefault("test acc (%)", []).append(100 * s["test_acc"])
-            results[name.upper()].setdefault("parameters", []).append(s["parameters"])
-            results[name.upper()].setdefault("seconds per epoch", []).append(
-                float(sum(runs.read_metrics(run.path)["seconds"]) / args.epochs))
-            paths.setdefault(name.upper(), []).append(run.path)
-            print(f"{name.upper()} seed {seed}: test accuracy {s['test_acc']:.4f}, {s['parameters']:,} parameters")
-    out = runs.root(__file__, "mlp_vs_cnn", args.out)
-    table = stats.write_comparison(results, out / "table", caption=f"MLP vs CNN, {args.epochs} epochs, "
-                                   f"{len(ds.train)} training images, seeds {args.seeds}")
-    plots.compare_curves(paths, out / "curves.png", metrics=("train_loss", "val_acc"),
-                         title="MLP vs CNN on CIFAR-10: same data, epochs and optimizer")
+    devices.resolve(args.device)      # an absent accelerator stops here, before any trial
+    study = Study("mlp_vs_cnn", trial, CONDITIONS, args.seeds, runs.root(__file__, out=args.out),
+                  base={**hyperparameters(HP, args), **data_settings(args)}, resume=args.resume)
+    result = study.run(**cli.study_backend(args))
+    table = result.report({"test_acc": "test acc (%)", "parameters": "parameters",
+                           "seconds_per_epoch": "seconds per epoch"}, scale={"test_acc": 100},
+                          caption=f"MLP vs CNN, {args.epochs} epochs, seeds {args.seeds}; mean ± std [95% CI]",
+                          bar_ylabel="test accuracy (%)", bar_xlabel="model",
+                          curve_title="MLP vs CNN on CIFAR-10: same data, epochs and optimizer")
     print(table)
-    return results
+    result.raise_for_failures()
+    return result.values("test_acc")
 
 
 if __name__ == "__main__":

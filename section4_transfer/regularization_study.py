@@ -8,60 +8,62 @@ Outputs in section4_transfer/runs/regularization/.
 """
 from __future__ import annotations
 
-from section4_transfer.common import add_cifar_flags, load_cifar, make_loaders, train_and_test
-from section4_transfer.models import SmallCNN
-from shared_utils import cli, device as devices, plots, runs, stats
+from section4_transfer.common import (add_cifar_flags, data_settings, hyperparameters, load_cifar, make_loaders,
+                                      train_and_test, train_config)
+from shared_utils import cli, runs
+from shared_utils.pytorch import device as devices
+from shared_utils.pytorch.models import SmallCNN
 from shared_utils.seed import seed_everything
-from shared_utils.training import TrainConfig
+from shared_utils.study import Study
 
-# name -> (augmentations, dropout, weight decay, batch norm)
+# ---- hyper-parameters of the baseline (no regularisation); --epochs, --batch-size and --lr override them
+HP = {"epochs": 10, "batch_size": 64, "lr": 0.05, "optimizer": "sgd", "schedule": "cosine",
+      "augment": [], "dropout": 0.0, "weight_decay": 0.0, "batchnorm": False}
 CONDITIONS = {
-    "baseline": ((), 0.0, 0.0, False),
-    "augmentation": (("crop", "flip"), 0.0, 0.0, False),
-    "dropout": ((), 0.3, 0.0, False),
-    "weight decay": ((), 0.0, 5e-4, False),
-    "batch norm": ((), 0.0, 0.0, True),
-    "all combined": (("crop", "flip"), 0.3, 5e-4, True),
+    "baseline": {},
+    "augmentation": {"augment": ["crop", "flip"]},
+    "dropout": {"dropout": 0.3},
+    "weight decay": {"weight_decay": 5e-4},
+    "batch norm": {"batchnorm": True},
+    "all combined": {"augment": ["crop", "flip"], "dropout": 0.3, "weight_decay": 5e-4, "batchnorm": True},
 }
 
 
+def trial(config: dict) -> dict:
+    seed_everything(config["seed"])
+    device = devices.resolve(config["device"])
+    ds = load_cifar(config)
+    run = runs.RunDir.for_trial(__file__, config)
+    model = SmallCNN(batchnorm=config["batchnorm"], dropout=config["dropout"])
+    s = train_and_test(model, make_loaders(ds, config, device, config["augment"], seed=config["seed"]),
+                       train_config(config), run, device, config=config,
+                       title=f"Small CNN, {config['condition']} (seed {config['seed']})")
+    return {**s, "gap": s["final_train_acc"] - s["final_val_acc"]}
+
+
 def main(argv=None):
-    p = cli.parser(__doc__, epochs=10, batch_size=64, lr=0.05, seeds=True,
+    p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
                    quick={"epochs": 1, "train_subset": 256, "test_subset": 256, "val_size": 128})
     p.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS))
     add_cifar_flags(p)
+    cli.add_study_flags(p)
     args = cli.parse(p, argv)
-    device = devices.resolve(args.device)
-    ds = load_cifar(args)
-    out = runs.root(__file__, "regularization", args.out)
-    results, paths = {}, {}
-    for name in args.conditions:
-        augment, dropout, weight_decay, batchnorm = CONDITIONS[name]
-        for seed in args.seeds:
-            seed_everything(seed)
-            slug = name.replace(" ", "_")
-            run = runs.RunDir(__file__, f"regularization/{slug}/seed{seed}", args, resume=args.resume, condition=name)
-            cfg = TrainConfig(epochs=args.epochs, lr=args.lr, optimizer="sgd", weight_decay=weight_decay,
-                              schedule="cosine")
-            s = train_and_test(SmallCNN(batchnorm=batchnorm, dropout=dropout),
-                               make_loaders(ds, args, device, augment, seed=seed), cfg, run, device, args=args,
-                               title=f"Small CNN, {name} (seed {seed})")
-            gap = 100 * (s["final_train_acc"] - s["final_val_acc"])
-            results.setdefault(name, {}).setdefault("train - val acc (points)", []).append(gap)
-            results[name].setdefault("test acc (%)", []).append(100 * s["test_acc"])
-            paths.setdefault(name, []).append(run.path)
-            print(f"{name:14s} seed {seed}: train-val gap {gap:.1f} points, test accuracy {s['test_acc']:.4f}")
-    table = stats.write_comparison(results, out / "table", caption=f"Regularisation study: small CNN, {args.epochs} "
-                                   f"epochs, {len(ds.train)} training images, seeds {args.seeds}; mean ± std [95% CI]")
-    values, errors = stats.bar_values(results, {"train - val acc (points)": "train - val gap (points)",
-                                                "test acc (%)": "test accuracy (%)"})
-    plots.grouped_bars(values, out / "gap_and_accuracy.png", errors=errors,
-                       title="Regularisers head to head: the train/validation gap and test accuracy",
-                       xlabel="regulariser", ylabel="percentage points / percent")
-    plots.compare_curves(paths, out / "curves.png", metrics=("train_acc", "val_acc"),
-                         title="Training vs validation accuracy under each regulariser")
+    devices.resolve(args.device)
+    study = Study("regularization", trial, {c: CONDITIONS[c] for c in args.conditions}, args.seeds,
+                  runs.root(__file__, out=args.out), base={**hyperparameters(HP, args), **data_settings(args)},
+                  resume=args.resume)
+    result = study.run(**cli.study_backend(args))
+    table = result.report({"gap": "train - val gap (points)", "test_acc": "test accuracy (%)"}, scale=100,
+                          bars=["train - val gap (points)", "test accuracy (%)"],
+                          caption=f"Regularisation study: small CNN, {args.epochs} epochs, seeds {args.seeds}; "
+                                  "mean ± std [95% CI]",
+                          bar_title="Regularisers head to head: the train/validation gap and test accuracy",
+                          bar_xlabel="regulariser", bar_ylabel="percentage points / percent",
+                          curves=("train_acc", "val_acc"),
+                          curve_title="Training vs validation accuracy under each regulariser")
     print(table)
-    return results
+    result.raise_for_failures()
+    return result.values("test_acc", 100)
 
 
 if __name__ == "__main__":

@@ -16,87 +16,120 @@ import io
 import numpy as np
 import torch
 
-from section4_transfer.common import add_cifar_flags, load_cifar, make_loaders, train_and_test
-from section4_transfer.models import build_model, count_parameters
-from shared_utils import cli, device as devices, plots, runs
+from section4_transfer.common import (add_cifar_flags, data_settings, hyperparameters, load_cifar, make_loaders,
+                                      train_and_test, train_config)
+from shared_utils import cli, plots, runs
+from shared_utils.pytorch import device as devices
+from shared_utils.pytorch.models import build_model, count_parameters
 from shared_utils.seed import seed_everything
-from shared_utils.training import TrainConfig
+from shared_utils.study import Study
+
+# ---- hyper-parameters (He et al. 2016, section 4.2, on a CPU budget); --epochs, --batch-size, --lr override
+HP = {"epochs": 10, "batch_size": 128, "lr": 0.1, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 1e-4,
+      "schedule": "cosine", "warmup_epochs": 1.0, "augment": ["crop", "flip"], "kind": "resnet", "depth": 20}
 
 
 class GradientRecorder:
     """First-conv gradient norm every step; all conv layers' norms at chosen steps."""
 
-    def __init__(self, snapshot_steps):
-        self.first_conv: list[float] = []
-        self.snapshots: dict[int, list[float]] = {}
+    def __init__(self, snapshot_steps, run_path=None):
+        self.first_conv: dict[int, float] = {}
+        self.snapshots: dict[str, list[float]] = {}
         self.snapshot_steps = set(snapshot_steps)
+        if run_path is not None and (run_path / "grad_norms.csv").exists():   # a resumed trial keeps its history
+            rows = np.loadtxt(run_path / "grad_norms.csv", delimiter=",", skiprows=1, ndmin=2)
+            self.first_conv = {int(step): float(norm) for step, norm in rows}
+            self.snapshots = runs.read_json(run_path / "grad_snapshots.json")
 
     def __call__(self, step, model):
         convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-        self.first_conv.append(float(convs[0].weight.grad.norm()))
+        self.first_conv[step] = float(convs[0].weight.grad.norm())
         if step in self.snapshot_steps:
-            self.snapshots[step] = [float(c.weight.grad.norm()) for c in convs]
+            self.snapshots[str(step)] = [float(c.weight.grad.norm()) for c in convs]
 
     def to_csv(self) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["step", "first_conv_grad_norm"])
-        writer.writerows(enumerate(self.first_conv, start=1))
+        writer.writerows(sorted(self.first_conv.items()))
         return buffer.getvalue()
 
 
+def trial(config: dict) -> dict:
+    seed_everything(config["seed"])
+    device = devices.resolve(config["device"])
+    ds = load_cifar(config)
+    model = build_model(config["kind"], depth=config["depth"])
+    run = runs.RunDir.for_trial(__file__, config)
+    steps = config["epochs"] * -(-len(ds.train) // config["batch_size"])
+    recorder = GradientRecorder(snapshot_steps(steps), run.path if config["resume"] else None)
+    s = train_and_test(model, make_loaders(ds, config, device, config["augment"], seed=config["seed"]),
+                       train_config(config), run, device, config=config, title=f"{config['condition']} on CIFAR-10",
+                       on_backward=recorder, parameters=count_parameters(model), depth=config["depth"],
+                       residual=config["kind"] == "resnet")
+    runs.atomic_write_text(run / "grad_norms.csv", recorder.to_csv())
+    runs.atomic_write_json(run / "grad_snapshots.json", recorder.snapshots)
+    return s
+
+
+def snapshot_steps(total: int) -> list[int]:
+    return sorted({1, max(1, total // 2), total})
+
+
 def main(argv=None):
-    p = cli.parser(__doc__, epochs=10, batch_size=128, lr=0.1,
+    p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
                    quick={"epochs": 1, "train_subset": 256, "test_subset": 256, "val_size": 128, "depths": [8, 14]})
     p.add_argument("--depths", type=cli.positive_int, nargs="+", default=[20, 56], metavar="DEPTH",
                    help="one or more depths of the form 6n+2; each trains as a plain and a residual net")
-    p.add_argument("--warmup", type=float, default=1.0,
+    p.add_argument("--warmup", type=float, default=HP["warmup_epochs"],
                    help="epochs of linear learning-rate warm-up (He et al. warm up their deepest nets; without "
                         "it, a 56-layer ResNet at lr 0.1 diverges early on short budgets)")
     add_cifar_flags(p)
+    cli.add_study_flags(p)
     args = cli.parse(p, argv)
     if any((d - 2) % 6 for d in args.depths):
         p.error(f"argument --depths: each depth must be 6n+2 (8, 14, 20, 32, 44, 56, 110), got {args.depths}")
-    device = devices.resolve(args.device)
-    ds = load_cifar(args)
-    steps_per_epoch = -(-len(ds.train) // args.batch_size)
-    total = args.epochs * steps_per_epoch
-    snapshot_steps = sorted({1, max(1, total // 2), total})
-    out = runs.root(__file__, "resnet_vs_plain", args.out)
-    paths, recorders, summaries = {}, {}, {}
-    for kind in ("plain", "resnet"):
-        for depth in args.depths:
-            seed_everything(args.seed)
-            name = f"{'ResNet' if kind == 'resnet' else 'Plain'}-{depth}"
-            model = build_model(kind, depth=depth)
-            run = runs.RunDir(__file__, f"resnet_vs_plain/{name}", args, resume=args.resume, model=name)
-            recorder = GradientRecorder(snapshot_steps)
-            cfg = TrainConfig(epochs=args.epochs, lr=args.lr, optimizer="sgd", momentum=0.9, weight_decay=1e-4,
-                              schedule="cosine", warmup_epochs=args.warmup)
-            s = train_and_test(model, make_loaders(ds, args, device, augment_names=("crop", "flip")), cfg, run,
-                               device, args=args, title=f"{name} on CIFAR-10", on_backward=recorder,
-                               parameters=count_parameters(model), depth=depth, residual=kind == "resnet")
-            runs.atomic_write_text(run / "grad_norms.csv", recorder.to_csv())
-            runs.atomic_write_json(run / "grad_snapshots.json", recorder.snapshots)
-            paths[name], recorders[name], summaries[name] = run.path, recorder, s
-            print(f"{name}: final train loss {s['final_train_loss']:.3f}, test accuracy {s['test_acc']:.4f}")
-    plots.compare_curves(paths, out / "curves.png", metrics=("train_loss", "val_acc"), logy=("train_loss",),
-                         title="Plain vs residual networks: training loss and validation accuracy")
-    plots.line_plot({name: (np.arange(1, len(r.first_conv) + 1), r.first_conv) for name, r in recorders.items()},
-                    out / "first_conv_grad_norm.png", logy=True, markers=False,
-                    title="Gradient-flow proxy: gradient norm of the first convolution's weights",
-                    xlabel="training iteration", ylabel="||dL/dW_conv1|| (log scale)")
-    panels = []
-    for step in snapshot_steps:
-        series = {name: (np.arange(1, len(r.snapshots[step]) + 1), r.snapshots[step])
-                  for name, r in recorders.items() if step in r.snapshots}
-        panels.append({"series": series, "title": f"iteration {step}", "xlabel": "conv layer (input side = 1)",
-                       "ylabel": "||dL/dW|| (log scale)", "logy": True, "markers": False})
-    plots.line_panels(panels, out / "layer_grad_norms.png", ncols=len(panels),
-                      title="Per-layer weight-gradient norms at three points in training")
-    table = {name: {"final train loss": s["final_train_loss"], "test acc": s["test_acc"]} for name, s in summaries.items()}
-    runs.atomic_write_json(out / "comparison.json", table)
-    return table
+    if args.warmup < 0:
+        p.error(f"argument --warmup: expected a number >= 0, got {args.warmup}")
+    devices.resolve(args.device)
+    conditions = {f"{'ResNet' if kind == 'resnet' else 'Plain'}-{depth}": {"kind": kind, "depth": depth}
+                  for kind in ("plain", "resnet") for depth in args.depths}
+    base = {**hyperparameters(HP, args), "warmup_epochs": args.warmup, **data_settings(args)}
+    study = Study("resnet_vs_plain", trial, conditions, args.seeds, runs.root(__file__, out=args.out), base=base,
+                  resume=args.resume)
+    result = study.run(**cli.study_backend(args))
+    out = study.path
+    table = result.report({"final_train_loss": "final train loss", "test_acc": "test acc (%)",
+                           "parameters": "parameters"}, scale={"test_acc": 100},
+                          bars=["test acc (%)"], bar_ylabel="test accuracy (%)", bar_xlabel="network",
+                          curves=("train_loss", "val_acc"), logy=("train_loss",),
+                          curve_title="Plain vs residual networks: training loss and validation accuracy",
+                          caption=f"Plain vs residual, {args.epochs} epochs, seeds {args.seeds}; mean ± std [95% CI]")
+    first = {name: paths[0] for name, paths in result.run_paths().items() if (paths[0] / "grad_norms.csv").exists()}
+    series = {}
+    for name, path in first.items():
+        norms = np.loadtxt(path / "grad_norms.csv", delimiter=",", skiprows=1, ndmin=2)
+        series[name] = (norms[:, 0], norms[:, 1])
+    if series:
+        plots.line_plot(series, out / "first_conv_grad_norm.png", logy=True, markers=False,
+                        title=f"Gradient-flow proxy: gradient norm of the first convolution's weights (seed "
+                              f"{args.seeds[0]})", xlabel="training iteration", ylabel="||dL/dW_conv1|| (log scale)")
+        snapshots = {name: runs.read_json(path / "grad_snapshots.json") for name, path in first.items()}
+        steps = sorted({int(k) for per in snapshots.values() for k in per})
+        panels = []
+        for step in steps:
+            per_step = {name: (np.arange(1, len(snap[str(step)]) + 1), snap[str(step)])
+                        for name, snap in snapshots.items() if str(step) in snap}
+            panels.append({"series": per_step, "title": f"iteration {step}", "xlabel": "conv layer (input side = 1)",
+                           "ylabel": "||dL/dW|| (log scale)", "logy": True, "markers": False})
+        plots.line_panels(panels, out / "layer_grad_norms.png", ncols=len(panels),
+                          title="Per-layer weight-gradient norms at three points in training")
+    print(table)
+    result.raise_for_failures()
+    comparison = {name: {"final train loss": sum(v) / len(v), "test acc": sum(a) / len(a)}
+                  for (name, v), a in zip(result.values("final_train_loss").items(), result.values("test_acc").values())}
+    runs.atomic_write_json(out / "comparison.json", comparison)
+    return comparison
 
 
 if __name__ == "__main__":

@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from section4_transfer.models import SmallCNN
-from shared_utils import cli, data, device as devices, plots, runs
+from shared_utils.pytorch.models import SmallCNN
+from shared_utils.pytorch import device as devices
+from shared_utils import cli, data, plots, runs
 from shared_utils.errors import UserError
+from shared_utils.pytorch.checkpoint import load_torch
 
-DEFAULT_CKPT = Path(__file__).resolve().parent / "runs" / "mlp_vs_cnn" / "cnn" / "seed0" / "best.pt"
+DEFAULT_CKPT = Path(__file__).resolve().parent / "runs" / "mlp_vs_cnn" / "CNN" / "seed_0" / "best.pt"
 MAKE_ONE = "python section4_transfer/mlp_vs_cnn.py"
 
 
@@ -39,7 +41,7 @@ def smoothgrad(model, x, classes, *, samples: int, noise: float, generator: torc
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, quick={"epochs": 1})
+    p = cli.parser(__doc__, trains=False)
     p.add_argument("--ckpt", type=Path, default=DEFAULT_CKPT, help="best.pt of the CNN from mlp_vs_cnn.py")
     p.add_argument("--count", type=cli.positive_int, default=5, help="correct and wrong examples each")
     p.add_argument("--samples", type=cli.positive_int, default=25, help="SmoothGrad noisy samples")
@@ -50,7 +52,7 @@ def main(argv=None):
         raise UserError(f"no checkpoint at {args.ckpt}; make one with `{MAKE_ONE}` or pass --ckpt PATH")
     model = SmallCNN()
     try:
-        model.load_state_dict(runs.load_torch(args.ckpt)["model"])
+        model.load_state_dict(load_torch(args.ckpt)["model"])
     except (KeyError, RuntimeError, TypeError) as exc:
         raise UserError(f"{args.ckpt} is not a small-CNN checkpoint ({type(exc).__name__}); "
                         f"make one with `{MAKE_ONE}`") from None

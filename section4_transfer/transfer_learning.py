@@ -10,50 +10,66 @@ keep it practical on a CPU. Outputs in section4_transfer/runs/transfer_learning/
 """
 from __future__ import annotations
 
-from section4_transfer.common import add_cifar_flags, load_cifar, make_loaders, train_and_test
-from section4_transfer.models import count_parameters, freeze_backbone, load_pretrained, resnet18
-from shared_utils import cli, device as devices, plots, runs, stats
+from section4_transfer.common import (add_cifar_flags, data_settings, hyperparameters, load_cifar, make_loaders,
+                                      train_and_test, train_config)
+from shared_utils import cli, runs
+from shared_utils.pytorch import device as devices
+from shared_utils.pytorch.models import count_parameters, freeze_backbone, load_pretrained, resnet18
 from shared_utils.seed import seed_everything
-from shared_utils.training import TrainConfig
+from shared_utils.study import Study
+
+# ---- hyper-parameters; --epochs, --batch-size, --lr, --resize and --weights override them
+HP = {"epochs": 5, "batch_size": 64, "lr": 0.01, "optimizer": "sgd", "weight_decay": 5e-4, "schedule": "cosine",
+      "resize": 224, "weights": "imagenet", "pretrained": False, "frozen": False}
+CONDITIONS = {
+    "scratch": {},
+    "pretrained, fine-tune all": {"pretrained": True},
+    "pretrained, frozen backbone": {"pretrained": True, "frozen": True},
+}
+
+
+def trial(config: dict) -> dict:
+    seed_everything(config["seed"])
+    device = devices.resolve(config["device"])
+    ds = load_cifar(config)
+    model = resnet18(classes=10, cifar_stem=False)
+    loaded = load_pretrained(model, config["weights"]) if config["pretrained"] else None
+    if config["frozen"]:
+        freeze_backbone(model)
+    run = runs.RunDir.for_trial(__file__, config)
+    # loaders per condition: every condition draws its shuffles and augmentations from its own seed
+    loaders = make_loaders(ds, config, device, ("crop", "flip"), seed=config["seed"], resize=config["resize"])
+    return train_and_test(model, loaders, train_config(config), run, device, config=config,
+                          title=f"ResNet-18, {config['condition']}",
+                          trainable_parameters=count_parameters(model, trainable_only=True), loaded=loaded,
+                          resize=config["resize"])
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, epochs=5, batch_size=64, lr=0.01,
+    p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
                    quick={"epochs": 1, "train_subset": 64, "test_subset": 64, "val_size": 32, "resize": 32})
-    p.add_argument("--resize", type=cli.positive_int, default=224, help="input side fed to the network")
-    p.add_argument("--weights", default="imagenet", help="imagenet, a path to a state dict, or none")
+    p.add_argument("--resize", type=cli.positive_int, default=HP["resize"], help="input side fed to the network")
+    p.add_argument("--weights", default=HP["weights"], help="imagenet, a path to a state dict, or none")
     add_cifar_flags(p, val_size=1000)
+    cli.add_study_flags(p)
     args = cli.parse(p, argv)
-    device = devices.resolve(args.device)
-    conditions = [("scratch", False, False)]
+    devices.resolve(args.device)
+    conditions = dict(CONDITIONS) if args.weights != "none" else {"scratch": CONDITIONS["scratch"]}
     if args.weights != "none":
-        conditions += [("pretrained, fine-tune all", True, False), ("pretrained, frozen backbone", True, True)]
         load_pretrained(resnet18(cifar_stem=False), args.weights)   # fail fast, before any training
-    ds = load_cifar(args)
-    loaders = make_loaders(ds, args, device, augment_names=("crop", "flip"), resize=args.resize)
-    results, paths = {}, {}
-    for label, pretrained, frozen in conditions:
-        seed_everything(args.seed)
-        model = resnet18(classes=10, cifar_stem=False)
-        loaded = load_pretrained(model, args.weights) if pretrained else None
-        if frozen:
-            freeze_backbone(model)
-        slug = label.replace(", ", "_").replace(" ", "_")
-        run = runs.RunDir(__file__, f"transfer_learning/{slug}", args, resume=args.resume, condition=label)
-        cfg = TrainConfig(epochs=args.epochs, lr=args.lr, optimizer="sgd", weight_decay=5e-4, schedule="cosine")
-        s = train_and_test(model, loaders, cfg, run, device, args=args, title=f"ResNet-18, {label}",
-                           trainable_parameters=count_parameters(model, trainable_only=True), loaded=loaded,
-                           resize=args.resize)
-        results[label] = {"test acc (%)": [100 * s["test_acc"]], "trainable parameters": [s["trainable_parameters"]],
-                          "seconds per epoch": [float(runs.read_metrics(run.path)["seconds"].mean())]}
-        paths[label] = run.path
-        print(f"{label:28s} test accuracy {s['test_acc']:.4f} ({s['trainable_parameters']:,} trainable)")
-    out = runs.root(__file__, "transfer_learning", args.out)
-    print(stats.write_comparison(results, out / "table", caption=f"Transfer to CIFAR-10 at {args.resize}px, "
-                                 f"{len(ds.train)} training images, {args.epochs} epochs, weights: {args.weights}"))
-    plots.compare_curves(paths, out / "curves.png", metrics=("train_loss", "val_acc"),
-                         title="ResNet-18 on CIFAR-10: scratch vs pretrained, fine-tuned vs frozen")
-    return results
+    base = {**hyperparameters(HP, args), "weights": str(args.weights), **data_settings(args)}
+    study = Study("transfer_learning", trial, conditions, args.seeds, runs.root(__file__, out=args.out), base=base,
+                  resume=args.resume)
+    result = study.run(**cli.study_backend(args))
+    table = result.report({"test_acc": "test acc (%)", "trainable_parameters": "trainable parameters",
+                           "seconds_per_epoch": "seconds per epoch"}, scale={"test_acc": 100},
+                          caption=f"Transfer to CIFAR-10 at {args.resize}px, {args.epochs} epochs, weights: "
+                                  f"{args.weights}, seeds {args.seeds}",
+                          bar_ylabel="test accuracy (%)", bar_xlabel="condition",
+                          curve_title="ResNet-18 on CIFAR-10: scratch vs pretrained, fine-tuned vs frozen")
+    print(table)
+    result.raise_for_failures()
+    return result.values("test_acc", 100)
 
 
 if __name__ == "__main__":

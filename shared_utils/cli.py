@@ -87,21 +87,23 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def parser(doc: str | None, *, epochs: int = 5, batch_size: int = 64, lr: float = 0.01,
-           seed: int = 0, seeds: bool = False, quick: dict[str, Any] | None = None,
+           seed: int = 0, seeds: bool = False, quick: dict[str, Any] | None = None, trains: bool = True,
            ) -> argparse.ArgumentParser:
     """Return a parser with the flags every script has.
 
     ``quick`` holds the ``--quick`` preset (for example ``{"epochs": 1, "limit_train": 2000}``):
     values that :func:`parse` applies when ``--quick`` is given, for flags the user left
-    at their defaults.
+    at their defaults. ``trains=False`` is for scripts that train nothing (they inspect or explain a
+    checkpoint): they get no ``--epochs --batch-size --lr``.
     """
     description = (doc or "").strip()
     p = OneLineParser(description=description,
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("common flags")
-    g.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the training set")
-    g.add_argument("--batch-size", type=positive_int, default=batch_size, help="examples per update")
-    g.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
+    if trains:
+        g.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the training set")
+        g.add_argument("--batch-size", type=positive_int, default=batch_size, help="examples per update")
+        g.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
     g.add_argument("--seed", type=nonneg_int, default=seed, help="seed for weights, shuffling and subsets")
     if seeds:
         g.add_argument("--seeds", type=nonneg_int, nargs="+", default=None,
@@ -117,7 +119,7 @@ def parser(doc: str | None, *, epochs: int = 5, batch_size: int = 64, lr: float 
     g.add_argument("--quick", action="store_true",
                    help="seconds-long preset (tiny subset, one epoch) for smoke tests")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(_quick_preset=dict(quick or {"epochs": 1}))
+    p.set_defaults(_quick_preset=dict(quick or ({"epochs": 1} if trains else {})))
     return p
 
 
@@ -138,16 +140,41 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argp
     return args
 
 
+def add_study_flags(p: argparse.ArgumentParser) -> None:
+    """``--workers --backend --address --resume``: how a comparison's trials run (shared_utils.study)."""
+    g = p.add_argument_group("study runner")
+    g.add_argument("--workers", type=positive_int, default=1,
+                   help="trials at a time: local processes (--backend pool) or Ray tasks' CPU share")
+    g.add_argument("--backend", choices=("serial", "pool", "ray"), default=None,
+                   help="where trials run (default: serial for --workers 1, else pool)")
+    g.add_argument("--address", default=None,
+                   help="Ray cluster to join with --backend ray: auto or HOST:PORT (default: start a local one)")
+    g.add_argument("--resume", action="store_true",
+                   help="skip finished trials and continue unfinished ones from their last checkpoint")
+
+
+def study_backend(args: argparse.Namespace) -> dict:
+    """The keyword arguments of Study.run from the parsed study flags."""
+    backend = args.backend or ("serial" if args.workers == 1 else "pool")
+    return {"backend": backend, "workers": args.workers, "address": args.address, "quiet": args.quiet}
+
+
 def run(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> Any:
-    """Call ``main(argv)``; a UserError becomes exit code 2 with one line on stderr."""
+    """Call ``main(argv)``; a UserError becomes exit code 2 with one line on stderr, failed study
+    trials exit code 1 with one line (their errors are in the study's manifest)."""
+    from shared_utils.study import TrialsFailed
+
+    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "error"
     try:
         return main(argv)
     except UserError as exc:
-        prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "error"
         sys.stderr.write(f"{prog}: error: {exc}\n")
         sys.exit(2)
+    except TrialsFailed as exc:
+        sys.stderr.write(f"{prog}: {exc}\n")
+        sys.exit(1)
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+        sys.stderr.write(f"{prog}: interrupted\n")
         sys.exit(130)
 
 

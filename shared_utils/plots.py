@@ -14,7 +14,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from shared_utils.runs import atomic_write_bytes, read_metrics
+from shared_utils.atomic import atomic_write_bytes
+from shared_utils.runs import read_metrics
 
 STYLE = {
     "figure.dpi": 110,

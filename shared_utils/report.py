@@ -15,7 +15,7 @@ from typing import Sequence
 
 from shared_utils.cli import OneLineParser, run
 from shared_utils.errors import UserError
-from shared_utils.runs import atomic_write_text
+from shared_utils.atomic import atomic_write_text
 
 SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", "node_modules", ".pytest_cache", "data"}
 

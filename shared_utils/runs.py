@@ -15,12 +15,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from datetime import datetime, timezone
@@ -30,52 +28,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from shared_utils.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: F401
 from shared_utils.errors import UserError
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
-
-
-# --------------------------------------------------------------------------- atomic writes
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return None if not math.isfinite(float(value)) else float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -102,29 +58,6 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
             return {name: archive[name] for name in archive.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise UserError(f"checkpoint {path} is corrupt or not a NumPy .npz file ({exc})") from None
-
-
-def save_torch(path: str | os.PathLike, obj: Any) -> Path:
-    """``torch.save`` into a buffer, then an atomic write."""
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
-def load_torch(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
-    """``torch.load(..., weights_only=True)``: tensors and plain containers only."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises several types for foreign or truncated files
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"checkpoint {path} is corrupt or holds more than weights ({first})") from None
 
 
 # --------------------------------------------------------------------------- provenance
@@ -168,13 +101,14 @@ class RunDir:
     """One run's folder: config, per-epoch metrics, summary, checkpoints, plots."""
 
     def __init__(self, script_file: str | os.PathLike, experiment: str, args: Any = None, *,
-                 resume: bool = False, **extra_config: Any):
+                 resume: bool = False, path: str | os.PathLike | None = None, **extra_config: Any):
         out = getattr(args, "out", None) if args is not None else None
-        self.path = root(script_file, experiment, out)
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.path = Path(path) if path is not None else root(script_file, experiment, out)
+        # under torchrun every rank builds the RunDir, and only rank 0 writes it
+        self.writes = os.environ.get("RANK", "0") == "0"
         self.started = time.perf_counter()
         self._columns: list[str] | None = None
-        config = {
+        self.config = {
             "script": str(Path(script_file).resolve().name),
             "experiment": experiment,
             "args": dict(vars(args)) if args is not None else {},
@@ -185,12 +119,28 @@ class RunDir:
             "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]) if sys.argv else "",
             **extra_config,
         }
-        atomic_write_json(self.path / "config.json", config)
+        if not self.writes:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.path / "config.json", self.config)
         if resume and self.metrics_path.exists():
             with open(self.metrics_path, newline="") as f:
                 self._columns = next(csv.reader(f), None)
         elif self.metrics_path.exists():
             self.metrics_path.unlink()  # a fresh run never mixes rows with an old one
+
+    @classmethod
+    def for_trial(cls, script_file: str | os.PathLike, config: Mapping[str, Any], args: Any = None) -> "RunDir":
+        """The run folder of one study trial: ``config["run_dir"]``, resumed if ``config["resume"]``;
+        config.json records the trial's whole configuration (the hyper-parameters it ran with)."""
+        return cls(script_file, str(config.get("condition", "")), args, resume=bool(config.get("resume")),
+                   path=config["run_dir"], trial=dict(config))
+
+    def update_config(self, **fields: Any) -> None:
+        """Add resolved settings to config.json (the engine records its TrainConfig, model and device)."""
+        self.config.update(fields)
+        if self.writes:
+            atomic_write_json(self.path / "config.json", self.config)
 
     @property
     def metrics_path(self) -> Path:
@@ -201,6 +151,8 @@ class RunDir:
 
     def log(self, **row: Any) -> None:
         """Append one row to metrics.csv and flush, so a crash keeps every finished epoch."""
+        if not self.writes:
+            return
         if self._columns is None:
             self._columns = _column_order(row)
             with open(self.metrics_path, "w", newline="") as f:
@@ -215,6 +167,8 @@ class RunDir:
     def replace_metrics(self, rows: list[dict]) -> None:
         """Rewrite metrics.csv (atomically) as exactly these rows: on resume, the checkpoint's history
         is the truth, so a row logged by an epoch whose checkpoint was never written goes away."""
+        if not self.writes:
+            return
         self._columns = None
         if not rows:
             self.metrics_path.unlink(missing_ok=True)
@@ -237,8 +191,8 @@ class RunDir:
                     best = int(np.nanargmax(metrics[key]))
                     summary[f"best_{key}"] = float(metrics[key][best])
                     summary[f"best_{key}_epoch"] = int(metrics["epoch"][best]) if "epoch" in metrics else best + 1
-            for key in METRIC_COLUMNS[1:6]:
-                if key in metrics and len(metrics[key]):
+            for key in metrics:   # every logged metric (train_mse, val_loss ...) and the learning rate
+                if key not in ("epoch", "seconds", "images_per_s") and len(metrics[key]):
                     summary[f"final_{key}"] = float(metrics[key][-1])
             summary["epochs"] = int(len(metrics.get("epoch", [])))
             if "seconds" in metrics:   # every epoch's training time, across resumed invocations
@@ -246,7 +200,8 @@ class RunDir:
         summary.update(fields)
         summary["wall_time_s"] = round(time.perf_counter() - self.started, 3)
         summary["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        atomic_write_json(self.path / "summary.json", summary)
+        if self.writes:
+            atomic_write_json(self.path / "summary.json", summary)
         return summary
 
     def save_checkpoint(self, state: Any, name: str = "best.npz") -> Path:

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from shared_utils.runs import atomic_write_text
+from shared_utils.atomic import atomic_write_text
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,13 @@ def test_mlp_vs_cnn_then_saliency(tmp_path):
     script("mlp_vs_cnn.py", tmp_path, "--quick")
     root = tmp_path / "mlp_vs_cnn"
     assert (root / "curves.png").is_file() and "| CNN | 1 |" in (root / "table.md").read_text()
-    for name in ("mlp", "cnn"):
-        s = runs.read_summary(root / name / "seed0")
-        assert 0.0 <= s["test_acc"] <= 1.0 and (root / name / "seed0" / "dashboard.png").is_file()
-    assert runs.read_summary(root / "mlp" / "seed0")["test_acc"] > 0.15  # 512 images, one epoch; chance 0.10
-    script("saliency_maps.py", tmp_path, "--ckpt", root / "cnn" / "seed0" / "best.pt", "--samples", "3", "--count", "2")
+    for name in ("MLP", "CNN"):
+        s = runs.read_summary(root / name / "seed_0")
+        assert s["test_acc"] > 0.15 and (root / name / "seed_0" / "dashboard.png").is_file()  # chance 0.10
+        config = json.loads((root / name / "seed_0" / "config.json").read_text())
+        assert config["train"]["optimizer"] == "adam" and config["train"]["lr"] == 1e-3   # resolved, recorded
+    assert runs.read_summary(root / "CNN" / "seed_0")["parameters"] > runs.read_summary(root / "MLP" / "seed_0")["parameters"] / 10
+    script("saliency_maps.py", tmp_path, "--ckpt", root / "CNN" / "seed_0" / "best.pt", "--samples", "3", "--count", "2")
     s = runs.read_summary(tmp_path / "saliency")
     assert s["speckle_smoothgrad"] < s["speckle_vanilla"]  # averaging over noise smooths the map
     assert (tmp_path / "saliency" / "vanilla.png").is_file() and (tmp_path / "saliency" / "smoothgrad.png").is_file()
@@ -40,9 +42,9 @@ def test_resnet_vs_plain_records_gradient_flow(tmp_path):
     script("resnet_vs_plain.py", tmp_path, "--quick")
     root = tmp_path / "resnet_vs_plain"
     for name in ("Plain-8", "Plain-14", "ResNet-8", "ResNet-14"):
-        norms = (root / name / "grad_norms.csv").read_text().splitlines()
+        norms = (root / name / "seed_0" / "grad_norms.csv").read_text().splitlines()
         assert norms[0] == "step,first_conv_grad_norm" and len(norms) > 1
-        snapshots = json.loads((root / name / "grad_snapshots.json").read_text())
+        snapshots = json.loads((root / name / "seed_0" / "grad_snapshots.json").read_text())
         depth = int(name.split("-")[1])
         assert all(len(v) == depth - 1 for v in snapshots.values())   # every conv layer (fc excluded)
     for png in ("curves.png", "first_conv_grad_norm.png", "layer_grad_norms.png"):
@@ -58,7 +60,7 @@ def test_resnet_vs_plain_rejects_bad_depths(tmp_path):
 def test_transfer_learning_offline_error_and_weights_from_a_file(tmp_path):
     import torch
 
-    from section4_transfer.models import resnet18
+    from shared_utils.pytorch.models import resnet18
 
     result = run_script("section4_transfer/transfer_learning.py", "--quick", "--data-dir", tmp_path / "nothing",
                         cwd=tmp_path, env_extra={"TORCH_HOME": str(tmp_path / "hub"),
@@ -68,8 +70,8 @@ def test_transfer_learning_offline_error_and_weights_from_a_file(tmp_path):
     torch.save(resnet18(classes=1000, cifar_stem=False).state_dict(), tmp_path / "backbone.pt")
     script("transfer_learning.py", tmp_path, "--quick", "--weights", tmp_path / "backbone.pt")
     root = tmp_path / "transfer_learning"
-    frozen = runs.read_summary(root / "pretrained_frozen_backbone")
-    full = runs.read_summary(root / "pretrained_fine-tune_all")
+    frozen = runs.read_summary(root / "pretrained_frozen_backbone" / "seed_0")
+    full = runs.read_summary(root / "pretrained_fine-tune_all" / "seed_0")
     assert frozen["trainable_parameters"] == 512 * 10 + 10 and full["trainable_parameters"] > 11_000_000
     assert frozen["loaded"]["loaded"] == 120          # every backbone tensor but the replaced head
     assert (root / "table.md").is_file() and (root / "curves.png").is_file()
@@ -88,9 +90,9 @@ def test_inspect_resnet(tmp_path):
 def test_augmentation_and_regularization_studies(tmp_path):
     script("augmentation_study.py", tmp_path, "--quick", "--conditions", "combined")
     root = tmp_path / "augmentation"
-    for png in ("examples.png", "accuracy.png", "curves.png"):
+    for png in ("examples.png", "bars.png", "curves.png"):
         assert (root / png).is_file(), png
     assert "| combined | 1 |" in (root / "table.md").read_text()
     script("regularization_study.py", tmp_path, "--quick", "--conditions", "all combined")
     root = tmp_path / "regularization"
-    assert (root / "gap_and_accuracy.png").is_file() and "| all combined | 1 |" in (root / "table.md").read_text()
+    assert (root / "bars.png").is_file() and "| all combined | 1 |" in (root / "table.md").read_text()

@@ -55,7 +55,7 @@ def test_parse_idx_roundtrip_and_truncation():
 @pytest.mark.parametrize("gz", [False, True])
 def test_mnist_loader_reads_raw_and_gz(tmp_path, gz):
     arrays, checksums = make_mnist(tmp_path, gz=gz)
-    train, test, classes, mean, std = data._load_mnist_arrays(tmp_path, download_ok=False, checksums=checksums)
+    train, test, classes, mean, std = data.mnist_idx.load_arrays(tmp_path, download_ok=False, checksums=checksums)
     assert train.x.shape == (6, 1, 28, 28) and train.x.dtype == np.uint8
     assert train.y.dtype == np.int64 and test.y.dtype == np.int64
     np.testing.assert_array_equal(train.x[:, 0], arrays["train-images-idx3-ubyte"])
@@ -70,7 +70,7 @@ def test_corrupted_mnist_file_fails_its_checksum(tmp_path):
     payload[100] ^= 0xFF  # one flipped byte, same length: only the checksum can see it
     path.write_bytes(bytes(payload))
     with pytest.raises(UserError, match="sha256 check"):
-        data._load_mnist_arrays(tmp_path, download_ok=False, checksums=checksums)
+        data.mnist_idx.load_arrays(tmp_path, download_ok=False, checksums=checksums)
 
 
 def test_truncated_gz_fails_its_md5(tmp_path):
@@ -78,14 +78,14 @@ def test_truncated_gz_fails_its_md5(tmp_path):
     path = tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte.gz"
     path.write_bytes(path.read_bytes()[:-5])
     with pytest.raises(UserError, match="md5 check"):
-        data._load_mnist_arrays(tmp_path, download_ok=False, checksums=checksums)
+        data.mnist_idx.load_arrays(tmp_path, download_ok=False, checksums=checksums)
 
 
 def test_offline_error_names_folder_and_files(tmp_path, monkeypatch):
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(data.fetch.urllib.request, "urlopen", no_network)
     with pytest.raises(UserError) as excinfo:
         data.load("mnist", tmp_path)
     message = str(excinfo.value)
@@ -227,14 +227,16 @@ def test_real_cifar10_counts():
 def test_torch_wrappers_normalise_and_shuffle_with_a_seed():
     torch = pytest.importorskip("torch")
     ds = data.digits(val_size=100, seed=0)
-    dataset = data.torch_dataset(ds, "val")
+    from shared_utils.pytorch.pipeline import torch_dataset, torch_loader
+
+    dataset = torch_dataset(ds, "val")
     x, y = dataset[0]
     assert x.dtype == torch.float32 and x.shape == (1, 8, 8) and y.dtype == torch.int64
     np.testing.assert_allclose(x.numpy(), ds.normalize(ds.val.x[:1])[0], rtol=1e-6)
-    first = [yb.tolist() for _, yb in data.torch_loader(ds, "train", batch_size=32, seed=1)]
-    again = [yb.tolist() for _, yb in data.torch_loader(ds, "train", batch_size=32, seed=1)]
-    other = [yb.tolist() for _, yb in data.torch_loader(ds, "train", batch_size=32, seed=2)]
+    first = [yb.tolist() for _, yb in torch_loader(ds, "train", batch_size=32, seed=1)]
+    again = [yb.tolist() for _, yb in torch_loader(ds, "train", batch_size=32, seed=1)]
+    other = [yb.tolist() for _, yb in torch_loader(ds, "train", batch_size=32, seed=2)]
     assert first == again and first != other
     assert sorted(sum(first, [])) == sorted(ds.train.y.tolist())
     with pytest.raises(UserError, match="no val split"):
-        data.torch_dataset(data.digits(), "val")
+        torch_dataset(data.digits(), "val")

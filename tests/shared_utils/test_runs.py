@@ -86,6 +86,7 @@ def test_json_writes_nan_as_null(tmp_path):
 
 
 torch = pytest.importorskip("torch")
+from shared_utils.pytorch.checkpoint import load_torch, save_torch  # noqa: E402
 
 
 class NotWeights:
@@ -94,12 +95,12 @@ class NotWeights:
 
 def test_torch_checkpoint_round_trip_is_weights_only(tmp_path):
     state = {"layer.weight": torch.randn(3, 2), "step": 7}
-    path = runs.save_torch(tmp_path / "model.pt", state)
-    loaded = runs.load_torch(path)
+    path = save_torch(tmp_path / "model.pt", state)
+    loaded = load_torch(path)
     assert torch.equal(loaded["layer.weight"], state["layer.weight"]) and loaded["step"] == 7
     torch.save({"obj": NotWeights()}, tmp_path / "unsafe.pt")
     with pytest.raises(UserError, match="holds more than weights"):
-        runs.load_torch(tmp_path / "unsafe.pt")
+        load_torch(tmp_path / "unsafe.pt")
     (tmp_path / "broken.pt").write_bytes(path.read_bytes()[:40])
     with pytest.raises(UserError, match="corrupt"):
-        runs.load_torch(tmp_path / "broken.pt")
+        load_torch(tmp_path / "broken.pt")

@@ -41,15 +41,17 @@ def test_deterministic_mode_sets_torch_flags():
 
 
 def test_device_resolution():
+    pytest.importorskip("torch")
+    from shared_utils.pytorch import device as torch_device
     torch = pytest.importorskip("torch")
-    assert device.resolve("cpu") == torch.device("cpu")
+    assert torch_device.resolve("cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else None
     if expected:
-        assert device.resolve("auto").type == "cuda"
+        assert torch_device.resolve("auto").type == "cuda"
     elif not torch.backends.mps.is_available():
-        assert device.resolve("auto").type == "cpu"
+        assert torch_device.resolve("auto").type == "cpu"
         with pytest.raises(UserError, match="no CUDA GPU"):
-            device.resolve("cuda")
+            torch_device.resolve("cuda")
 
 
 def test_numpy_scripts_refuse_accelerators():

@@ -1,6 +1,7 @@
-"""Models for the CIFAR-10 studies: an MLP baseline, a small CNN, PlainNet-n / ResNet-n as in
-He et al. 2016 (section 4.2: 3 stages of 2n 3x3 layers, widths 16/32/64, 6n+2 layers), and
-torchvision's ResNet-18, adapted to 32x32 inputs or kept at ImageNet size.
+"""The shared model zoo: an MLP baseline, a small CNN, PlainNet-n / ResNet-n as in He et al. 2016
+(section 4.2: 3 stages of 2n 3x3 layers, widths 16/32/64, 6n+2 layers), and torchvision's
+ResNet-18, adapted to 32x32 inputs or kept at ImageNet size. Sections and projects import models
+from here; a study that adds an encoder adds it here, so no folder imports a sibling's models.
 
     model = build_model("resnet", depth=20)     # 0.27M parameters, the paper's ResNet-20
     model = build_model("plain", depth=56)      # the same layers without shortcuts
@@ -14,14 +15,20 @@ import torch.nn.functional as F
 CIFAR_CLASSES = 10
 
 
-class MLP(nn.Module):
-    """Flattened pixels through two hidden ReLU layers: the baseline with no notion of space."""
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
 
-    def __init__(self, hidden: tuple[int, ...] = (512, 256), classes: int = CIFAR_CLASSES, dropout: float = 0.0):
+
+class MLP(nn.Module):
+    """Flattened inputs through hidden layers (ReLU by default): the baseline with no notion of space."""
+
+    def __init__(self, hidden: tuple[int, ...] = (512, 256), classes: int = CIFAR_CLASSES, dropout: float = 0.0,
+                 in_features: int = 3 * 32 * 32, activation: str = "relu"):
         super().__init__()
-        layers, width = [nn.Flatten()], 3 * 32 * 32
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        layers, width = [nn.Flatten()], in_features
         for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU(inplace=True)] + ([nn.Dropout(dropout)] if dropout else [])
+            layers += [nn.Linear(width, h), ACTIVATIONS[activation]()] + ([nn.Dropout(dropout)] if dropout else [])
             width = h
         layers.append(nn.Linear(width, classes))
         self.net = nn.Sequential(*layers)
@@ -148,7 +155,7 @@ def load_pretrained(model: nn.Module, weights: str, *, skip_prefixes: tuple[str,
     entry, loaded with ``weights_only=True``). Returns the keys that were not loaded.
     """
     from shared_utils.errors import UserError
-    from shared_utils.runs import load_torch
+    from shared_utils.pytorch.checkpoint import load_torch
 
     if weights == "imagenet":
         import torchvision
@@ -185,19 +192,24 @@ def load_pretrained(model: nn.Module, weights: str, *, skip_prefixes: tuple[str,
 
 
 def freeze_backbone(model: nn.Module, head: str = "fc") -> nn.Module:
-    """Stop gradients everywhere except the head, and keep the backbone's BatchNorm statistics
-    fixed: a frozen feature extractor should not drift with the new data's batch statistics.
-    Returns the model, whose ``train()`` now leaves every module but the head in eval mode."""
+    """Stop gradients everywhere except the head, and fix the backbone's BatchNorm layers: each becomes
+    torchvision's FrozenBatchNorm2d with the same statistics and affine weights, which always normalises
+    with its running statistics, so a frozen feature extractor does not drift with the new data's batch
+    statistics in train mode. No method is patched: the model saves, copies and switches modes as usual."""
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
     for name, p in model.named_parameters():
         p.requires_grad = name.startswith(head + ".")
-    plain_train = model.train
-
-    def train(mode: bool = True):
-        plain_train(mode)
-        for name, module in model.named_modules():
-            if name and not name.startswith(head):
-                module.eval()
-        return model
-
-    model.train = train
+    for name, module in list(model.named_modules()):
+        if not name or name.startswith(head):
+            continue
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.BatchNorm2d):
+                frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+                with torch.no_grad():
+                    frozen.weight.copy_(child.weight)
+                    frozen.bias.copy_(child.bias)
+                    frozen.running_mean.copy_(child.running_mean)
+                    frozen.running_var.copy_(child.running_var)
+                setattr(module, child_name, frozen.to(child.weight.device))
     return model

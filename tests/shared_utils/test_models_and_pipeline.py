@@ -3,8 +3,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from section4_transfer import models  # noqa: E402
-from shared_utils import tensor_pipeline as tp  # noqa: E402
+from shared_utils.pytorch import models  # noqa: E402
+from shared_utils.pytorch import pipeline as tp  # noqa: E402
 
 
 @pytest.mark.parametrize("depth, millions", [(20, 0.27), (32, 0.46), (44, 0.66), (56, 0.85)])

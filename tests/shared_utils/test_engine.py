@@ -6,11 +6,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from section4_transfer.models import SmallCNN  # noqa: E402
+from shared_utils.pytorch.models import SmallCNN  # noqa: E402
 from shared_utils import data, runs  # noqa: E402
 from shared_utils.errors import UserError  # noqa: E402
-from shared_utils.tensor_pipeline import TensorLoader, horizontal_flip, random_crop  # noqa: E402
-from shared_utils.training import TrainConfig, TrainingDiverged, evaluate, fit  # noqa: E402
+from shared_utils.pytorch.pipeline import TensorLoader, horizontal_flip, random_crop  # noqa: E402
+from shared_utils.pytorch.checkpoint import load_torch  # noqa: E402
+from shared_utils.pytorch.engine import TrainConfig, TrainingDiverged, evaluate, fit  # noqa: E402
 from tests.conftest import requires  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -92,11 +93,12 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
 def test_checkpoints_are_weights_only(tmp_path):
     x, y = synthetic(32)
     fit(small_model(), *loaders(x, y), TrainConfig(epochs=1), device=CPU, run=run_dir(tmp_path))
-    best = runs.load_torch(tmp_path / "r" / "best.pt")
+    best = load_torch(tmp_path / "r" / "best.pt")
     model = small_model()
     model.load_state_dict(best["model"])
     torch.save({"model": argparse.Namespace(a=1)}, tmp_path / "r" / "evil.pt")   # not just weights
     with pytest.raises(UserError, match="more than weights"):
-        runs.load_torch(tmp_path / "r" / "evil.pt")
-    loss, acc = evaluate(model, loaders(x, y)[1], CPU)
+        load_torch(tmp_path / "r" / "evil.pt")
+    scores = evaluate(model, loaders(x, y)[1], CPU)
+    loss, acc = scores["loss"], scores["acc"]
     assert np.isfinite(loss) and 0 <= acc <= 1

@@ -1,0 +1,356 @@
+"""The one PyTorch training loop: fit() and evaluate() for every PyTorch experiment and study.
+
+    cfg = TrainConfig(epochs=10, lr=0.1, schedule="cosine", label_smoothing=0.1)
+    history = fit(model, train_loader, val_loader, cfg, run=run, device=device)
+
+The task is a function ``loss_fn(model, (x, y)) -> (loss, {metric: batch mean})``; the default
+is cross-entropy with accuracy (:func:`classification`), and :func:`regression` gives MSE for
+reconstruction and regression, so every kind of task trains through the same loop, writes the same
+metrics.csv (``train_<metric>`` and ``val_<metric>`` per epoch), checkpoints, resumes and stops
+on a NaN the same way. "Best" is a named metric and direction (``best_metric="val_loss",
+best_mode="min"`` for a reconstruction).
+
+What it does, so scripts don't: SGD (Nesterov) / Adam / AdamW (optionally AMSGrad) with weight
+decay; per-step schedules (step, cosine, one-cycle, each with optional linear warm-up); label
+smoothing; gradient clipping; mixed precision and channels-last memory on CUDA; ``best.pt`` and
+``last.pt`` loaded with ``weights_only=True``; ``resume=True`` continues from ``last.pt`` to the
+same result as an uninterrupted run, and refuses a checkpoint made with other settings. Optional,
+off by default: an exponential moving average of the weights (``ema_decay``), test-time
+augmentation (``tta="flip"``) and TensorBoard scalars beside metrics.csv (``tensorboard=True``).
+Under ``torchrun`` it trains with DistributedDataParallel (see :mod:`.distributed`).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterable, Mapping
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from shared_utils import cli
+from shared_utils.errors import UserError
+from shared_utils.pytorch import distributed
+from shared_utils.pytorch.checkpoint import load_torch, save_torch
+from shared_utils.runs import RunDir
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, Mapping[str, torch.Tensor]]]
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the fix is usually a smaller learning rate."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    lr: float = 0.1
+    optimizer: str = "sgd"            # sgd | adam | adamw
+    momentum: float = 0.9             # SGD only
+    nesterov: bool = True             # SGD only, when momentum > 0
+    amsgrad: bool = False             # Adam/AdamW only
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"          # cosine | step | onecycle | none
+    warmup_epochs: float = 0.0        # linear warm-up before the schedule (not used by onecycle)
+    step_size: int = 30               # epochs between x0.1 drops for schedule="step"
+    label_smoothing: float = 0.0      # used by the default classification task
+    grad_clip: float | None = None    # max global gradient norm
+    amp: bool = True                  # mixed precision, only ever on CUDA
+    channels_last: bool = True        # only ever on CUDA
+    best_metric: str = "val_acc"      # the metrics.csv column that picks best.pt ...
+    best_mode: str = "max"            # ... and whether higher (max) or lower (min) is better
+    ema_decay: float | None = None    # e.g. 0.999: evaluate and keep an exponential moving average
+    tta: str = "none"                 # none | flip: average predictions over flipped copies at evaluation
+    tensorboard: bool = False         # also write TensorBoard scalars to <run>/tensorboard
+
+    def __post_init__(self):
+        choices = {"optimizer": ("sgd", "adam", "adamw"), "schedule": ("cosine", "step", "onecycle", "none"),
+                   "best_mode": ("max", "min"), "tta": tuple(TTA_VIEWS)}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"TrainConfig.{key} must be one of {allowed}, got {getattr(self, key)!r}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"TrainConfig.ema_decay must be in (0, 1), got {self.ema_decay}")
+
+
+# --------------------------------------------------------------------------- tasks
+def classification(label_smoothing: float = 0.0) -> LossFn:
+    """Cross-entropy and accuracy. Targets may be class indices or (mixup/cutmix) class probabilities."""
+    def loss_fn(model, batch):
+        x, y = batch
+        logits = model(x).float()
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        labels = y.argmax(1) if y.is_floating_point() else y
+        return loss, {"acc": (logits.argmax(1) == labels).float().mean()}
+    return loss_fn
+
+
+def regression() -> LossFn:
+    """Mean squared error (per element) between the model's output and the target: reconstruction,
+    regression. Logs ``mse``; pick the best checkpoint with ``best_metric="val_loss", best_mode="min"``."""
+    def loss_fn(model, batch):
+        x, y = batch
+        out = model(x).float()
+        loss = F.mse_loss(out, y.float())
+        return loss, {"mse": loss.detach()}
+    return loss_fn
+
+
+# --------------------------------------------------------------------------- test-time augmentation
+TTA_VIEWS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], ...]] = {
+    "none": (lambda x: x,),
+    "flip": (lambda x: x, lambda x: x.flip(3)),
+}
+
+
+class TestTimeAugmentation(nn.Module):
+    """Average the wrapped model's outputs over views of the input (e.g. the image and its mirror)."""
+
+    __test__ = False   # not a pytest class
+
+    def __init__(self, model: nn.Module, views: str = "flip"):
+        super().__init__()
+        self.model, self.views = model, TTA_VIEWS[views]
+
+    def forward(self, x):
+        return torch.stack([self.model(view(x)).float() for view in self.views]).mean(0)
+
+
+# --------------------------------------------------------------------------- optimizer and schedule
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                               weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """A per-step schedule as a LambdaLR multiplier, so its state is one integer (resumable)."""
+    total = max(1, cfg.epochs * steps_per_epoch)
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total,
+                                                   pct_start=0.25, cycle_momentum=cfg.optimizer == "sgd")
+    warmup = int(cfg.warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total - warmup)
+        if cfg.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+        if cfg.schedule == "step":
+            return 0.1 ** ((step - warmup) // (cfg.step_size * steps_per_epoch))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# --------------------------------------------------------------------------- evaluation
+def _batch_size(batch: Batch) -> int:
+    return int(batch[0].shape[0])
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device, loss_fn: LossFn | None = None,
+             tta: str = "none") -> dict[str, float]:
+    """Mean loss and metrics over a loader, in eval mode: ``{"loss": ..., "acc": ...}`` for the default
+    classification task. Under torchrun each rank scores its shard and the sums are all-reduced."""
+    loss_fn = loss_fn or classification()
+    net = TestTimeAugmentation(model, tta) if tta != "none" else model
+    model.eval()
+    sums: dict[str, torch.Tensor] = {}
+    count = torch.zeros((), device=device)
+    for x, y in loader:
+        batch = (x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+        loss, metrics = loss_fn(net, batch)
+        n = _batch_size(batch)
+        for name, value in {"loss": loss, **metrics}.items():
+            sums[name] = sums.get(name, torch.zeros((), device=device)) + value.detach().float() * n
+        count += n
+    names = list(sums)
+    totals = distributed.all_reduce_sum(torch.stack([sums[k] for k in names] + [count])) if names else count
+    if not names:
+        return {}
+    return {name: float(totals[i]) / max(float(totals[-1]), 1.0) for i, name in enumerate(names)}
+
+
+# --------------------------------------------------------------------------- resume
+def _check_resumable(state, cfg: TrainConfig, path) -> None:
+    """A checkpoint is adopted only if it is this engine's last.pt made with the same settings
+    (the epoch budget may grow: successive halving continues runs to a longer budget)."""
+    needed = {"model", "optimizer", "scheduler", "scaler", "epoch", "step", "best_score", "torch_rng", "history",
+              "config"}
+    if not isinstance(state, dict) or not needed <= set(state):
+        missing = sorted(needed - set(state)) if isinstance(state, dict) else ["(not a dict)"]
+        raise UserError(f"{path} is not a resumable checkpoint of this engine (missing {', '.join(missing)}); "
+                        "start without --resume or use another --out")
+    saved, now = dict(state["config"]), asdict(cfg)
+    differ = sorted(k for k in set(saved) | set(now) if k != "epochs" and saved.get(k) != now.get(k))
+    if differ:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in differ[:3])
+        raise UserError(f"{path} was made with other settings ({detail}); resume with the same settings, "
+                        "or start afresh without --resume")
+    if cfg.epochs < int(state["epoch"]):
+        raise UserError(f"{path} has trained {state['epoch']} epochs, more than --epochs {cfg.epochs}; "
+                        "ask for at least as many")
+
+
+# --------------------------------------------------------------------------- training
+def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, device: torch.device,
+        run: RunDir | None = None, resume: bool = False, quiet: bool = True, desc: str = "train",
+        loss_fn: LossFn | None = None, val_loss_fn: LossFn | None = None,
+        on_backward: Callable[[int, nn.Module], None] | None = None, stop_after: int | None = None) -> list[dict]:
+    """Train; returns the per-epoch rows (also in run/metrics.csv).
+
+    ``loss_fn`` is the task (default: classification with ``cfg.label_smoothing``); ``val_loss_fn``
+    scores the validation loader (default: ``loss_fn``, or plain classification for the default task,
+    so validation loss is never smoothed). ``on_backward(step, model)`` runs after each backward pass,
+    before the optimizer step (gradient statistics). ``train_loader`` may offer ``state_dict()`` for
+    its shuffling RNG, which resume restores. ``stop_after`` ends this call after that epoch (a time
+    budget); the schedule still spans ``cfg.epochs``, so a later ``resume=True`` call finishes the run
+    exactly as one uninterrupted call would.
+    """
+    device = distributed.setup(device)
+    cuda = device.type == "cuda"
+    main = distributed.is_main()
+    if val_loss_fn is None:
+        val_loss_fn = classification() if loss_fn is None else loss_fn
+    loss_fn = loss_fn or classification(cfg.label_smoothing)
+    model.to(device)
+    if cuda and cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    net = model
+    if distributed.active():
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg, len(train_loader))
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp)
+    ema = None
+    if cfg.ema_decay is not None:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    if run is not None:
+        run.update_config(train=asdict(cfg), model={"class": type(model).__name__,
+                                                    "parameters": sum(p.numel() for p in model.parameters()),
+                                                    "trainable": sum(p.numel() for p in model.parameters()
+                                                                     if p.requires_grad)},
+                          device=str(device), world_size=distributed.world_size(),
+                          batch_size=getattr(train_loader, "batch_size", None),
+                          augment=[getattr(t, "__name__", repr(t)) for t in getattr(train_loader, "augment", [])])
+    history: list[dict] = []
+    better = (lambda a, b: a > b) if cfg.best_mode == "max" else (lambda a, b: a < b)
+    start_epoch, best_score, step = 1, None, 0
+    if resume and run is not None and (run / "last.pt").exists():
+        state = load_torch(run / "last.pt", map_location=device)
+        _check_resumable(state, cfg, run / "last.pt")
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise UserError(f"{run / 'last.pt'} belongs to another model ({str(exc).splitlines()[0][:100]}); "
+                            "start without --resume or use another --out") from None
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        torch.set_rng_state(state["torch_rng"])
+        if hasattr(train_loader, "load_state_dict"):
+            train_loader.load_state_dict(state["loader"])
+        start_epoch, best_score, step = state["epoch"] + 1, state["best_score"], state["step"]
+        history = state["history"]
+        if main:
+            run.replace_metrics(history)   # drop rows of an epoch that was cut off before its checkpoint
+    writer = None
+    if cfg.tensorboard and run is not None and main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(log_dir=str(run / "tensorboard"))
+    try:
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            net.train()
+            started = time.perf_counter()
+            lr_start = optimizer.param_groups[0]["lr"]
+            sums: dict[str, torch.Tensor] = {}
+            seen = torch.zeros((), device=device)
+            for x, y in cli.progress(train_loader, quiet=quiet, desc=f"{desc} {epoch}/{cfg.epochs}", unit="batch"):
+                batch = (x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+                if cuda and cfg.channels_last and batch[0].dim() == 4:
+                    batch = (batch[0].contiguous(memory_format=torch.channels_last), batch[1])
+                with torch.autocast(device.type, dtype=torch.float16, enabled=cuda and cfg.amp):
+                    loss, metrics = loss_fn(net, batch)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step + 1}; "
+                                           f"lower the learning rate (now {optimizer.param_groups[0]['lr']:g})")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                step += 1
+                if on_backward is not None:
+                    on_backward(step, model)
+                if cfg.grad_clip:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                if ema is not None:
+                    ema.update_parameters(model)
+                n = _batch_size(batch)
+                for name, value in {"loss": loss, **metrics}.items():
+                    sums[name] = sums.get(name, torch.zeros((), device=device)) + value.detach().float() * n
+                seen += n
+            names = list(sums)
+            totals = distributed.all_reduce_sum(torch.stack([sums[k] for k in names] + [seen]))
+            seconds = time.perf_counter() - started
+            row: dict = {"epoch": epoch}
+            row.update({f"train_{k}": float(totals[i]) / float(totals[-1]) for i, k in enumerate(names)})
+            scored = ema.module if ema is not None else model
+            if val_loader is not None:
+                val = evaluate(scored, val_loader, device, val_loss_fn, tta=cfg.tta)
+                row.update({f"val_{k}": v for k, v in val.items()})
+            row.update(lr=lr_start, seconds=seconds, images_per_s=float(totals[-1]) / seconds)
+            history.append(row)
+            score = row.get(cfg.best_metric, row.get(cfg.best_metric.replace("val_", "train_", 1)))
+            if score is None:
+                raise UserError(f"best_metric {cfg.best_metric!r} is not among the logged metrics "
+                                f"({', '.join(k for k in row if k != 'epoch')})")
+            improved = best_score is None or better(score, best_score)
+            if improved:
+                best_score = score
+            if run is not None and main:
+                run.log(**row)
+                if writer is not None:
+                    for key, value in row.items():
+                        if key != "epoch":
+                            writer.add_scalar(key, value, epoch)
+                    writer.flush()
+                if improved:
+                    save_torch(run / "best.pt", {"model": scored.state_dict(), "epoch": epoch,
+                                                 cfg.best_metric: score})
+                save_torch(run / "last.pt", {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch, "step": step,
+                    "best_score": best_score, "torch_rng": torch.get_rng_state(), "history": history,
+                    "loader": train_loader.state_dict() if hasattr(train_loader, "state_dict") else {},
+                    "ema": ema.state_dict() if ema is not None else {}, "config": asdict(cfg)})
+            distributed.barrier()   # nobody races ahead of rank 0's checkpoint
+            if not quiet and main:
+                print(f"{desc} epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+            if stop_after is not None and epoch >= stop_after:
+                break
+    finally:
+        if writer is not None:
+            writer.close()
+    return history
+
+
+def load_best(model: nn.Module, run: RunDir, device: torch.device | str = "cpu") -> nn.Module:
+    """Load ``best.pt`` (weights only) into ``model`` (the averaged weights when the run used EMA)."""
+    model.load_state_dict(load_torch(run / "best.pt", map_location=device)["model"])
+    return model

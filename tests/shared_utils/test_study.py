@@ -1,0 +1,128 @@
+"""The study runner: same per-trial results on every backend, restart skips finished trials, a failing
+trial is recorded while the others finish, bad specs stop before anything is written."""
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from shared_utils import cli
+from shared_utils.errors import UserError
+from shared_utils.study import Study, TrialsFailed, slug
+from tests.conftest import REPO
+from tests.shared_utils.study_trials import BASE, numpy_trial, torch_trial
+
+CONDITIONS = {"wide": {"hidden": 48}, "narrow": {"hidden": 8}}
+
+
+def per_trial(result):
+    return {(o.trial.condition, o.trial.seed): (o.summary["final_train_loss"], o.summary["final_val_acc"],
+                                                o.summary["checksum"]) for o in result.outcomes}
+
+
+def test_serial_pool_and_ray_give_identical_trials(tmp_path):
+    serial = Study("s", numpy_trial, CONDITIONS, [0, 1], tmp_path / "serial", base=BASE).run(quiet=True)
+    pool = Study("s", numpy_trial, CONDITIONS, [0, 1], tmp_path / "pool", base=BASE).run("pool", workers=2, quiet=True)
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        on_ray = Study("s", numpy_trial, CONDITIONS, [0, 1], tmp_path / "ray", base=BASE).run("ray", quiet=True)
+    finally:
+        ray.shutdown()
+    assert len(per_trial(serial)) == 4 and all(o.status == "done" for o in serial.outcomes)
+    assert per_trial(serial) == per_trial(pool) == per_trial(on_ray)
+    accuracy = {k: v[1] for k, v in per_trial(serial).items()}          # real digits, 2 epochs; chance 0.1
+    assert min(accuracy[("wide", s)] for s in (0, 1)) > 0.85 and min(accuracy.values()) > 0.6
+    # each trial writes its own deterministic folder, with the configuration it ran with
+    config = json.loads((tmp_path / "pool" / "s" / "narrow" / "seed_1" / "config.json").read_text())
+    assert config["trial"]["hidden"] == 8 and config["trial"]["seed"] == 1 and config["trial"]["threads"] == 1
+    manifest = json.loads((tmp_path / "ray" / "s" / "manifest.json").read_text())
+    assert manifest["backend"] == "ray" and manifest["failed"] == 0 and len(manifest["trials"]) == 4
+
+
+def test_a_failing_trial_is_recorded_and_the_others_finish(tmp_path):
+    study = Study("f", numpy_trial, {"ok": {}, "broken": {"fail": True}}, [0, 1], tmp_path, base=BASE)
+    result = study.run(quiet=True)
+    status = {(o.trial.condition, o.trial.seed): o.status for o in result.outcomes}
+    assert status == {("ok", 0): "done", ("ok", 1): "done", ("broken", 0): "failed", ("broken", 1): "failed"}
+    manifest = json.loads((tmp_path / "f" / "manifest.json").read_text())
+    assert manifest["failed"] == 2 and manifest["trials"][2]["error"] == "RuntimeError: planted failure"
+    assert "Traceback" in json.loads((tmp_path / "f" / "broken" / "seed_0" / "error.json").read_text())["traceback"]
+    with pytest.raises(TrialsFailed, match="2 of 4 trials failed"):
+        result.raise_for_failures()
+    table = result.report({"final_val_acc": "val acc (%)"}, scale=100, curves=("train_loss",))
+    assert "| ok | 2 |" in (tmp_path / "f" / "table.md").read_text() and "broken" not in table
+
+
+def test_a_killed_study_skips_finished_trials_when_started_again(tmp_path):
+    script = [sys.executable, str(REPO / "tests" / "shared_utils" / "study_trials.py"), str(tmp_path)]
+    proc = subprocess.Popen(script, cwd=REPO)
+    root = tmp_path / "killed"
+    deadline = time.time() + 60
+    while len(list(root.glob("*/seed_*/summary.json"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    finished = sorted(p.parent for p in root.glob("*/seed_*/summary.json"))
+    assert 2 <= len(finished) < 6
+    out = subprocess.run(script + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "complete", out.stderr
+    for folder in finished:     # called once: before the kill, never again
+        assert len((folder / "invocations.log").read_text().split()) == 1, folder
+    assert len(list(root.glob("*/seed_*/summary.json"))) == 6
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert sum(t["status"] == "skipped" for t in manifest["trials"]) == len(finished)
+
+
+def test_resume_refuses_a_folder_made_with_other_settings(tmp_path):
+    Study("r", numpy_trial, {"a": {}}, [0], tmp_path, base=BASE).run(quiet=True)
+    with pytest.raises(UserError, match=r"other settings \(lr\)"):
+        Study("r", numpy_trial, {"a": {}}, [0], tmp_path, base=dict(BASE, lr=0.5), resume=True).run(quiet=True)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda out: Study("x", numpy_trial, {"a": {"hiden": 3}}, [0], out, base=BASE), "unknown key(s) hiden"),
+    (lambda out: Study("x", numpy_trial, {"a": {"seed": 3}}, [0], out, base=dict(BASE, seed=1)), "runner sets"),
+    (lambda out: Study("x", numpy_trial, {"a b": {}, "a_b": {}}, [0], out, base=BASE), "share the folder"),
+    (lambda out: Study("x", numpy_trial, {"a": {}}, [0, 0], out, base=BASE), "seeds repeat"),
+    (lambda out: Study("x", lambda c: {}, {"a": {}}, [0], out, base=BASE), "module level"),
+])
+def test_bad_specs_stop_before_writing_anything(tmp_path, make, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make(tmp_path).run(quiet=True)
+    assert not any(tmp_path.iterdir())
+
+
+def test_bad_runner_flags_and_an_unreachable_ray_cluster(tmp_path):
+    study = Study("x", numpy_trial, {"a": {}}, [0], tmp_path, base=BASE)
+    with pytest.raises(UserError, match="at least 1"):
+        study.run(workers=0, quiet=True)
+    with pytest.raises(UserError, match="--address is for --backend ray"):
+        study.run(address="auto", quiet=True)
+    pytest.importorskip("ray")
+    with pytest.raises(UserError, match="cannot reach a Ray cluster at 127.0.0.1:9"):
+        study.run("ray", address="127.0.0.1:9", quiet=True)
+    assert not any(tmp_path.iterdir())
+    p = cli.parser("x")
+    cli.add_study_flags(p)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse(p, ["--workers", "0"])
+    assert exit_info.value.code == 2
+
+
+def test_successive_halving_keeps_the_best_and_continues_from_checkpoints(tmp_path):
+    pytest.importorskip("torch")
+    conditions = {"lr 0.3": {"lr": 0.3}, "lr 0.1": {"lr": 0.1}, "lr 0.01": {"lr": 0.01}, "lr 0.0003": {"lr": 3e-4}}
+    study = Study("h", torch_trial, conditions, [0], tmp_path, base={"epochs": 1, "lr": 0.1, "hidden": 32},
+                  budget_key="epochs")
+    result = study.halving([1, 2, 4], metric="best_val_acc", eta=2, quiet=True)
+    rounds = json.loads((tmp_path / "h" / "halving.json").read_text())["rounds"]
+    assert [len(r["scores"]) for r in rounds] == [4, 2, 1]
+    assert "lr 0.0003" not in rounds[0]["kept"]                      # the tiny step size is cut first
+    winner = tmp_path / "h" / slug(result.winner) / "seed_0"
+    epochs = [int(e) for e in (winner / "metrics.csv").read_text().split()[1:] for e in [e.split(",")[0]]]
+    assert epochs == [1, 2, 3, 4]                                      # continued, never restarted
+    loser = tmp_path / "h" / slug(rounds[0]["ranked"][-1]) / "seed_0"
+    assert len((loser / "metrics.csv").read_text().split()) == 2      # header + its one epoch
+    assert "*" in (tmp_path / "h" / "halving.md").read_text()
