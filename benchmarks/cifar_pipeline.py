@@ -20,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from section4_transfer.common import add_cifar_flags, data_settings, load_cifar
+from section4_transfer.common import add_cifar_flags, load_cifar
 from shared_utils.pytorch.models import build_model
 from shared_utils.pytorch import device as devices
 from shared_utils import cli, runs
@@ -44,7 +44,7 @@ def main(argv=None):
     add_cifar_flags(p, val_size=500)
     args = cli.parse(p, argv)
     device = devices.resolve(args.device)
-    ds = load_cifar(data_settings(args))
+    ds = load_cifar(cli.data_settings(args))
     torch.manual_seed(args.seed)
     model = build_model(args.model).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)

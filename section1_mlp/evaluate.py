@@ -17,7 +17,7 @@ from section2_optimization.trainer import predict
 from shared_utils import cli, data, device, plots, runs
 from shared_utils.errors import UserError
 
-DEFAULT_CKPT = Path(__file__).resolve().parent / "runs" / "activation_compare" / "relu" / "best.npz"
+DEFAULT_CKPT = Path(__file__).resolve().parent / "runs" / "activation_compare" / "relu" / "seed_0" / "best.npz"
 MAKE_ONE = "python section1_mlp/train.py"
 
 
@@ -37,7 +37,10 @@ def main(argv=None):
     x_test, y_test = ds.arrays("test", flatten=True)
     if x_test.shape[1] != model.sizes[0]:
         raise UserError(f"{args.ckpt} expects {model.sizes[0]} inputs, MNIST has {x_test.shape[1]}")
-    run = runs.RunDir(__file__, f"evaluate/{args.ckpt.parent.name}", args)
+    # a study trial's checkpoint sits in <condition>/seed_<n>/: name the evaluation after the condition
+    folder = args.ckpt.parent
+    name = f"{folder.parent.name}/{folder.name}" if folder.name.startswith("seed_") else folder.name
+    run = runs.RunDir(__file__, f"evaluate/{name}", args)
     probs = np.exp(log_softmax(predict(model, x_test)))
     pred = probs.argmax(1)
     k = ds.num_classes

@@ -3,59 +3,69 @@
 Same architecture (784-256-128-10), same mini-batches in the same order, plain SGD with
 the same learning rate; only the activation (and its matching initialisation: He for ReLU,
 Xavier for sigmoid/tanh) changes. Curves are overlaid; each activation keeps its best
-checkpoint (runs/activation_compare/<activation>/best.npz, read by evaluate.py).
+checkpoint (runs/activation_compare/<activation>/seed_<n>/best.npz, read by evaluate.py).
+Trials run through the study runner: --workers 2 trains two at once.
 """
 from __future__ import annotations
 
 from section1_mlp.mlp import ACTIVATIONS, MLP, PlainSGD
 from section2_optimization.losses import softmax_cross_entropy
 from section2_optimization.trainer import evaluate, fit
-from shared_utils import cli, data, device, plots, runs, stats
+from shared_utils import cli, data, device, plots, runs
 from shared_utils.seed import seed_everything
+from shared_utils.study import Study
 
 EXPERIMENT = "activation_compare"
+# ---- hyper-parameters; --epochs, --batch-size, --lr and --hidden override them
+HP = {"epochs": 5, "batch_size": 64, "lr": 0.1, "hidden": [256, 128], "activation": "relu"}
+
+
+def load(config: dict) -> data.Dataset:
+    limit = config["limit_train"]
+    return data.cached("mnist", config["data_dir"], limit=limit, val_size=min(5000, (limit or 60000) // 6),
+                       seed=config["data_seed"], quiet=config["quiet"])
+
+
+def trial(config: dict) -> dict:
+    seed = config["seed"]
+    seed_everything(seed)
+    ds = load(config)
+    train, val, test = (ds.arrays(s, flatten=True) for s in ("train", "val", "test"))
+    sizes = [train[0].shape[1], *config["hidden"], ds.num_classes]
+    activation = config["activation"]
+    run = runs.RunDir.for_trial(__file__, config)
+    model = MLP(sizes, activation=activation, seed=seed)
+    # the shuffling seed is the run seed, so every activation sees identical batches
+    fit(model, softmax_cross_entropy, PlainSGD(model, config["lr"]), train, val, epochs=config["epochs"],
+        batch_size=config["batch_size"], seed=seed, run=run, quiet=config["quiet"], desc=f"{activation} s{seed}")
+    best = MLP.from_state_dict(runs.load_npz(run / "best.npz"))
+    test_loss, test_acc = evaluate(best, softmax_cross_entropy, *test)
+    plots.learning_curves(run.path, title=f"MLP {'-'.join(map(str, sizes))}, {activation} (seed {seed})")
+    return run.summary(test_acc=test_acc, test_loss=test_loss, parameters=model.num_parameters())
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, epochs=5, batch_size=64, lr=0.1, seeds=True,
+    p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
                    quick={"epochs": 1, "limit_train": 3000})
     p.add_argument("--activations", nargs="+", choices=sorted(ACTIVATIONS), default=["relu", "sigmoid", "tanh"])
-    p.add_argument("--hidden", type=cli.positive_int, nargs="+", default=[256, 128], help="hidden widths")
+    p.add_argument("--hidden", type=cli.positive_int, nargs="+", default=HP["hidden"], help="hidden widths")
+    cli.add_study_flags(p)
     args = cli.parse(p, argv)
     device.numpy_device(args.device)
-    ds = data.mnist(args.data_dir, limit=args.limit_train, val_size=min(5000, (args.limit_train or 60000) // 6),
-                    seed=args.seed, quiet=args.quiet)
-    train, val, test = (ds.arrays(s, flatten=True) for s in ("train", "val", "test"))
-    sizes = [train[0].shape[1], *args.hidden, ds.num_classes]
-    results: dict[str, dict[str, list[float]]] = {}
-    run_paths: dict[str, list] = {}
-    for activation in args.activations:
-        for seed in args.seeds:
-            seed_everything(seed)
-            name = activation if len(args.seeds) == 1 else f"{activation}/seed{seed}"
-            run = runs.RunDir(__file__, f"{EXPERIMENT}/{name}", args, activation=activation, seed=seed)
-            model = MLP(sizes, activation=activation, seed=seed)
-            # the shuffling seed is the run seed, so every activation sees identical batches
-            fit(model, softmax_cross_entropy, PlainSGD(model, args.lr), train, val, epochs=args.epochs,
-                batch_size=args.batch_size, seed=seed, run=run, quiet=args.quiet, desc=f"{activation} s{seed}")
-            best = MLP.from_state_dict(runs.load_npz(run / "best.npz"))
-            test_loss, test_acc = evaluate(best, softmax_cross_entropy, *test)
-            plots.learning_curves(run.path, title=f"MLP {'-'.join(map(str, sizes))}, {activation} (seed {seed})")
-            summary = run.summary(test_acc=test_acc, test_loss=test_loss, parameters=model.num_parameters())
-            results.setdefault(activation, {}).setdefault("test acc (%)", []).append(test_acc)
-            results[activation].setdefault("best val acc (%)", []).append(summary["best_val_acc"])
-            results[activation].setdefault("final train loss", []).append(summary["final_train_loss"])
-            run_paths.setdefault(activation, []).append(run.path)
-            print(f"{activation:8s} seed {seed}: test accuracy {test_acc:.4f} ({summary['wall_time_s']:.1f} s)")
-    out = runs.root(__file__, EXPERIMENT, args.out)
-    header, rows = stats.comparison_rows({a: {k: [v * (100 if "%" in k else 1) for v in vals]
-                                              for k, vals in r.items()} for a, r in results.items()}, digits=3)
-    stats.write_table(header, rows, out / "table",
-                      caption=f"Activation comparison, MLP {sizes}, SGD lr {args.lr}, {args.epochs} epochs")
-    plots.compare_curves(run_paths, out / "curves.png", metrics=("train_loss", "val_acc"), logy=("train_loss",),
-                         title=f"Hidden activation, same net and batches: MLP {'-'.join(map(str, sizes))} on MNIST")
-    print("\n".join(" | ".join(r) for r in [header] + rows))
-    return results
+    base = {**cli.hyperparameters(HP, args), **cli.data_settings(args)}
+    study = Study(EXPERIMENT, trial, {a: {"activation": a} for a in args.activations}, args.seeds,
+                  runs.root(__file__, out=args.out), base=base, resume=args.resume)
+    load(study.base)      # no data and no network: stop here, before any trial
+    result = study.run(**cli.study_backend(args))
+    sizes = "-".join(map(str, [784, *args.hidden, 10]))
+    table = result.report({"test_acc": "test acc (%)", "best_val_acc": "best val acc (%)",
+                           "final_train_loss": "final train loss"}, scale={"test_acc": 100, "best_val_acc": 100},
+                          digits=3, caption=f"Activation comparison, MLP {sizes}, SGD lr {args.lr}, {args.epochs} epochs",
+                          bar_ylabel="test accuracy (%)", bar_xlabel="hidden activation", logy=("train_loss",),
+                          curve_title=f"Hidden activation, same net and batches: MLP {sizes} on MNIST")
+    print(table)
+    result.raise_for_failures()
+    return result.values("test_acc")
 
 
 if __name__ == "__main__":

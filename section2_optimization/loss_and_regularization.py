@@ -15,6 +15,8 @@ means the same thing for every loss, over several seeds.
 """
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 
 from section2_optimization import layers
@@ -23,6 +25,7 @@ from section2_optimization.optim import Adam
 from section2_optimization.trainer import History, evaluate, fit
 from shared_utils import cli, data, device, plots, runs, stats
 from shared_utils.seed import seed_everything
+from shared_utils.study import Study
 
 LABEL_NOISE = 0.05
 LOSS_FNS = {"BCE": bce_with_logits, "MSE": sigmoid_mse}
@@ -85,44 +88,61 @@ def part1(args, root):
     return results
 
 
+# ---- Part 2's hyper-parameters: the baseline every controlled variant changes in one place
+HP = {"epochs": 100, "batch_size": 32, "lr": 0.001, "features": 4, "samples": 1500,
+      "loss": "BCE", "l2": 0.0, "dropout": 0.0, "hidden": [16], "activation": "relu"}
+VARIANTS = {  # condition -> the one change it makes
+    "baseline": {},
+    "MSE": {"loss": "MSE"},
+    "L2 0.01": {"l2": 0.01},
+    "dropout 0.3": {"dropout": 0.3},
+    "2 hidden layers": {"hidden": [16, 16]},
+    "3 hidden layers": {"hidden": [16, 16, 16]},
+    "tanh": {"activation": "tanh"},
+    "leaky_relu": {"activation": "leaky_relu"},
+}
+STUDIES = {  # the question each group answers -> (its label for a variant, the condition that trains it)
+    "loss": {"BCE": "baseline", "MSE": "MSE"},
+    "regularisation": {"none": "baseline", "L2 0.01": "L2 0.01", "dropout 0.3": "dropout 0.3"},
+    "depth": {"1 hidden layer": "baseline", "2 hidden layers": "2 hidden layers", "3 hidden layers": "3 hidden layers"},
+    "activation": {"relu": "baseline", "tanh": "tanh", "leaky_relu": "leaky_relu"},
+}
+
+
+def trial(config: dict) -> dict:
+    """One controlled variant and seed (the baseline is trained once and shared by every group)."""
+    run = runs.RunDir.for_trial(__file__, config)
+    settings = argparse.Namespace(lr=config["lr"], epochs=config["epochs"], batch_size=config["batch_size"])
+    history, val_acc = train_once(settings, config["features"], config["hidden"], config["loss"], config["samples"],
+                                  config["l2"], seed=config["seed"], run=run, activation=config["activation"],
+                                  dropout=config["dropout"])
+    return run.summary(final_val_acc_model=val_acc, gap=history.last["train_acc"] - history.last["val_acc"])
+
+
 def part2(args, root):
-    features, samples, base_hidden = 4, 1500, [16]
-    studies = {
-        "loss": {f"{loss}": dict(loss=loss) for loss in LOSS_FNS},
-        "regularisation": {"none": {}, "L2 0.01": dict(l2=0.01), "dropout 0.3": dict(dropout=0.3)},
-        "depth": {f"{d} hidden layer{'s' if d > 1 else ''}": dict(hidden=[16] * d) for d in (1, 2, 3)},
-        "activation": {a: dict(activation=a) for a in ("relu", "tanh", "leaky_relu")},
-    }
+    study = Study("controlled", trial, VARIANTS, args.seeds, root, base=cli.hyperparameters(HP, args),
+                  resume=args.resume)
+    result = study.run(**cli.study_backend(args))
+    result.raise_for_failures()
+    accs, gaps = result.values("final_val_acc_model", 100), result.values("gap", 100)
     table, bars, errors = {}, {}, {}
-    done: dict[tuple, tuple[list, list]] = {}  # the baseline recurs in every study: train it once
-    for study, variants in studies.items():
-        for variant, change in variants.items():
-            config = dict(loss="BCE", l2=0.0, dropout=0.0, hidden=base_hidden, activation="relu") | change
-            key = tuple(str(config[k]) for k in sorted(config))
-            if key not in done:
-                accs, gaps = [], []
-                for seed in args.seeds:
-                    history, val_acc = train_once(args, features, config["hidden"], config["loss"], samples,
-                                                  config["l2"], seed=seed, activation=config["activation"],
-                                                  dropout=config["dropout"])
-                    accs.append(100 * val_acc)
-                    gaps.append(100 * (history.last["train_acc"] - history.last["val_acc"]))
-                done[key] = (accs, gaps)
-            accs, gaps = done[key]
-            label = f"{study}: {variant}"
-            table[label] = {"val acc (%)": accs, "train - val acc (points)": gaps}
-            s = stats.summarize(accs)
-            bars.setdefault(study, {})[variant] = s.mean
-            errors.setdefault(study, {})[variant] = 0.0 if s.n == 1 else s.ci95
+    for group, variants in STUDIES.items():
+        for variant, condition in variants.items():
+            label = f"{group}: {variant}"
+            table[label] = {"val acc (%)": accs[condition], "train - val acc (points)": gaps[condition]}
+            s = stats.summarize(accs[condition])
+            bars.setdefault(group, {})[variant] = s.mean
+            errors.setdefault(group, {})[variant] = 0.0 if s.n == 1 else s.ci95
             print(f"{label:32s} val acc {stats.format_mean_std(s)} %")
+    features, samples = HP["features"], HP["samples"]
     header, rows = stats.comparison_rows(table)
     stats.write_table(header, rows, root / "controlled",
                       caption=f"One change at a time: {features} features, {samples} samples, 5% label noise, "
                               f"Adam lr {args.lr}, {args.epochs} epochs, seeds {args.seeds}; mean ± std [95% CI]")
     # one group per study, one bar per variant: regroup as {variant: {study: value}} for grouped_bars
-    flat = {f"{study}\n{variant}": {"validation accuracy": v} for study, per in bars.items() for variant, v in per.items()}
-    flat_err = {f"{study}\n{variant}": {"validation accuracy": errors[study][variant]}
-                for study, per in bars.items() for variant in per}
+    flat = {f"{group}\n{variant}": {"validation accuracy": v} for group, per in bars.items() for variant, v in per.items()}
+    flat_err = {f"{group}\n{variant}": {"validation accuracy": errors[group][variant]}
+                for group, per in bars.items() for variant in per}
     lo = min(v["validation accuracy"] for v in flat.values())
     plots.grouped_bars(flat, root / "controlled.png", errors=flat_err, ylim=(max(0, lo - 8), 100),
                        title=f"Change one thing at a time (mean and 95% CI over {len(args.seeds)} seeds)",
@@ -131,7 +151,9 @@ def part2(args, root):
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, epochs=100, batch_size=32, lr=0.001, seeds=True, quick={"epochs": 5})
+    p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
+                   quick={"epochs": 5})
+    cli.add_study_flags(p)
     args = cli.parse(p, argv)
     if args.seeds == [args.seed] and not args.quick:
         args.seeds = [0, 1, 2, 3, 4]  # comparisons default to five seeds

@@ -131,14 +131,15 @@ class RMSprop(Optimizer):
 
 class Adam(Optimizer):
     """torch.optim.Adam: bias-corrected moments; ``weight_decay`` is L2 added to the gradient
-    (coupled), which is what distinguishes it from AdamW."""
+    (coupled), which is what distinguishes it from AdamW. ``amsgrad`` divides by the running maximum
+    of the second moment (Reddi et al. 2018), so the step size never grows back."""
 
     decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0):
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False):
         super().__init__(params, lr)
-        self.betas, self.eps, self.weight_decay = tuple(betas), eps, weight_decay
+        self.betas, self.eps, self.weight_decay, self.amsgrad = tuple(betas), eps, weight_decay, amsgrad
 
     def _update(self, data, grad, state):
         beta1, beta2 = self.betas
@@ -152,15 +153,19 @@ class Adam(Optimizer):
             state["exp_avg"] = np.zeros_like(data)
             state["exp_avg_sq"] = np.zeros_like(data)
             state["scratch"] = np.empty_like(data)  # reused every step: no temporaries per update
+            if self.amsgrad:
+                state["max_exp_avg_sq"] = np.zeros_like(data)
         state["step"] += 1
         t = state["step"]
         dtype = data.dtype.type
         scalars = (dtype(1 - beta1), dtype(beta2), dtype(1 - beta2), dtype(math.sqrt(1 - beta2 ** t)),
                    dtype(self.eps), dtype(self.lr / (1 - beta1 ** t)))
-        _adam_kernel(data, grad, state["exp_avg"], state["exp_avg_sq"], state["scratch"], *scalars)
+        _adam_kernel(data, grad, state["exp_avg"], state["exp_avg_sq"], state["scratch"], *scalars,
+                     v_max=state.get("max_exp_avg_sq"))
 
 
-def _adam_kernel(param, grad, m, v, tmp, one_minus_beta1, beta2, one_minus_beta2, sqrt_bc2, eps, step_size):
+def _adam_kernel(param, grad, m, v, tmp, one_minus_beta1, beta2, one_minus_beta2, sqrt_bc2, eps, step_size,
+                 v_max=None):
     """The same operations, in the same order, as torch's single-tensor Adam (all in place)."""
     np.subtract(grad, m, out=tmp)          # m.lerp_(g, 1 - beta1)
     tmp *= one_minus_beta1
@@ -169,6 +174,9 @@ def _adam_kernel(param, grad, m, v, tmp, one_minus_beta1, beta2, one_minus_beta2
     np.multiply(grad, grad, out=tmp)
     tmp *= one_minus_beta2
     v += tmp
+    if v_max is not None:                  # amsgrad: torch.maximum(v_max, v, out=v_max)
+        np.maximum(v_max, v, out=v_max)
+        v = v_max
     np.sqrt(v, out=tmp)                    # denom = sqrt(v) / sqrt(bias_correction2) + eps
     tmp /= sqrt_bc2
     tmp += eps
@@ -183,8 +191,8 @@ class AdamW(Adam):
     decoupled = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2):
-        super().__init__(params, lr, betas, eps, weight_decay)
+                 weight_decay: float = 1e-2, amsgrad: bool = False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
 
 
 OPTIMIZERS = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
@@ -261,6 +269,8 @@ class OneCycleLR(LRScheduler):
     def __init__(self, optimizer, max_lr: float, total_steps: int, pct_start: float = 0.3,
                  anneal_strategy: str = "cos", cycle_momentum: bool = True, base_momentum: float = 0.85,
                  max_momentum: float = 0.95, div_factor: float = 25.0, final_div_factor: float = 1e4):
+        if anneal_strategy not in ("cos", "linear"):   # as torch: an unknown value is an error, never linear
+            raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
         self.total_steps = total_steps
         initial = max_lr / div_factor
         self.phases = [  # (last step of the phase, lr start, lr end, momentum start, momentum end)

@@ -19,6 +19,7 @@ from section2_optimization.losses import softmax_cross_entropy
 from section2_optimization.trainer import evaluate, fit, predict
 from shared_utils import cli, data, device, plots, runs, stats
 from shared_utils.seed import seed_everything
+from shared_utils.study import Study
 
 # name -> (class, keyword arguments); learning rates are each method's customary default scale
 OPTIMIZERS = {
@@ -95,53 +96,64 @@ def draw_surfaces(names, out_dir) -> dict:
 
 
 # ------------------------------------------------------------------ part 1
+# ---- hyper-parameters; --epochs and --batch-size override them (each optimizer keeps its own lr above)
+HP = {"epochs": 60, "batch_size": 32, "dataset": "moons", "optimizer": "SGD"}
+
+
+def trial(config: dict) -> dict:
+    """One optimizer on one dataset and seed: the same initial weights and batches for every optimizer."""
+    seed, name = config["seed"], config["optimizer"]
+    seed_everything(seed)
+    points = DATASETS[config["dataset"]](seed)
+    cut = int(0.8 * len(points))
+    train, val = (points.x[:cut], points.y[:cut]), (points.x[cut:], points.y[cut:])
+    k = int(points.y.max()) + 1
+    cls, kwargs = OPTIMIZERS[name]
+    run = runs.RunDir.for_trial(__file__, config, optimizer_kwargs=kwargs)
+    model = layers.mlp([2, 64, 64, k], activation="relu", seed=seed)   # same init for every optimizer
+    fit(model, softmax_cross_entropy, cls(model.parameters(), **kwargs), train, val, epochs=config["epochs"],
+        batch_size=config["batch_size"], seed=seed, run=run, quiet=config["quiet"],
+        desc=f"{config['dataset']} {name}")
+    val_loss, val_acc = evaluate(model, softmax_cross_entropy, *val)
+    xx, yy = np.meshgrid(np.linspace(points.x[:, 0].min() - 0.5, points.x[:, 0].max() + 0.5, 150),
+                         np.linspace(points.x[:, 1].min() - 0.5, points.x[:, 1].max() + 0.5, 150))
+    zz = predict(model, np.c_[xx.ravel(), yy.ravel()].astype(np.float32)).argmax(1).reshape(xx.shape)
+    run.save_checkpoint({"xx": xx, "yy": yy, "zz": zz, "x": points.x, "y": points.y}, "boundary.npz")
+    return run.summary(final_val_acc_model=val_acc)
+
+
 def main(argv=None):
-    p = cli.parser(__doc__, epochs=60, batch_size=32, seeds=True, quick={"epochs": 5})
+    p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], seeds=True, quick={"epochs": 5})
     p.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=list(DATASETS))
     p.add_argument("--optimizers", nargs="+", choices=list(OPTIMIZERS), default=list(OPTIMIZERS))
+    cli.add_study_flags(p)
     args = cli.parse(p, argv)
     device.numpy_device(args.device)
     root = runs.root(__file__, "optimizer_compare", args.out)
     summary_rows = {}
     for dataset in args.datasets:
-        results: dict[str, dict[str, list[float]]] = {}
-        paths: dict[str, list] = {}
+        study = Study(dataset, trial, {name: {"optimizer": name} for name in args.optimizers}, args.seeds, root,
+                      base={**cli.hyperparameters(HP, args), "dataset": dataset, "quiet": args.quiet},
+                      resume=args.resume)
+        result = study.run(**cli.study_backend(args))
+        table = result.report({"final_val_acc_model": "final val acc (%)", "final_train_loss": "final train loss"},
+                              scale={"final_val_acc_model": 100}, digits=3,
+                              caption=f"{dataset}: MLP 2-64-64, {args.epochs} epochs, batch {args.batch_size}, "
+                                      f"seeds {args.seeds}: mean ± std [95% CI]",
+                              bar_ylabel="final validation accuracy (%)", bar_xlabel="optimizer", logy=("train_loss",),
+                              curve_title=f"{dataset}: same network, initial weights and batches")
         panels = []
-        for name in args.optimizers:
-            cls, kwargs = OPTIMIZERS[name]
-            for seed in args.seeds:
-                seed_everything(seed)
-                points = DATASETS[dataset](seed)
-                cut = int(0.8 * len(points))
-                train, val = (points.x[:cut], points.y[:cut]), (points.x[cut:], points.y[cut:])
-                k = int(points.y.max()) + 1
-                suffix = "" if len(args.seeds) == 1 else f"/seed{seed}"
-                run = runs.RunDir(__file__, f"optimizer_compare/{dataset}/{name}{suffix}", args, optimizer=name,
-                                  optimizer_kwargs=kwargs)
-                model = layers.mlp([2, 64, 64, k], activation="relu", seed=seed)  # same init for every optimizer
-                fit(model, softmax_cross_entropy, cls(model.parameters(), **kwargs), train, val, epochs=args.epochs,
-                    batch_size=args.batch_size, seed=seed, run=run, quiet=args.quiet, desc=f"{dataset} {name}")
-                val_loss, val_acc = evaluate(model, softmax_cross_entropy, *val)
-                s = run.summary(final_val_acc_model=val_acc)
-                results.setdefault(name, {}).setdefault("final val acc (%)", []).append(100 * val_acc)
-                results[name].setdefault("final train loss", []).append(s["final_train_loss"])
-                paths.setdefault(name, []).append(run.path)
-                if seed == args.seeds[0]:
-                    xx, yy = np.meshgrid(np.linspace(points.x[:, 0].min() - 0.5, points.x[:, 0].max() + 0.5, 150),
-                                         np.linspace(points.x[:, 1].min() - 0.5, points.x[:, 1].max() + 0.5, 150))
-                    zz = predict(model, np.c_[xx.ravel(), yy.ravel()].astype(np.float32)).argmax(1).reshape(xx.shape)
-                    panels.append({"title": f"{name} (val acc {val_acc:.1%})", "xx": xx, "yy": yy, "zz": zz,
-                                   "x": points.x, "y": points.y})
-        header, rows = stats.comparison_rows(results, digits=3)
-        stats.write_table(header, rows, root / f"{dataset}_table",
-                          caption=f"{dataset}: MLP 2-64-64, {args.epochs} epochs, batch {args.batch_size}, "
-                                  f"seeds {args.seeds}: mean ± std [95% CI]")
-        plots.compare_curves(paths, root / f"{dataset}_curves.png", metrics=("train_loss", "val_acc"),
-                             logy=("train_loss",), title=f"{dataset}: same network, initial weights and batches")
-        plots.decision_boundaries(panels, root / f"{dataset}_boundaries.png",
-                                  title=f"{dataset}: decision boundary after {args.epochs} epochs (seed {args.seeds[0]})")
-        summary_rows[dataset] = rows
-        print(f"\n{dataset}\n" + "\n".join(" | ".join(r) for r in [header] + rows))
+        for name, paths in result.run_paths().items():
+            b = runs.load_npz(paths[0] / "boundary.npz")
+            acc = runs.read_summary(paths[0])["final_val_acc_model"]
+            panels.append({"title": f"{name} (val acc {acc:.1%})", "xx": b["xx"], "yy": b["yy"], "zz": b["zz"],
+                           "x": b["x"], "y": b["y"]})
+        if panels:
+            plots.decision_boundaries(panels, study.path / "boundaries.png",
+                                      title=f"{dataset}: decision boundary after {args.epochs} epochs (seed {args.seeds[0]})")
+        summary_rows[dataset] = table
+        print(f"\n{dataset}\n{table}")
+        result.raise_for_failures()
     finals = draw_surfaces(args.optimizers, root)
     for surface, per in finals.items():
         print(f"{surface}: " + ", ".join(f"{n} f={v['value']:.3g}" for n, v in per.items()))

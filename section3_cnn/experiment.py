@@ -14,8 +14,9 @@ from shared_utils.runs import RunDir
 
 def load_mnist(args) -> data.Dataset:
     """Full MNIST (or --limit-train of it) with a validation split of 5,000 (1/6 of a small subset)."""
-    return data.mnist(args.data_dir, limit=args.limit_train, val_size=min(5000, (args.limit_train or 60000) // 6),
-                      seed=args.seed, quiet=args.quiet)
+    data_dir = str(args.data_dir) if args.data_dir else None
+    return data.cached("mnist", data_dir, limit=args.limit_train, val_size=min(5000, (args.limit_train or 60000) // 6),
+                       seed=args.seed, quiet=args.quiet)
 
 
 def train_cnn(args, ds: data.Dataset, run: RunDir, *, seed: int, pool: str = "max",

@@ -21,6 +21,11 @@ def build_cnn(*, pool: str = "max", channels: tuple[int, int] = (8, 16), hidden:
               dtype=np.float32) -> layers.Sequential:
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {sorted(POOLS)}, got {pool!r}")
+    if kernel < 1 or kernel % 2 == 0:
+        # padding kernel // 2 keeps an odd kernel's output at the input size; an even one would shift
+        # it by a pixel and break the two-pools-to-image_size/4 arithmetic of the first Linear layer
+        raise ValueError(f"kernel must be an odd size (1, 3, 5, 7, ...) so 'same' padding keeps the image size, "
+                         f"got {kernel}")
     rng = np.random.default_rng(seed)
     c1, c2 = channels
     side = image_size // 4  # two 2x2 pools; 'same' padding keeps the conv outputs at the input size

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from section4_transfer.common import (add_cifar_flags, data_settings, hyperparameters, load_cifar, make_loaders,
-                                      train_and_test, train_config)
+from section4_transfer.common import add_cifar_flags, load_cifar, make_loaders, train_and_test, train_config
 from shared_utils import cli, plots, runs
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.models import build_model
@@ -72,7 +71,7 @@ def main(argv=None):
     args = cli.parse(p, argv)
     devices.resolve(args.device)
     study = Study("augmentation", trial, {c: CONDITIONS[c] for c in args.conditions}, args.seeds,
-                  runs.root(__file__, out=args.out), base={**hyperparameters(HP, args), **data_settings(args)},
+                  runs.root(__file__, out=args.out), base={**cli.hyperparameters(HP, args), **cli.data_settings(args)},
                   resume=args.resume)
     example_grid(load_cifar(study.base), study.path / "examples.png", args.seed)
     result = study.run(**cli.study_backend(args))

@@ -2,12 +2,12 @@
 device, and one train-and-test call.
 
 A study trial is a function of a plain configuration dict (shared_utils.study), so the data settings
-travel inside it: :func:`data_settings` copies them from the command line, :func:`load_cifar` reads
-them back (cached per process, so a worker that runs several trials loads CIFAR-10 once).
+travel inside it: ``cli.data_settings`` copies them from the command line, :func:`load_cifar` reads
+them back (``data.cached``: once per process, so the main process checks the data is there before any
+trial and a worker that runs several trials loads CIFAR-10 once).
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import fields
 from typing import Any, Mapping
 
@@ -18,27 +18,11 @@ from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best
 from shared_utils.pytorch.pipeline import AUGMENTATIONS, TensorLoader
 from shared_utils.runs import RunDir, read_metrics
 
-DATA_KEYS = ("data_dir", "train_subset", "val_size", "test_subset", "limit_train", "data_seed", "device", "quiet")
-
-
 def add_cifar_flags(p, *, val_size: int = 5000) -> None:
     p.add_argument("--train-subset", type=cli.positive_int, default=None,
                    help="train on a seeded random subset of this many images (CPU budgets)")
     p.add_argument("--val-size", type=cli.positive_int, default=val_size, help="images held out for validation")
     p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
-
-
-def data_settings(args) -> dict:
-    """The data and device settings of a run, as plain values a trial's config can carry."""
-    return {"data_dir": str(args.data_dir) if args.data_dir else None, "train_subset": args.train_subset,
-            "val_size": args.val_size, "test_subset": args.test_subset, "limit_train": args.limit_train,
-            "data_seed": args.seed, "device": args.device, "quiet": args.quiet}
-
-
-def hyperparameters(block: Mapping[str, Any], args) -> dict:
-    """The script's hyper-parameter block with the command line's values for the keys it names
-    (--epochs, --lr, --batch-size, and any flag of the same name)."""
-    return {key: getattr(args, key, value) for key, value in block.items()}
 
 
 def train_config(config: Mapping[str, Any]) -> TrainConfig:
@@ -47,19 +31,14 @@ def train_config(config: Mapping[str, Any]) -> TrainConfig:
     return TrainConfig(**{k: v for k, v in config.items() if k in names})
 
 
-@functools.lru_cache(maxsize=2)
-def _cifar(data_dir, limit, test_subset, val_size, seed, quiet) -> data.Dataset:
-    return data.cifar10(data_dir, limit=limit, limit_test=test_subset, subset_mode="random",
-                        val_size=val_size, seed=seed, quiet=quiet)
-
-
 def load_cifar(config: Mapping[str, Any]) -> data.Dataset:
     """CIFAR-10 as the settings ask: a seeded random training subset (plus the validation images carved
     from it), the same images for every condition and seed of a study (the subset follows --seed)."""
     train_subset, val_size = config.get("train_subset"), config["val_size"]
     limit = train_subset + val_size if train_subset else config.get("limit_train")
-    return _cifar(config.get("data_dir"), limit, config.get("test_subset"), val_size,
-                  config.get("data_seed", config.get("seed", 0)), bool(config.get("quiet")))
+    return data.cached("cifar10", config.get("data_dir"), limit=limit, limit_test=config.get("test_subset"),
+                       subset_mode="random", val_size=val_size, seed=config.get("data_seed", config.get("seed", 0)),
+                       quiet=bool(config.get("quiet")))
 
 
 def make_loaders(ds: data.Dataset, config: Mapping[str, Any], device, augment_names=(), seed: int = 0,

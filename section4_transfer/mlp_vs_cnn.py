@@ -7,8 +7,7 @@ and 70% (CNN) after 5 epochs.
 """
 from __future__ import annotations
 
-from section4_transfer.common import (add_cifar_flags, data_settings, hyperparameters, load_cifar, make_loaders,
-                                      train_and_test, train_config)
+from section4_transfer.common import add_cifar_flags, load_cifar, make_loaders, train_and_test, train_config
 from shared_utils import cli, runs
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.models import build_model, count_parameters
@@ -40,7 +39,8 @@ def main(argv=None):
     args = cli.parse(p, argv)
     devices.resolve(args.device)      # an absent accelerator stops here, before any trial
     study = Study("mlp_vs_cnn", trial, CONDITIONS, args.seeds, runs.root(__file__, out=args.out),
-                  base={**hyperparameters(HP, args), **data_settings(args)}, resume=args.resume)
+                  base={**cli.hyperparameters(HP, args), **cli.data_settings(args)}, resume=args.resume)
+    load_cifar(study.base)      # no data and no network: stop here, before any trial
     result = study.run(**cli.study_backend(args))
     table = result.report({"test_acc": "test acc (%)", "parameters": "parameters",
                            "seconds_per_epoch": "seconds per epoch"}, scale={"test_acc": 100},

@@ -8,8 +8,7 @@ Outputs in section4_transfer/runs/regularization/.
 """
 from __future__ import annotations
 
-from section4_transfer.common import (add_cifar_flags, data_settings, hyperparameters, load_cifar, make_loaders,
-                                      train_and_test, train_config)
+from section4_transfer.common import add_cifar_flags, load_cifar, make_loaders, train_and_test, train_config
 from shared_utils import cli, runs
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.models import SmallCNN
@@ -50,8 +49,9 @@ def main(argv=None):
     args = cli.parse(p, argv)
     devices.resolve(args.device)
     study = Study("regularization", trial, {c: CONDITIONS[c] for c in args.conditions}, args.seeds,
-                  runs.root(__file__, out=args.out), base={**hyperparameters(HP, args), **data_settings(args)},
+                  runs.root(__file__, out=args.out), base={**cli.hyperparameters(HP, args), **cli.data_settings(args)},
                   resume=args.resume)
+    load_cifar(study.base)      # no data and no network: stop here, before any trial
     result = study.run(**cli.study_backend(args))
     table = result.report({"gap": "train - val gap (points)", "test_acc": "test accuracy (%)"}, scale=100,
                           bars=["train - val gap (points)", "test accuracy (%)"],

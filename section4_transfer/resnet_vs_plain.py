@@ -16,8 +16,7 @@ import io
 import numpy as np
 import torch
 
-from section4_transfer.common import (add_cifar_flags, data_settings, hyperparameters, load_cifar, make_loaders,
-                                      train_and_test, train_config)
+from section4_transfer.common import add_cifar_flags, load_cifar, make_loaders, train_and_test, train_config
 from shared_utils import cli, plots, runs
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.models import build_model, count_parameters
@@ -94,9 +93,10 @@ def main(argv=None):
     devices.resolve(args.device)
     conditions = {f"{'ResNet' if kind == 'resnet' else 'Plain'}-{depth}": {"kind": kind, "depth": depth}
                   for kind in ("plain", "resnet") for depth in args.depths}
-    base = {**hyperparameters(HP, args), "warmup_epochs": args.warmup, **data_settings(args)}
+    base = {**cli.hyperparameters(HP, args), "warmup_epochs": args.warmup, **cli.data_settings(args)}
     study = Study("resnet_vs_plain", trial, conditions, args.seeds, runs.root(__file__, out=args.out), base=base,
                   resume=args.resume)
+    load_cifar(study.base)      # no data and no network: stop here, before any trial
     result = study.run(**cli.study_backend(args))
     out = study.path
     table = result.report({"final_train_loss": "final train loss", "test_acc": "test acc (%)",

@@ -10,8 +10,7 @@ keep it practical on a CPU. Outputs in section4_transfer/runs/transfer_learning/
 """
 from __future__ import annotations
 
-from section4_transfer.common import (add_cifar_flags, data_settings, hyperparameters, load_cifar, make_loaders,
-                                      train_and_test, train_config)
+from section4_transfer.common import add_cifar_flags, load_cifar, make_loaders, train_and_test, train_config
 from shared_utils import cli, runs
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.models import count_parameters, freeze_backbone, load_pretrained, resnet18
@@ -57,9 +56,10 @@ def main(argv=None):
     conditions = dict(CONDITIONS) if args.weights != "none" else {"scratch": CONDITIONS["scratch"]}
     if args.weights != "none":
         load_pretrained(resnet18(cifar_stem=False), args.weights)   # fail fast, before any training
-    base = {**hyperparameters(HP, args), "weights": str(args.weights), **data_settings(args)}
+    base = {**cli.hyperparameters(HP, args), "weights": str(args.weights), **cli.data_settings(args)}
     study = Study("transfer_learning", trial, conditions, args.seeds, runs.root(__file__, out=args.out), base=base,
                   resume=args.resume)
+    load_cifar(study.base)      # no data and no network: stop here, before any trial
     result = study.run(**cli.study_backend(args))
     table = result.report({"test_acc": "test acc (%)", "trainable_parameters": "trainable parameters",
                            "seconds_per_epoch": "seconds per epoch"}, scale={"test_acc": 100},

@@ -140,6 +140,23 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argp
     return args
 
 
+def hyperparameters(block: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """A script's hyper-parameter block with the command line's value for every key that is also a flag
+    (--epochs, --lr, --batch-size, --hidden ...): the configuration its trials run with."""
+    return {key: getattr(args, key, value) for key, value in block.items()}
+
+
+def data_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The data and device flags as plain values a study trial's configuration can carry. ``data_seed``
+    is --seed: it picks subsets and validation splits, the same images for every trial of a study."""
+    settings = {"data_dir": str(args.data_dir) if args.data_dir else None, "limit_train": args.limit_train,
+                "data_seed": args.seed, "device": args.device, "quiet": args.quiet}
+    for key in ("train_subset", "val_size", "test_subset"):
+        if hasattr(args, key):
+            settings[key] = getattr(args, key)
+    return settings
+
+
 def add_study_flags(p: argparse.ArgumentParser) -> None:
     """``--workers --backend --address --resume``: how a comparison's trials run (shared_utils.study)."""
     g = p.add_argument_group("study runner")

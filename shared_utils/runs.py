@@ -130,11 +130,12 @@ class RunDir:
             self.metrics_path.unlink()  # a fresh run never mixes rows with an old one
 
     @classmethod
-    def for_trial(cls, script_file: str | os.PathLike, config: Mapping[str, Any], args: Any = None) -> "RunDir":
+    def for_trial(cls, script_file: str | os.PathLike, config: Mapping[str, Any], args: Any = None,
+                  **extra_config: Any) -> "RunDir":
         """The run folder of one study trial: ``config["run_dir"]``, resumed if ``config["resume"]``;
         config.json records the trial's whole configuration (the hyper-parameters it ran with)."""
         return cls(script_file, str(config.get("condition", "")), args, resume=bool(config.get("resume")),
-                   path=config["run_dir"], trial=dict(config))
+                   path=config["run_dir"], trial=dict(config), **extra_config)
 
     def update_config(self, **fields: Any) -> None:
         """Add resolved settings to config.json (the engine records its TrainConfig, model and device)."""

@@ -19,11 +19,11 @@ def test_train_and_evaluate(tmp_path):
     table = (tmp_path / "activation_compare" / "table.md").read_text()
     assert "| relu | 1 |" in table and "| tanh | 1 |" in table
     assert (tmp_path / "activation_compare" / "curves.png").is_file()
-    relu = runs.read_summary(tmp_path / "activation_compare" / "relu")
+    relu = runs.read_summary(tmp_path / "activation_compare" / "relu" / "seed_0")
     assert relu["test_acc"] > 0.85, relu  # 2,500 training images, one epoch; chance is 0.10
-    ckpt = tmp_path / "activation_compare" / "relu" / "best.npz"
+    ckpt = tmp_path / "activation_compare" / "relu" / "seed_0" / "best.npz"
     run_ok("evaluate.py", tmp_path, "--ckpt", ckpt)
-    ev = tmp_path / "evaluate" / "relu"
+    ev = tmp_path / "evaluate" / "relu" / "seed_0"
     for name in ("confusion.png", "per_class.png", "confident_mistakes.png"):
         assert (ev / name).is_file()
     summary = runs.read_summary(ev)
@@ -48,7 +48,7 @@ def test_regression_fits_better_than_the_variance(tmp_path):
 
 def test_universal_approximation_error_falls_with_width(tmp_path):
     run_ok("universal_approximation.py", tmp_path, "--targets", "abs")
-    errors = runs.read_summary(tmp_path / "universal_approximation")["grid_mse"]["abs"]
+    errors = runs.read_json(tmp_path / "universal_approximation" / "grid_mse.json")["abs"]
     assert errors["64"] < errors["1"] / 10, errors
     assert (tmp_path / "universal_approximation" / "error_vs_width.png").is_file()
 

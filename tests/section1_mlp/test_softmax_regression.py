@@ -13,12 +13,14 @@ SCRIPT = "section1_mlp/softmax_regression.py"
 def test_quick_run_on_real_mnist_writes_a_full_run_folder(tmp_path):
     result = run_script(SCRIPT, "--quick", "--quiet", "--out", tmp_path, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    run = tmp_path / "softmax_regression"
+    run = tmp_path / "softmax_regression" / "softmax_regression" / "seed_0"
     for name in ("config.json", "metrics.csv", "summary.json", "best.npz", "curves.png", "weights.png"):
         assert (run / name).is_file(), name
     summary = runs.read_summary(run)
     assert summary["test_acc"] > 0.80, summary  # chance is 0.10; a linear model on 5k images
-    assert json.loads((run / "config.json").read_text())["args"]["quick"] is True
+    config = json.loads((run / "config.json").read_text())
+    assert config["trial"]["epochs"] == 1 and config["trial"]["limit_train"] == 6000   # the --quick preset, recorded
+    assert "--quick" in config["command"]
     weights = runs.load_npz(run / "best.npz")
     assert weights["w0"].shape == (784, 10) and weights["meta_sizes"].tolist() == [784, 10]
 
@@ -28,17 +30,19 @@ def test_same_seed_same_metrics(tmp_path):
     first = sr.main(["--quick", "--quiet", "--out", str(tmp_path / "a")])
     second = sr.main(["--quick", "--quiet", "--out", str(tmp_path / "b")])
     assert first[0]["test_acc"] == second[0]["test_acc"]
-    a = runs.read_metrics(tmp_path / "a" / "softmax_regression")
-    b = runs.read_metrics(tmp_path / "b" / "softmax_regression")
+    a = runs.read_metrics(tmp_path / "a" / "softmax_regression" / "softmax_regression" / "seed_0")
+    b = runs.read_metrics(tmp_path / "b" / "softmax_regression" / "softmax_regression" / "seed_0")
     np.testing.assert_array_equal(a["train_loss"], b["train_loss"])
 
 
 @requires("mnist")
 def test_seeds_give_a_mean_std_table(tmp_path):
     sr.main(["--quick", "--quiet", "--seeds", "0", "1", "--out", str(tmp_path)])
-    table = (tmp_path / "softmax_regression" / "seeds_table.md").read_text()
+    table = (tmp_path / "softmax_regression" / "table.md").read_text()
     assert "±" in table and "softmax regression | 2 |" in table
-    assert (tmp_path / "softmax_regression" / "seeds_curves.png").is_file()
+    assert (tmp_path / "softmax_regression" / "curves.png").is_file()
+    manifest = json.loads((tmp_path / "softmax_regression" / "manifest.json").read_text())
+    assert [t["seed"] for t in manifest["trials"]] == [0, 1] and manifest["failed"] == 0
 
 
 def test_bad_flag_exits_2_with_one_line(tmp_path):

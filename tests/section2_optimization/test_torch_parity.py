@@ -100,6 +100,8 @@ OPTIMIZER_CASES = [
     ("adam", {"lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 0.1, "eps": 1e-6}),
     ("adamw", {"lr": 0.01}),
     ("adamw", {"lr": 0.01, "weight_decay": 0.3}),
+    ("adam", {"lr": 0.05, "amsgrad": True, "weight_decay": 0.01}),
+    ("adamw", {"lr": 0.05, "amsgrad": True, "betas": (0.5, 0.9)}),
 ]
 TORCH_OPTIMIZERS = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam,
                     "adamw": torch.optim.AdamW}
@@ -189,3 +191,15 @@ def test_schedules_match_torch(schedule, name, kwargs):
 def test_stable_cross_entropy_for_huge_logits():
     loss, grad = losses.softmax_cross_entropy(np.array([[1000.0, 0.0]]), np.array([0]))
     assert loss == 0.0 and np.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("strategy", ["cosine", "Cos", "exp"])
+def test_onecycle_refuses_an_unknown_anneal_strategy_as_torch_does(strategy):
+    lin = layers.Linear(3, 2, dtype=np.float64)
+    with pytest.raises(ValueError, match="anneal_strategy must be one of 'cos' or 'linear'"):
+        optim.OneCycleLR(optim.SGD(lin.parameters(), lr=0.1, momentum=0.9), max_lr=0.1, total_steps=10,
+                         anneal_strategy=strategy)
+    w = torch.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match="anneal_strategy must be one of 'cos' or 'linear'"):
+        S.OneCycleLR(torch.optim.SGD([w], lr=0.1, momentum=0.9), max_lr=0.1, total_steps=10,
+                     anneal_strategy=strategy)

@@ -76,9 +76,12 @@ def test_gradient_checking_script_passes_and_catches_a_planted_bug(tmp_path):
 def test_optimizer_comparison_script(tmp_path):
     script("train.py", tmp_path, "--quick", "--datasets", "moons", "--optimizers", "SGD", "Adam")
     root = tmp_path / "optimizer_compare"
-    for name in ("moons_table.md", "moons_curves.png", "moons_boundaries.png", "trajectory_rosenbrock.png",
-                 "trajectory_beale.png", "trajectory_saddle.png"):
+    for name in ("moons/table.md", "moons/curves.png", "moons/bars.png", "moons/boundaries.png",
+                 "trajectory_rosenbrock.png", "trajectory_beale.png", "trajectory_saddle.png"):
         assert (root / name).is_file(), name
+    # same initial weights and batches: after 5 epochs on moons both optimizers beat chance clearly
+    for name in ("SGD", "Adam"):
+        assert runs.read_summary(root / "moons" / name / "seed_0")["final_val_acc_model"] > 0.75
     finals = json.loads((root / "trajectories.json").read_text())
     # Adam walks the Rosenbrock valley far closer to the minimum than plain SGD in 1000 steps
     assert finals["rosenbrock"]["Adam"]["value"] < finals["rosenbrock"]["SGD"]["value"] / 10
@@ -101,10 +104,15 @@ def test_loss_and_regularization_script(tmp_path):
     script("loss_and_regularization.py", tmp_path, "--quick", "--seeds", "0", "1")
     root = tmp_path / "loss_and_regularization"
     for i in (1, 2, 3):
+        # 5 epochs of Adam at 1e-3 leave every source net far below the 95% a perfect fit reaches: under-fit,
+        # and the diagnosis must say so from the curves (training accuracy, not validation, is the evidence)
         s = runs.read_summary(root / f"source_{i}")
-        assert s["diagnosis"] in ("under-fit", "over-fit", "good fit")
+        assert s["diagnosis"] == "under-fit" and s["final_train_acc"] < 0.85, s
     controlled = json.loads((root / "controlled.json").read_text())
     assert len(controlled) == 11 and all(len(v["val acc (%)"]) == 2 for v in controlled.values())
+    # the shared baseline is trained once and reported in every group
+    assert controlled["loss: BCE"] == controlled["regularisation: none"] == controlled["depth: 1 hidden layer"]
+    assert len(list((root / "controlled").glob("*/seed_*"))) == 8 * 2
     assert (root / "controlled.png").is_file() and "±" in (root / "controlled.md").read_text()
 
 

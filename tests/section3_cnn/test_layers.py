@@ -133,3 +133,19 @@ def test_random_shift_moves_each_image_within_bounds():
     np.testing.assert_array_equal(shifted.sum(axis=(1, 2, 3)), 1.0)   # nothing lost or duplicated
     again = random_shift(x, np.random.default_rng(0), max_shift=2)
     np.testing.assert_array_equal(shifted, again)          # seeded
+
+
+@pytest.mark.parametrize("kernel", [2, 4, 0])
+def test_build_cnn_refuses_an_even_kernel_with_a_clear_message(kernel):
+    from section3_cnn.model import build_cnn
+
+    with pytest.raises(ValueError, match=f"kernel must be an odd size .* got {kernel}"):
+        build_cnn(kernel=kernel)
+
+
+@pytest.mark.parametrize("kernel", [1, 5])
+def test_build_cnn_odd_kernels_keep_the_shapes(kernel):
+    from section3_cnn.model import build_cnn
+
+    out = build_cnn(kernel=kernel).forward(np.zeros((2, 1, 28, 28), np.float32), train=False)
+    assert out.shape == (2, 10)

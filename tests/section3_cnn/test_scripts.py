@@ -47,9 +47,10 @@ def test_pooling_comparison_quick(tmp_path):
     script("pooling_comparison.py", tmp_path, "--quick", "--seeds", "0", "1", "--out", tmp_path)
     table = (tmp_path / "pooling_compare" / "table.md").read_text()
     assert "| max | 2 |" in table and "| avg | 2 |" in table and "±" in table
+    assert (tmp_path / "pooling_compare" / "bars.png").is_file()
     assert (tmp_path / "pooling_compare" / "curves.png").is_file()
     for pool in ("max", "avg"):
-        assert runs.read_summary(tmp_path / "pooling_compare" / pool / "seed1")["test_acc"] > 0.6
+        assert runs.read_summary(tmp_path / "pooling_compare" / pool / "seed_1")["test_acc"] > 0.6
 
 
 @requires("mnist")
