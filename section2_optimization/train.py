@@ -17,7 +17,7 @@ from section2_optimization import layers, optim
 from section2_optimization.layers import Parameter
 from section2_optimization.losses import softmax_cross_entropy
 from section2_optimization.trainer import evaluate, fit, predict
-from shared_utils import cli, data, device, plots, runs, stats
+from shared_utils import cli, data, device, plots, runs
 from shared_utils.seed import seed_everything
 from shared_utils.study import Study
 

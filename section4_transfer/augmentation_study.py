@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import torch
 
-from section4_transfer.common import add_cifar_flags, load_cifar, make_loaders, train_and_test, train_config
+from section4_transfer.common import (cifar_study, load_cifar, make_loaders, study_parser, train_and_test,
+                                      train_config)
 from shared_utils import cli, plots, runs
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.models import build_model
 from shared_utils.pytorch.pipeline import AUGMENTATIONS
 from shared_utils.seed import seed_everything
-from shared_utils.study import Study
 
 # ---- hyper-parameters; --epochs, --batch-size and --lr override them
 HP = {"epochs": 5, "batch_size": 64, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine",
@@ -63,16 +63,10 @@ def trial(config: dict) -> dict:
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
-                   quick={"epochs": 1, "train_subset": 256, "test_subset": 256, "val_size": 128})
+    p = study_parser(__doc__, HP)
     p.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS))
-    add_cifar_flags(p)
-    cli.add_study_flags(p)
     args = cli.parse(p, argv)
-    devices.resolve(args.device)
-    study = Study("augmentation", trial, {c: CONDITIONS[c] for c in args.conditions}, args.seeds,
-                  runs.root(__file__, out=args.out), base={**cli.hyperparameters(HP, args), **cli.data_settings(args)},
-                  resume=args.resume)
+    study = cifar_study(__file__, "augmentation", trial, {c: CONDITIONS[c] for c in args.conditions}, args, HP)
     example_grid(load_cifar(study.base), study.path / "examples.png", args.seed)
     result = study.run(**cli.study_backend(args))
     table = result.report({"test_acc": "test acc (%)", "gap": "train - val acc (points)"}, scale=100,

@@ -13,16 +13,39 @@ from typing import Any, Mapping
 
 import torch
 
-from shared_utils import cli, data, plots
+from shared_utils import cli, data, plots, runs
+from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best
 from shared_utils.pytorch.pipeline import AUGMENTATIONS, TensorLoader
 from shared_utils.runs import RunDir, read_metrics
+from shared_utils.study import Study
+
+QUICK = {"epochs": 1, "train_subset": 256, "test_subset": 256, "val_size": 128}   # seconds, for smoke tests
 
 def add_cifar_flags(p, *, val_size: int = 5000) -> None:
     p.add_argument("--train-subset", type=cli.positive_int, default=None,
                    help="train on a seeded random subset of this many images (CPU budgets)")
     p.add_argument("--val-size", type=cli.positive_int, default=val_size, help="images held out for validation")
     p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
+
+
+def study_parser(doc: str | None, hp: Mapping[str, Any], *, quick: Mapping[str, Any] = QUICK, val_size: int = 5000):
+    """The command line of a section 4 study: the common flags with the script's hyper-parameter block as
+    defaults, --seeds, the CIFAR-10 subset flags and the study runner's flags."""
+    p = cli.parser(doc, epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"], seeds=True, quick=dict(quick))
+    add_cifar_flags(p, val_size=val_size)
+    cli.add_study_flags(p)
+    return p
+
+
+def cifar_study(script_file, name: str, trial, conditions: Mapping[str, Mapping[str, Any]], args, hp, **base) -> Study:
+    """The Study for a section 4 script, after the checks that must stop it before any trial: an absent
+    accelerator, a bad condition, no CIFAR-10 and no network."""
+    devices.resolve(args.device)
+    study = Study(name, trial, conditions, args.seeds, runs.root(script_file, out=args.out),
+                  base={**cli.hyperparameters(hp, args), **base, **cli.data_settings(args)}, resume=args.resume)
+    load_cifar(study.base)
+    return study
 
 
 def train_config(config: Mapping[str, Any]) -> TrainConfig:
@@ -70,7 +93,7 @@ def train_and_test(model, loaders, cfg: TrainConfig, run: RunDir, device, *, con
     draw the dashboard; return the summary."""
     train, val, test = loaders
     fit(model, train, val, cfg, device=device, run=run, quiet=bool(config.get("quiet", True)), desc=title,
-        on_backward=on_backward, resume=bool(config.get("resume")))
+        on_backward=on_backward)   # resumes when the trial's RunDir was opened with resume=True
     load_best(model, run, device)
     scores = evaluate(model, test, device)
     plots.training_dashboard(run.path, title=title)

@@ -7,12 +7,12 @@ and 70% (CNN) after 5 epochs.
 """
 from __future__ import annotations
 
-from section4_transfer.common import add_cifar_flags, load_cifar, make_loaders, train_and_test, train_config
+from section4_transfer.common import (cifar_study, load_cifar, make_loaders, study_parser, train_and_test,
+                                      train_config)
 from shared_utils import cli, runs
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.models import build_model, count_parameters
 from shared_utils.seed import seed_everything
-from shared_utils.study import Study
 
 # ---- hyper-parameters (the source notebook's); --epochs, --batch-size and --lr override them
 HP = {"epochs": 5, "batch_size": 64, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "none",
@@ -32,15 +32,9 @@ def trial(config: dict) -> dict:
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
-                   quick={"epochs": 1, "train_subset": 512, "test_subset": 512, "val_size": 256})
-    add_cifar_flags(p)
-    cli.add_study_flags(p)
+    p = study_parser(__doc__, HP, quick={"epochs": 1, "train_subset": 512, "test_subset": 512, "val_size": 256})
     args = cli.parse(p, argv)
-    devices.resolve(args.device)      # an absent accelerator stops here, before any trial
-    study = Study("mlp_vs_cnn", trial, CONDITIONS, args.seeds, runs.root(__file__, out=args.out),
-                  base={**cli.hyperparameters(HP, args), **cli.data_settings(args)}, resume=args.resume)
-    load_cifar(study.base)      # no data and no network: stop here, before any trial
+    study = cifar_study(__file__, "mlp_vs_cnn", trial, CONDITIONS, args, HP)
     result = study.run(**cli.study_backend(args))
     table = result.report({"test_acc": "test acc (%)", "parameters": "parameters",
                            "seconds_per_epoch": "seconds per epoch"}, scale={"test_acc": 100},

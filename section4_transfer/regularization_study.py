@@ -8,12 +8,12 @@ Outputs in section4_transfer/runs/regularization/.
 """
 from __future__ import annotations
 
-from section4_transfer.common import add_cifar_flags, load_cifar, make_loaders, train_and_test, train_config
+from section4_transfer.common import (cifar_study, load_cifar, make_loaders, study_parser, train_and_test,
+                                      train_config)
 from shared_utils import cli, runs
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.models import SmallCNN
 from shared_utils.seed import seed_everything
-from shared_utils.study import Study
 
 # ---- hyper-parameters of the baseline (no regularisation); --epochs, --batch-size and --lr override them
 HP = {"epochs": 10, "batch_size": 64, "lr": 0.05, "optimizer": "sgd", "schedule": "cosine",
@@ -41,17 +41,10 @@ def trial(config: dict) -> dict:
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
-                   quick={"epochs": 1, "train_subset": 256, "test_subset": 256, "val_size": 128})
+    p = study_parser(__doc__, HP)
     p.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS))
-    add_cifar_flags(p)
-    cli.add_study_flags(p)
     args = cli.parse(p, argv)
-    devices.resolve(args.device)
-    study = Study("regularization", trial, {c: CONDITIONS[c] for c in args.conditions}, args.seeds,
-                  runs.root(__file__, out=args.out), base={**cli.hyperparameters(HP, args), **cli.data_settings(args)},
-                  resume=args.resume)
-    load_cifar(study.base)      # no data and no network: stop here, before any trial
+    study = cifar_study(__file__, "regularization", trial, {c: CONDITIONS[c] for c in args.conditions}, args, HP)
     result = study.run(**cli.study_backend(args))
     table = result.report({"gap": "train - val gap (points)", "test_acc": "test accuracy (%)"}, scale=100,
                           bars=["train - val gap (points)", "test accuracy (%)"],

@@ -16,12 +16,12 @@ import io
 import numpy as np
 import torch
 
-from section4_transfer.common import add_cifar_flags, load_cifar, make_loaders, train_and_test, train_config
+from section4_transfer.common import (QUICK, cifar_study, load_cifar, make_loaders, study_parser, train_and_test,
+                                      train_config)
 from shared_utils import cli, plots, runs
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.models import build_model, count_parameters
 from shared_utils.seed import seed_everything
-from shared_utils.study import Study
 
 # ---- hyper-parameters (He et al. 2016, section 4.2, on a CPU budget); --epochs, --batch-size, --lr override
 HP = {"epochs": 10, "batch_size": 128, "lr": 0.1, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 1e-4,
@@ -76,27 +76,20 @@ def snapshot_steps(total: int) -> list[int]:
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
-                   quick={"epochs": 1, "train_subset": 256, "test_subset": 256, "val_size": 128, "depths": [8, 14]})
+    p = study_parser(__doc__, HP, quick={**QUICK, "depths": [8, 14]})
     p.add_argument("--depths", type=cli.positive_int, nargs="+", default=[20, 56], metavar="DEPTH",
                    help="one or more depths of the form 6n+2; each trains as a plain and a residual net")
     p.add_argument("--warmup", type=float, default=HP["warmup_epochs"],
                    help="epochs of linear learning-rate warm-up (He et al. warm up their deepest nets; without "
                         "it, a 56-layer ResNet at lr 0.1 diverges early on short budgets)")
-    add_cifar_flags(p)
-    cli.add_study_flags(p)
     args = cli.parse(p, argv)
     if any((d - 2) % 6 for d in args.depths):
         p.error(f"argument --depths: each depth must be 6n+2 (8, 14, 20, 32, 44, 56, 110), got {args.depths}")
     if args.warmup < 0:
         p.error(f"argument --warmup: expected a number >= 0, got {args.warmup}")
-    devices.resolve(args.device)
     conditions = {f"{'ResNet' if kind == 'resnet' else 'Plain'}-{depth}": {"kind": kind, "depth": depth}
                   for kind in ("plain", "resnet") for depth in args.depths}
-    base = {**cli.hyperparameters(HP, args), "warmup_epochs": args.warmup, **cli.data_settings(args)}
-    study = Study("resnet_vs_plain", trial, conditions, args.seeds, runs.root(__file__, out=args.out), base=base,
-                  resume=args.resume)
-    load_cifar(study.base)      # no data and no network: stop here, before any trial
+    study = cifar_study(__file__, "resnet_vs_plain", trial, conditions, args, HP, warmup_epochs=args.warmup)
     result = study.run(**cli.study_backend(args))
     out = study.path
     table = result.report({"final_train_loss": "final train loss", "test_acc": "test acc (%)",

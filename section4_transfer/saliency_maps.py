@@ -47,7 +47,7 @@ def main(argv=None):
     p.add_argument("--samples", type=cli.positive_int, default=25, help="SmoothGrad noisy samples")
     p.add_argument("--noise", type=cli.positive_float, default=0.15, help="SmoothGrad noise, share of pixel range")
     args = cli.parse(p, argv)
-    device = devices.resolve(args.device)
+    devices.resolve(args.device)   # an absent accelerator is refused; saliency itself runs on the CPU
     if not args.ckpt.is_file():
         raise UserError(f"no checkpoint at {args.ckpt}; make one with `{MAKE_ONE}` or pass --ckpt PATH")
     model = SmallCNN()

@@ -10,12 +10,12 @@ keep it practical on a CPU. Outputs in section4_transfer/runs/transfer_learning/
 """
 from __future__ import annotations
 
-from section4_transfer.common import add_cifar_flags, load_cifar, make_loaders, train_and_test, train_config
+from section4_transfer.common import (cifar_study, load_cifar, make_loaders, study_parser, train_and_test,
+                                      train_config)
 from shared_utils import cli, runs
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.models import count_parameters, freeze_backbone, load_pretrained, resnet18
 from shared_utils.seed import seed_everything
-from shared_utils.study import Study
 
 # ---- hyper-parameters; --epochs, --batch-size, --lr, --resize and --weights override them
 HP = {"epochs": 5, "batch_size": 64, "lr": 0.01, "optimizer": "sgd", "weight_decay": 5e-4, "schedule": "cosine",
@@ -45,21 +45,15 @@ def trial(config: dict) -> dict:
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
-                   quick={"epochs": 1, "train_subset": 64, "test_subset": 64, "val_size": 32, "resize": 32})
+    p = study_parser(__doc__, HP, quick={"epochs": 1, "train_subset": 64, "test_subset": 64, "val_size": 32,
+                                         "resize": 32}, val_size=1000)
     p.add_argument("--resize", type=cli.positive_int, default=HP["resize"], help="input side fed to the network")
     p.add_argument("--weights", default=HP["weights"], help="imagenet, a path to a state dict, or none")
-    add_cifar_flags(p, val_size=1000)
-    cli.add_study_flags(p)
     args = cli.parse(p, argv)
-    devices.resolve(args.device)
     conditions = dict(CONDITIONS) if args.weights != "none" else {"scratch": CONDITIONS["scratch"]}
     if args.weights != "none":
         load_pretrained(resnet18(cifar_stem=False), args.weights)   # fail fast, before any training
-    base = {**cli.hyperparameters(HP, args), "weights": str(args.weights), **cli.data_settings(args)}
-    study = Study("transfer_learning", trial, conditions, args.seeds, runs.root(__file__, out=args.out), base=base,
-                  resume=args.resume)
-    load_cifar(study.base)      # no data and no network: stop here, before any trial
+    study = cifar_study(__file__, "transfer_learning", trial, conditions, args, HP, weights=str(args.weights))
     result = study.run(**cli.study_backend(args))
     table = result.report({"test_acc": "test acc (%)", "trainable_parameters": "trainable parameters",
                            "seconds_per_epoch": "seconds per epoch"}, scale={"test_acc": 100},

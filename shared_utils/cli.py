@@ -137,6 +137,10 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argp
         p.error(f"argument --data-dir: not a directory: {args.data_dir}")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         p.error(f"argument --out: not a directory: {args.out}")
+    if getattr(args, "address", None) is not None and args.backend != "ray":
+        p.error("argument --address: --address is for --backend ray; drop it or add --backend ray")
+    if getattr(args, "backend", None) == "serial" and args.workers > 1:
+        p.error("argument --workers: --backend serial runs one trial at a time; use --backend pool or ray")
     return args
 
 

@@ -1,15 +1,16 @@
 """One page over every finished run: ``python -m shared_utils.report [ROOT] [--output FILE]``.
 
-Finds each folder under ROOT that holds a ``summary.json``, and writes a Markdown page
-(default ``ROOT/runs/REPORT.md``) with, newest first, the command that made the run,
-its summary figures and its plots, linked relative to the page.
+Writes a Markdown page (default ``ROOT/runs/REPORT.md``): first every study under ROOT (a folder
+with the study runner's ``manifest.json``) with its comparison table (mean ± std [95% CI] per
+condition), its trial count and failures, and its figures; then, newest first, every run (a folder
+holding a ``summary.json``) with the command that made it, its summary figures and its plots,
+linked relative to the page.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -20,13 +21,40 @@ from shared_utils.atomic import atomic_write_text
 SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", "node_modules", ".pytest_cache", "data"}
 
 
-def find_runs(root: Path) -> list[Path]:
+def find_runs(root: Path, marker: str = "summary.json") -> list[Path]:
     found = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
-        if "summary.json" in files:
+        if marker in files:
             found.append(Path(folder))
     return found
+
+
+def study_section(root: Path, output: Path) -> list[str]:
+    """The studies' part of the page: each one's table and figures."""
+    studies = find_runs(root, "manifest.json")
+    if not studies:
+        return []
+    lines = [f"## Studies ({len(studies)})", ""]
+    for folder in studies:
+        manifest = _load(folder / "manifest.json")
+        trials = manifest.get("trials", [])
+        done = sum(t.get("status") != "failed" for t in trials)
+        lines += [f"### {folder.relative_to(root).as_posix()}", "",
+                  f"{done} of {len(trials)} trials finished ({manifest.get('failed', 0)} failed); conditions: "
+                  f"{', '.join(map(str, manifest.get('conditions', [])))}; seeds {manifest.get('seeds')}; "
+                  f"backend {manifest.get('backend')} x {manifest.get('workers')}, "
+                  f"{manifest.get('wall_seconds', 0):.0f} s wall.", ""]
+        for t in trials:
+            if t.get("error"):
+                lines.append(f"- failed: {t['condition']} seed {t['seed']}: {t['error']}")
+        table = folder / "table.md"
+        if table.is_file():
+            lines += ["", table.read_text().strip(), ""]
+        rel = os.path.relpath(folder, output.parent)
+        for png in sorted(folder.glob("*.png")):
+            lines += [f"![{png.stem}]({Path(rel, png.name).as_posix()})", ""]
+    return lines
 
 
 def _load(path: Path) -> dict:
@@ -53,12 +81,13 @@ def build_report(root: Path, output: Path) -> tuple[Path, int]:
         when = summary.get("finished") or config.get("started") or ""
         entries.append((when, folder, summary, config))
     entries.sort(key=lambda e: (e[0], str(e[1])), reverse=True)
-    lines = [f"# Report: {len(entries)} run(s) under `{root.resolve().name}`", "",
-             "Newest first. Each run's numbers come from its own `summary.json`; "
-             "figures are the PNGs in its folder.", ""]
+    lines = [f"# Report: {len(entries)} run(s) under `{root.resolve().name}`", ""]
+    lines += study_section(root, output)
+    lines += ["## Runs", "", "Newest first. Each run's numbers come from its own `summary.json`; "
+              "figures are the PNGs in its folder.", ""]
     for when, folder, summary, config in entries:
         rel = os.path.relpath(folder, output.parent)
-        lines += [f"## {folder.relative_to(root).as_posix()}", ""]
+        lines += [f"### {folder.relative_to(root).as_posix()}", ""]
         if config.get("command"):
             lines += [f"Command: `{config['command']}`  ", f"Commit: `{config.get('git_commit')}`  "]
         lines += [f"Finished: {when or 'unknown'}", ""]

@@ -106,6 +106,7 @@ class RunDir:
         self.path = Path(path) if path is not None else root(script_file, experiment, out)
         # under torchrun every rank builds the RunDir, and only rank 0 writes it
         self.writes = os.environ.get("RANK", "0") == "0"
+        self.resume = resume     # the engine continues from this folder's last.pt when set
         self.started = time.perf_counter()
         self._columns: list[str] | None = None
         self.config = {

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 import time
 import traceback
@@ -48,6 +49,11 @@ BACKENDS = ("serial", "pool", "ray")
 TrialFn = Callable[[dict], dict]
 # keys the runner adds to every trial's configuration (never part of a condition)
 RUNNER_KEYS = ("seed", "condition", "run_dir", "resume", "threads")
+
+
+def _writes() -> bool:
+    """Under torchrun every rank runs the study (each trial is one data-parallel run); rank 0 writes."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 class TrialsFailed(Exception):
@@ -185,11 +191,12 @@ class Study:
         to_run, skipped = [], []
         for trial in trials:
             record = trial.path / "trial.json"
-            if not record.exists():
+            if trial.path.exists() and not record.exists() and any(trial.path.iterdir()):
+                raise UserError(f"{trial.path} exists and was not written by the study runner; "
+                                "use another --out or move it away")
+            if not record.exists() or not self.resume:
+                trial.config["_fresh"] = True    # an old run in this folder is cleared before the trial
                 to_run.append(trial)
-                continue
-            if not self.resume:
-                to_run.append(trial)     # a fresh run: the trial's RunDir starts its folder afresh
                 continue
             try:
                 old = json.loads(record.read_text())
@@ -223,6 +230,8 @@ class Study:
             raise UserError(f"--workers must be at least 1, got {workers}")
         if address is not None and backend != "ray":
             raise UserError("--address is for --backend ray; drop it or add --backend ray")
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and (backend != "serial" or workers != 1):
+            raise UserError("under torchrun each trial is already spread over the ranks; drop --workers/--backend")
         trials = self.trials()
         to_run, skipped = self._plan(trials)
         cores = os.cpu_count() or 1
@@ -234,8 +243,12 @@ class Study:
         try:
             for trial in to_run:     # record what each folder is for before any trial writes into it
                 trial.config["threads"] = threads if backend != "serial" else None
-                atomic_write_json(trial.path / "trial.json", self._identity(trial.config))
-                (trial.path / "error.json").unlink(missing_ok=True)
+                fresh = trial.config.pop("_fresh", False)
+                if _writes():
+                    if fresh and trial.path.exists():
+                        shutil.rmtree(trial.path)    # never a folder mixing two runs
+                    atomic_write_json(trial.path / "trial.json", self._identity(trial.config))
+                    (trial.path / "error.json").unlink(missing_ok=True)
             if backend == "serial":
                 outcomes = [self._outcome(t, execute(self.trial_fn, t.config), quiet) for t in to_run]
             elif backend == "pool":
@@ -403,7 +416,9 @@ class StudyResult:
                 out.setdefault(o.trial.condition, []).append(o.trial.path)
         return out
 
-    def write_manifest(self) -> Path:
+    def write_manifest(self) -> Path | None:
+        if not _writes():
+            return None
         trials = [{"condition": o.trial.condition, "seed": o.trial.seed, "status": o.status,
                    "run_dir": os.path.relpath(o.trial.path, self.path), "seconds": round(o.seconds, 3),
                    **({"error": o.error} if o.error else {})} for o in self.outcomes]
@@ -424,6 +439,9 @@ class StudyResult:
         number or per key. ``extra`` adds per-seed columns computed by the script ({condition: {label: values}}).
         """
         from shared_utils import plots, stats
+
+        if not _writes():
+            return ""
 
         def factor(key):
             return scale.get(key, 1.0) if isinstance(scale, Mapping) else scale
@@ -474,6 +492,8 @@ class HalvingResult:
     def write(self) -> None:
         from shared_utils import stats
 
+        if not _writes():
+            return
         atomic_write_json(self.study.path / "halving.json", {"metric": self.metric, "mode": self.mode,
                                                               "budget_key": self.study.budget_key,
                                                               "rounds": self.rounds})

@@ -203,7 +203,7 @@ def _check_resumable(state, cfg: TrainConfig, path) -> None:
 
 # --------------------------------------------------------------------------- training
 def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, device: torch.device,
-        run: RunDir | None = None, resume: bool = False, quiet: bool = True, desc: str = "train",
+        run: RunDir | None = None, resume: bool | None = None, quiet: bool = True, desc: str = "train",
         loss_fn: LossFn | None = None, val_loss_fn: LossFn | None = None,
         on_backward: Callable[[int, nn.Module], None] | None = None, stop_after: int | None = None) -> list[dict]:
     """Train; returns the per-epoch rows (also in run/metrics.csv).
@@ -211,12 +211,15 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, device:
     ``loss_fn`` is the task (default: classification with ``cfg.label_smoothing``); ``val_loss_fn``
     scores the validation loader (default: ``loss_fn``, or plain classification for the default task,
     so validation loss is never smoothed). ``on_backward(step, model)`` runs after each backward pass,
-    before the optimizer step (gradient statistics). ``train_loader`` may offer ``state_dict()`` for
+    before the optimizer step (gradient statistics). ``resume`` defaults to the run folder's own
+    ``RunDir(..., resume=...)``, so a script says --resume once. ``train_loader`` may offer ``state_dict()`` for
     its shuffling RNG, which resume restores. ``stop_after`` ends this call after that epoch (a time
     budget); the schedule still spans ``cfg.epochs``, so a later ``resume=True`` call finishes the run
     exactly as one uninterrupted call would.
     """
     device = distributed.setup(device)
+    if resume is None:
+        resume = bool(getattr(run, "resume", False))
     cuda = device.type == "cuda"
     main = distributed.is_main()
     if val_loss_fn is None:

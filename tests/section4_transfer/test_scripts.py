@@ -74,6 +74,15 @@ def test_transfer_learning_offline_error_and_weights_from_a_file(tmp_path):
     full = runs.read_summary(root / "pretrained_fine-tune_all" / "seed_0")
     assert frozen["trainable_parameters"] == 512 * 10 + 10 and full["trainable_parameters"] > 11_000_000
     assert frozen["loaded"]["loaded"] == 120          # every backbone tensor but the replaced head
+    # frozen means frozen: after training, every backbone tensor (BatchNorm statistics included) is the loaded one
+    from shared_utils.pytorch.checkpoint import load_torch
+
+    trained = load_torch(root / "pretrained_frozen_backbone" / "seed_0" / "best.pt")["model"]
+    backbone = torch.load(tmp_path / "backbone.pt", weights_only=True)
+    shared = [k for k in trained if k in backbone and not k.startswith("fc.")]
+    assert len(shared) >= 100 and all(torch.equal(trained[k], backbone[k]) for k in shared)
+    tuned = load_torch(root / "pretrained_fine-tune_all" / "seed_0" / "best.pt")["model"]
+    assert not torch.equal(tuned["conv1.weight"], backbone["conv1.weight"])   # fine-tuning moved them
     assert (root / "table.md").is_file() and (root / "curves.png").is_file()
 
 

@@ -55,7 +55,7 @@ def torch_trial(config: dict) -> dict:
     train = TensorLoader(ds.train.x, ds.train.y, batch_size=64, seed=config["seed"], **kw)
     val = TensorLoader(ds.val.x, ds.val.y, batch_size=256, shuffle=False, **kw)
     cfg = TrainConfig(epochs=config["epochs"], lr=config["lr"], optimizer="sgd", weight_decay=0, schedule="none")
-    fit(model, train, val, cfg, device=torch.device("cpu"), run=run, resume=config["resume"])
+    fit(model, train, val, cfg, device=torch.device("cpu"), run=run)   # resumes if the RunDir says so
     return run.summary()
 
 

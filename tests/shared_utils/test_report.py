@@ -26,3 +26,17 @@ def test_report_on_missing_root_is_a_user_error(tmp_path):
     from shared_utils.errors import UserError
     with pytest.raises(UserError, match="is not a folder"):
         report.main([str(tmp_path / "nope")])
+
+
+def test_report_shows_each_study_table_failures_and_figures(tmp_path):
+    from shared_utils.study import Study
+    from tests.shared_utils.study_trials import BASE, numpy_trial
+
+    result = Study("sweep", numpy_trial, {"wide": {"hidden": 48}, "broken": {"fail": True}}, [0, 1], tmp_path,
+                   base=BASE).run(quiet=True)
+    result.report({"final_val_acc": "val acc (%)"}, scale=100, curves=("train_loss",))
+    text = report.main([str(tmp_path)]).read_text()
+    assert text.index("## Studies (1)") < text.index("## Runs")
+    assert "2 of 4 trials finished (2 failed)" in text
+    assert "- failed: broken seed 0: RuntimeError: planted failure" in text
+    assert "| wide | 2 |" in text and "](../sweep/bars.png)" in text

@@ -126,3 +126,34 @@ def test_successive_halving_keeps_the_best_and_continues_from_checkpoints(tmp_pa
     loser = tmp_path / "h" / slug(rounds[0]["ranked"][-1]) / "seed_0"
     assert len((loser / "metrics.csv").read_text().split()) == 2      # header + its one epoch
     assert "*" in (tmp_path / "h" / "halving.md").read_text()
+
+
+def test_a_fresh_run_clears_the_old_one_and_foreign_folders_are_refused(tmp_path):
+    Study("c", numpy_trial, {"a": {}}, [0], tmp_path, base=BASE).run(quiet=True)
+    folder = tmp_path / "c" / "a" / "seed_0"
+    (folder / "leftover.txt").write_text("from the old run")
+    result = Study("c", numpy_trial, {"a": {}}, [0], tmp_path, base=dict(BASE, fail=True)).run(quiet=True)
+    assert result.failures and not (folder / "summary.json").exists() and not (folder / "leftover.txt").exists()
+    foreign = tmp_path / "d" / "a" / "seed_0"
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not written by the study runner"):
+        Study("d", numpy_trial, {"a": {}}, [0], tmp_path, base=BASE).run(quiet=True)
+    assert (foreign / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--workers", "0"], "--workers"),
+    (["--address", "auto"], "--address is for --backend ray"),
+    (["--backend", "ray", "--address", "127.0.0.1:9"], "cannot reach a Ray cluster at 127.0.0.1:9"),
+    (["--backend", "cluster"], "--backend"),
+    (["--backend", "serial", "--workers", "2"], "one trial at a time"),
+])
+def test_a_study_script_refuses_bad_runner_flags_with_one_line_and_writes_nothing(tmp_path, flags, message):
+    from tests.conftest import assert_user_error, run_script
+
+    pytest.importorskip("ray")
+    result = run_script("section1_mlp/softmax_regression.py", "--quick", "--quiet", "--out", tmp_path / "out", *flags,
+                        cwd=tmp_path)
+    assert_user_error(result, message)
+    assert not (tmp_path / "out").exists()
