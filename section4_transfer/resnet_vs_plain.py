@@ -76,7 +76,8 @@ def snapshot_steps(total: int) -> list[int]:
 
 
 def main(argv=None):
-    p = study_parser(__doc__, HP, quick={**QUICK, "depths": [8, 14]})
+    # the quick preset keeps a 56-layer pair: even two steps show its plain net's unstable gradients
+    p = study_parser(__doc__, HP, quick={**QUICK, "depths": [8, 56]})
     p.add_argument("--depths", type=cli.positive_int, nargs="+", default=[20, 56], metavar="DEPTH",
                    help="one or more depths of the form 6n+2; each trains as a plain and a residual net")
     p.add_argument("--warmup", type=float, default=HP["warmup_epochs"],

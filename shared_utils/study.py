@@ -19,8 +19,10 @@ last checkpoint; a folder made from another configuration stops the study before
 A trial that raises is recorded in ``manifest.json`` with its one-line error while the others go
 on; :meth:`StudyResult.raise_for_failures` then ends the program with exit code 1.
 
-Backends: ``serial`` runs in this process. ``pool`` runs ``workers`` spawned processes, each limited
-to ``cores // workers`` BLAS and torch threads so they do not fight over cores. ``ray`` sends each
+Backends: ``serial`` runs in this process. ``pool`` runs ``workers`` processes, each limited to
+``cores // workers`` BLAS and torch threads so they do not fight over cores (forked from a NumPy-only
+parent, so they share the data it loaded; spawned once torch is loaded, whose thread pool a fork
+would break). ``ray`` sends each
 trial to a Ray cluster as a task with ``num_cpus``/``num_gpus`` set (``address="auto"`` or
 ``HOST:PORT``; none starts a local instance); run folders must then live under an ``out`` every node
 can reach, and the summaries come back to this process, which writes the study's files.
@@ -280,8 +282,10 @@ class Study:
 
         if not trials:
             return []
-        # spawn, not fork: a forked child would inherit torch's and BLAS's thread pools mid-state
-        with ProcessPoolExecutor(max_workers=min(workers, len(trials)), mp_context=mp.get_context("spawn"),
+        # NumPy-only parents fork: workers start at once and share the data the parent already loaded
+        # (copy-on-write). Once torch is loaded, spawn: its OpenMP pool does not survive a fork.
+        method = "fork" if "torch" not in sys.modules and "fork" in mp.get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(max_workers=min(workers, len(trials)), mp_context=mp.get_context(method),
                                  initializer=_pool_init, initargs=(threads,)) as pool:
             futures = {pool.submit(execute, self.trial_fn, t.config): t for t in trials}
             outcomes = []

@@ -200,10 +200,11 @@ def freeze_backbone(model: nn.Module, head: str = "fc") -> nn.Module:
 
     for name, p in model.named_parameters():
         p.requires_grad = name.startswith(head + ".")
-    for name, module in list(model.named_modules()):
-        if not name or name.startswith(head):
-            continue
+    for name, module in list(model.named_modules()):       # the root too: ResNet's stem bn1 is its child
         for child_name, child in list(module.named_children()):
+            full = f"{name}.{child_name}" if name else child_name
+            if full == head or full.startswith(head + "."):
+                continue
             if isinstance(child, nn.BatchNorm2d):
                 frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
                 with torch.no_grad():

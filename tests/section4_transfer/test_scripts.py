@@ -41,13 +41,21 @@ def test_saliency_without_checkpoint_names_the_command(tmp_path):
 def test_resnet_vs_plain_records_gradient_flow(tmp_path):
     script("resnet_vs_plain.py", tmp_path, "--quick")
     root = tmp_path / "resnet_vs_plain"
-    for name in ("Plain-8", "Plain-14", "ResNet-8", "ResNet-14"):
+    ratio = {}
+    for name in ("Plain-8", "Plain-56", "ResNet-8", "ResNet-56"):
         norms = (root / name / "seed_0" / "grad_norms.csv").read_text().splitlines()
         assert norms[0] == "step,first_conv_grad_norm" and len(norms) > 1
         snapshots = json.loads((root / name / "seed_0" / "grad_snapshots.json").read_text())
         depth = int(name.split("-")[1])
         assert all(len(v) == depth - 1 for v in snapshots.values())   # every conv layer (fc excluded)
-    for png in ("curves.png", "first_conv_grad_norm.png", "layer_grad_norms.png"):
+        first_step = snapshots["1"]
+        ratio[name] = first_step[0] / first_step[-1]     # input-side over output-side gradient norm
+    # the claim the quick run can show: without shortcuts, 56 layers make the first step's gradient
+    # blow up toward the input (hundreds to thousands of times the last layer's); with them it stays
+    # within about ten times
+    assert ratio["Plain-56"] > 20 * ratio["ResNet-56"], ratio
+    assert ratio["ResNet-56"] < 50, ratio
+    for png in ("curves.png", "first_conv_grad_norm.png", "layer_grad_norms.png", "bars.png"):
         assert (root / png).is_file(), png
 
 

@@ -164,11 +164,11 @@ def test_frozen_backbone_saves_copies_and_keeps_its_statistics():
     model.eval()
     twin.train()                                     # switching the copy leaves the original alone
     assert not any(m.training for m in model.modules()) and all(m.training for m in twin.modules())
-    before = model.layer1[0].bn1.running_mean.clone()
+    before = [model.bn1.running_mean.clone(), model.layer1[0].bn1.running_mean.clone()]
     model.train()
     out = model(torch.randn(8, 3, 32, 32) * 3 + 1)
     out.sum().backward()
-    assert torch.equal(model.layer1[0].bn1.running_mean, before)         # statistics did not move
+    assert torch.equal(model.bn1.running_mean, before[0]) and torch.equal(model.layer1[0].bn1.running_mean, before[1])
     assert model.conv1.weight.grad is None and model.fc.weight.grad is not None
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable == ["fc.weight", "fc.bias"]
