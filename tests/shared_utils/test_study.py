@@ -28,8 +28,14 @@ def test_serial_pool_and_ray_give_identical_trials(tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         on_ray = Study("s", numpy_trial, CONDITIONS, [0, 1], tmp_path / "ray", base=BASE).run("ray", quiet=True)
+        # successive halving on Ray: each round is an ordinary run of Ray tasks that resume from checkpoints
+        halving = Study("h", torch_trial, {"lr 0.1": {"lr": 0.1}, "lr 0.0003": {"lr": 3e-4}}, [0], tmp_path / "ray",
+                        base={"epochs": 1, "lr": 0.1, "hidden": 32}, budget_key="epochs").halving(
+                            [1, 2], metric="best_val_acc", backend="ray", quiet=True)
     finally:
         ray.shutdown()
+    assert halving.winner == "lr 0.1"
+    assert (tmp_path / "ray" / "h" / "lr_0.1" / "seed_0" / "metrics.csv").read_text().count("\n") == 3
     assert len(per_trial(serial)) == 4 and all(o.status == "done" for o in serial.outcomes)
     assert per_trial(serial) == per_trial(pool) == per_trial(on_ray)
     accuracy = {k: v[1] for k, v in per_trial(serial).items()}          # real digits, 2 epochs; chance 0.1
