@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import torch
 
-from section4_transfer.common import (cifar_study, load_cifar, make_loaders, study_parser, train_and_test,
-                                      train_config)
+from section4_transfer.common import cifar_study, load_cifar, make_loaders, study_parser, train_and_test
 from shared_utils import cli, plots, runs
 from shared_utils.pytorch import device as devices
+from shared_utils.pytorch.engine import TrainConfig
 from shared_utils.pytorch.models import build_model
 from shared_utils.pytorch.pipeline import AUGMENTATIONS
 from shared_utils.seed import seed_everything
@@ -57,7 +57,7 @@ def trial(config: dict) -> dict:
     ds = load_cifar(config)
     run = runs.RunDir.for_trial(__file__, config)
     s = train_and_test(build_model("cnn"), make_loaders(ds, config, device, config["augment"], seed=config["seed"]),
-                       train_config(config), run, device, config=config,
+                       TrainConfig.from_config(config), run, device, config=config,
                        title=f"Small CNN, augmentation: {config['condition']} (seed {config['seed']})")
     return {**s, "gap": s["final_train_acc"] - s["final_val_acc"]}
 

@@ -8,7 +8,6 @@ trial and a worker that runs several trials loads CIFAR-10 once).
 """
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any, Mapping
 
 import torch
@@ -46,12 +45,6 @@ def cifar_study(script_file, name: str, trial, conditions: Mapping[str, Mapping[
                   base={**cli.hyperparameters(hp, args), **base, **cli.data_settings(args)}, resume=args.resume)
     load_cifar(study.base)
     return study
-
-
-def train_config(config: Mapping[str, Any]) -> TrainConfig:
-    """The engine's TrainConfig from the keys of a trial's config that name its fields."""
-    names = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in config.items() if k in names})
 
 
 def load_cifar(config: Mapping[str, Any]) -> data.Dataset:

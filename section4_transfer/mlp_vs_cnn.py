@@ -7,10 +7,10 @@ and 70% (CNN) after 5 epochs.
 """
 from __future__ import annotations
 
-from section4_transfer.common import (cifar_study, load_cifar, make_loaders, study_parser, train_and_test,
-                                      train_config)
+from section4_transfer.common import cifar_study, load_cifar, make_loaders, study_parser, train_and_test
 from shared_utils import cli, runs
 from shared_utils.pytorch import device as devices
+from shared_utils.pytorch.engine import TrainConfig
 from shared_utils.pytorch.models import build_model, count_parameters
 from shared_utils.seed import seed_everything
 
@@ -26,8 +26,9 @@ def trial(config: dict) -> dict:
     ds = load_cifar(config)
     model = build_model(config["model"])
     run = runs.RunDir.for_trial(__file__, config)
-    return train_and_test(model, make_loaders(ds, config, device, seed=config["seed"]), train_config(config), run,
-                          device, config=config, title=f"{config['condition']} on CIFAR-10 (seed {config['seed']})",
+    loaders = make_loaders(ds, config, device, seed=config["seed"])
+    return train_and_test(model, loaders, TrainConfig.from_config(config), run, device, config=config,
+                          title=f"{config['condition']} on CIFAR-10 (seed {config['seed']})",
                           parameters=count_parameters(model), train_images=len(ds.train))
 
 

@@ -8,10 +8,10 @@ Outputs in section4_transfer/runs/regularization/.
 """
 from __future__ import annotations
 
-from section4_transfer.common import (cifar_study, load_cifar, make_loaders, study_parser, train_and_test,
-                                      train_config)
+from section4_transfer.common import cifar_study, load_cifar, make_loaders, study_parser, train_and_test
 from shared_utils import cli, runs
 from shared_utils.pytorch import device as devices
+from shared_utils.pytorch.engine import TrainConfig
 from shared_utils.pytorch.models import SmallCNN
 from shared_utils.seed import seed_everything
 
@@ -35,7 +35,7 @@ def trial(config: dict) -> dict:
     run = runs.RunDir.for_trial(__file__, config)
     model = SmallCNN(batchnorm=config["batchnorm"], dropout=config["dropout"])
     s = train_and_test(model, make_loaders(ds, config, device, config["augment"], seed=config["seed"]),
-                       train_config(config), run, device, config=config,
+                       TrainConfig.from_config(config), run, device, config=config,
                        title=f"Small CNN, {config['condition']} (seed {config['seed']})")
     return {**s, "gap": s["final_train_acc"] - s["final_val_acc"]}
 

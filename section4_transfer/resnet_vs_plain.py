@@ -16,10 +16,10 @@ import io
 import numpy as np
 import torch
 
-from section4_transfer.common import (QUICK, cifar_study, load_cifar, make_loaders, study_parser, train_and_test,
-                                      train_config)
+from section4_transfer.common import QUICK, cifar_study, load_cifar, make_loaders, study_parser, train_and_test
 from shared_utils import cli, plots, runs
 from shared_utils.pytorch import device as devices
+from shared_utils.pytorch.engine import TrainConfig
 from shared_utils.pytorch.models import build_model, count_parameters
 from shared_utils.seed import seed_everything
 
@@ -63,7 +63,8 @@ def trial(config: dict) -> dict:
     steps = config["epochs"] * -(-len(ds.train) // config["batch_size"])
     recorder = GradientRecorder(snapshot_steps(steps), run.path if config["resume"] else None)
     s = train_and_test(model, make_loaders(ds, config, device, config["augment"], seed=config["seed"]),
-                       train_config(config), run, device, config=config, title=f"{config['condition']} on CIFAR-10",
+                       TrainConfig.from_config(config), run, device, config=config,
+                       title=f"{config['condition']} on CIFAR-10",
                        on_backward=recorder, parameters=count_parameters(model), depth=config["depth"],
                        residual=config["kind"] == "resnet")
     runs.atomic_write_text(run / "grad_norms.csv", recorder.to_csv())

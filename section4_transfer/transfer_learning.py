@@ -10,10 +10,10 @@ keep it practical on a CPU. Outputs in section4_transfer/runs/transfer_learning/
 """
 from __future__ import annotations
 
-from section4_transfer.common import (cifar_study, load_cifar, make_loaders, study_parser, train_and_test,
-                                      train_config)
+from section4_transfer.common import cifar_study, load_cifar, make_loaders, study_parser, train_and_test
 from shared_utils import cli, runs
 from shared_utils.pytorch import device as devices
+from shared_utils.pytorch.engine import TrainConfig
 from shared_utils.pytorch.models import count_parameters, freeze_backbone, load_pretrained, resnet18
 from shared_utils.seed import seed_everything
 
@@ -38,7 +38,7 @@ def trial(config: dict) -> dict:
     run = runs.RunDir.for_trial(__file__, config)
     # loaders per condition: every condition draws its shuffles and augmentations from its own seed
     loaders = make_loaders(ds, config, device, ("crop", "flip"), seed=config["seed"], resize=config["resize"])
-    return train_and_test(model, loaders, train_config(config), run, device, config=config,
+    return train_and_test(model, loaders, TrainConfig.from_config(config), run, device, config=config,
                           title=f"ResNet-18, {config['condition']}",
                           trainable_parameters=count_parameters(model, trainable_only=True), loaded=loaded,
                           resize=config["resize"])

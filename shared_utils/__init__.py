@@ -1,7 +1,8 @@
-"""What every experiment shares: flags, seeding, devices, data, run folders, plots, statistics,
-and the PyTorch side (training.py, tensor_pipeline.py).
+"""What every experiment shares: flags, seeding, data, run folders, plots, statistics, the study
+runner, and (in the ``pytorch`` subpackage) the PyTorch core.
 
-Nothing here imports a section. The NumPy-side modules (cli, seed, device, data, runs, plots,
-stats, report) import torch only inside the functions that need it, so NumPy experiments start
-fast and never depend on PyTorch; training.py and tensor_pipeline.py are PyTorch code.
+Nothing here imports a section. Every module outside ``shared_utils.pytorch`` is NumPy-side and
+never imports torch, so NumPy experiments start fast and never depend on PyTorch; the engine,
+input pipeline, model zoo, checkpoints and data-parallel helpers live in ``shared_utils.pytorch``,
+and importing it is the only way torch enters this package (tests/test_imports.py checks both).
 """

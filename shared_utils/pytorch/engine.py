@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Callable, Iterable, Mapping
 
 import torch
@@ -65,6 +65,12 @@ class TrainConfig:
     ema_decay: float | None = None    # e.g. 0.999: evaluate and keep an exponential moving average
     tta: str = "none"                 # none | flip: average predictions over flipped copies at evaluation
     tensorboard: bool = False         # also write TensorBoard scalars to <run>/tensorboard
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> "TrainConfig":
+        """The fields a study trial's configuration names (its other keys, such as the model, are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in config.items() if k in names})
 
     def __post_init__(self):
         choices = {"optimizer": ("sgd", "adam", "adamw"), "schedule": ("cosine", "step", "onecycle", "none"),

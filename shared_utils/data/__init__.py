@@ -1,0 +1,83 @@
+"""Real datasets as NumPy arrays, plus the seeded synthetic tasks several sections need.
+
+    ds = data.load("mnist", args.data_dir, limit=args.limit_train, val_size=5000, seed=args.seed)
+    x = ds.normalize(ds.train.x)        # float32 (N, 1, 28, 28), zero mean / unit std per channel
+    ds.train.y                          # int64 (N,)
+
+Images are uint8 in (N, C, H, W) layout; labels are int64. Where the files live:
+``--data-dir``, else ``$DL_DATA_DIR``, else ``./data``. Missing files are downloaded
+from the official mirrors and checked against their published checksums; offline,
+a :class:`UserError` names the folder and the files expected. Files already on disk
+are verified too (checksums for MNIST, structure for CIFAR-10), so a truncated or
+corrupt file is reported, never silently used.
+
+The package: ``core`` (Split, Dataset, data folder, subsets, validation splits), ``fetch``
+(mirrors, checksums), ``mnist_idx``, ``cifar10_batches``, ``sklearn_digits``, ``synthetic``
+(seeded toy tasks). PyTorch views of a Dataset live in ``shared_utils.pytorch.pipeline``.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Callable
+
+from shared_utils.data import cifar10_batches, fetch, mnist_idx, sklearn_digits
+from shared_utils.data.cifar10_batches import (CIFAR10_BATCHES, CIFAR10_CLASSES, CIFAR10_MD5, CIFAR10_MEAN,
+                                               CIFAR10_STD, CIFAR10_URL, read_cifar_batch)
+from shared_utils.data.core import (ENV_VAR, Dataset, Split, resolve_data_dir, subset,
+                                    train_val_split)
+from shared_utils.data.fetch import download, file_digest
+from shared_utils.data.mnist_idx import MNIST_FILES, MNIST_MEAN, MNIST_MIRRORS, MNIST_STD, parse_idx
+from shared_utils.data.synthetic import (REGRESSION_FORMULAS, REGRESSION_TARGETS, circles, moons,
+                                         nonlinear_tabular, regression_1d, spirals)
+from shared_utils.errors import UserError
+
+__all__ = [  # the names a script uses as data.<name>
+    "Dataset", "Split", "ENV_VAR", "REGISTRY", "load", "cached", "mnist", "cifar10", "digits", "subset",
+    "train_val_split", "resolve_data_dir", "download", "file_digest", "fetch", "parse_idx", "read_cifar_batch",
+    "MNIST_FILES", "MNIST_MEAN", "MNIST_STD", "MNIST_MIRRORS", "CIFAR10_BATCHES", "CIFAR10_CLASSES", "CIFAR10_MD5",
+    "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR10_URL", "moons", "circles", "spirals", "nonlinear_tabular",
+    "regression_1d", "REGRESSION_FORMULAS", "REGRESSION_TARGETS",
+]
+
+REGISTRY: dict[str, Callable] = {
+    "mnist": mnist_idx.load_arrays,
+    "cifar10": cifar10_batches.load_arrays,
+    "digits": sklearn_digits.load_digits_arrays,
+}
+
+
+def load(name: str, data_dir: str | os.PathLike | None = None, *, limit: int | None = None,
+         limit_test: int | None = None, subset_mode: str = "first", val_size: int | float = 0,
+         seed: int = 0, download_ok: bool = True, quiet: bool = False) -> Dataset:
+    """Load a registered dataset; ``limit`` trims train (before the validation split)."""
+    if name not in REGISTRY:
+        raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(sorted(REGISTRY))}")
+    train, test, classes, mean, std = REGISTRY[name](resolve_data_dir(data_dir),
+                                                     download_ok=download_ok, quiet=quiet)
+    train = subset(train, limit, mode=subset_mode, seed=seed)
+    test = subset(test, limit_test, mode=subset_mode, seed=seed)
+    train, val = train_val_split(train, val_size, seed=seed)
+    return Dataset(name, train, test, val, classes, tuple(mean), tuple(std))
+
+
+def mnist(data_dir=None, **kwargs) -> Dataset:
+    return load("mnist", data_dir, **kwargs)
+
+
+def cifar10(data_dir=None, **kwargs) -> Dataset:
+    return load("cifar10", data_dir, **kwargs)
+
+
+def digits(**kwargs) -> Dataset:
+    return load("digits", None, **kwargs)
+
+
+
+
+@functools.lru_cache(maxsize=4)
+def cached(name: str, data_dir: str | None = None, **kwargs) -> Dataset:
+    """:func:`load`, remembered per process for the same arguments: a study script loads its data once in
+    the main process (so a missing dataset stops it before any trial) and its serial trials, or the
+    trials a pool worker runs one after another, reuse that copy. Treat the arrays as read-only."""
+    return load(name, data_dir, **kwargs)
