@@ -109,7 +109,17 @@ class MLP:
     def from_state_dict(cls, state: dict[str, np.ndarray]) -> "MLP":
         if "meta_sizes" not in state or "meta_activation" not in state:
             raise ValueError("not an MLP checkpoint (no meta_sizes / meta_activation)")
-        model = cls([int(s) for s in state["meta_sizes"]], str(state["meta_activation"]))
+        sizes, activation = np.asarray(state["meta_sizes"]), str(state["meta_activation"])
+        # every value read from a file is checked before anything is allocated from it
+        if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or len(sizes) < 2 or (sizes < 1).any():
+            raise ValueError(f"meta_sizes must be two or more positive integers, got {sizes.tolist()!r:.60}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"meta_activation must be one of {sorted(ACTIVATIONS)}, got {activation[:40]!r}")
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            w, b = state.get(f"w{i}"), state.get(f"b{i}")
+            if w is None or b is None or w.shape != (n_in, n_out) or b.shape != (n_out,):
+                raise ValueError(f"w{i}/b{i} are missing or do not match meta_sizes {sizes.tolist()}")
+        model = cls([int(s) for s in sizes], activation)
         model.load_state_dict(state)
         return model
 

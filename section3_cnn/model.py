@@ -58,6 +58,34 @@ def architecture(*, pool: str, channels: tuple[int, int], hidden: int, kernel: i
             "meta_dropout": np.array(dropout, dtype=np.float64)}
 
 
+def checked_architecture(state: dict[str, np.ndarray]) -> dict:
+    """The build_cnn arguments a checkpoint describes, each checked (type, range, and agreement with the
+    weight shapes stored beside it) before anything is allocated from them."""
+    def scalar(name, kinds):
+        value = np.asarray(state.get(name))
+        if value.ndim != 0 or value.dtype.kind not in kinds:
+            raise ValueError(f"{name} must be a single {'integer' if kinds == 'iu' else 'value'}")
+        return value.item()
+
+    pool = str(np.asarray(state.get("meta_pool")))
+    if pool not in POOLS:
+        raise ValueError(f"meta_pool must be one of {sorted(POOLS)}, got {pool[:40]!r}")
+    channels = np.asarray(state.get("meta_channels"))
+    if channels.shape != (2,) or channels.dtype.kind not in "iu" or (channels < 1).any():
+        raise ValueError("meta_channels must be two positive integers")
+    hidden, kernel = scalar("meta_hidden", "iu"), scalar("meta_kernel", "iu")
+    dropout = float(scalar("meta_dropout", "f")) if "meta_dropout" in state else 0.0
+    if hidden < 1 or kernel < 1 or kernel % 2 == 0 or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"hidden {hidden}, kernel {kernel} (odd, >= 1) or dropout {dropout} (in [0, 1)) is out of range")
+    c1, c2 = (int(c) for c in channels)
+    expected = {"1.weight": (kernel, kernel, 1, c1), "4.weight": (kernel, kernel, c1, c2),
+                "8.weight": (c2 * 7 * 7, hidden)}
+    for key, shape in expected.items():
+        if key not in state or tuple(state[key].shape) != shape:
+            raise ValueError(f"{key} does not match the architecture it describes")
+    return {"pool": pool, "channels": (c1, c2), "hidden": int(hidden), "kernel": int(kernel), "dropout": dropout}
+
+
 def load_cnn(path, make_one: str = "python section3_cnn/train_mnist_numpy.py"):
     """Rebuild the CNN a checkpoint describes and load its weights; a user-fixable problem
     (missing, corrupt or foreign file) is a UserError that names the command making one."""
@@ -73,9 +101,11 @@ def load_cnn(path, make_one: str = "python section3_cnn/train_mnist_numpy.py"):
     if "meta_channels" not in state:
         raise UserError(f"{path} is not a section 3 CNN checkpoint (no architecture inside); "
                         f"make one with `{make_one}`")
-    model = build_cnn(pool=str(state["meta_pool"]), channels=tuple(int(c) for c in state["meta_channels"]),
-                      hidden=int(state["meta_hidden"]), kernel=int(state["meta_kernel"]),
-                      dropout=float(state.get("meta_dropout", 0.0)))
+    try:
+        arch = checked_architecture(state)
+    except ValueError as exc:
+        raise UserError(f"{path} describes no valid CNN ({exc}); make one with `{make_one}`") from None
+    model = build_cnn(**arch)
     try:
         model.load_state_dict(state)
     except ValueError as exc:

@@ -12,8 +12,10 @@ ends the program with exit code 2 and one line naming the flag and what it accep
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -43,12 +45,50 @@ def nonneg_int(text: str) -> int:
     return value
 
 
+SEED_LIMIT = 2**32   # NumPy's legacy seeding and torch's generators both take seeds below 2**32 here
+
+
+def seed_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to {SEED_LIMIT - 1}, got {value}")
+    return value
+
+
+def bounded_int(low: int, high: int, what: str = "") -> Callable[[str], int]:
+    """An integer type in [low, high]: sizes that would otherwise exhaust memory (image side, width)."""
+    def parse_value(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}{what}, got {value}")
+        return value
+    parse_value.__name__ = f"integer in [{low}, {high}]"
+    return parse_value
+
+
+def nonneg_float(text: str) -> float:
+    """A finite number >= 0 (noise levels, warm-up epochs)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
+    if not value > 0 or not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
     return value
 
@@ -104,9 +144,9 @@ def parser(doc: str | None, *, epochs: int = 5, batch_size: int = 64, lr: float 
         g.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the training set")
         g.add_argument("--batch-size", type=positive_int, default=batch_size, help="examples per update")
         g.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
-    g.add_argument("--seed", type=nonneg_int, default=seed, help="seed for weights, shuffling and subsets")
+    g.add_argument("--seed", type=seed_int, default=seed, help="seed for weights, shuffling and subsets")
     if seeds:
-        g.add_argument("--seeds", type=nonneg_int, nargs="+", default=None,
+        g.add_argument("--seeds", type=seed_int, nargs="+", default=None,
                        help="run once per seed and report mean ± std (default: just --seed)")
     g.add_argument("--device", choices=DEVICES, default="auto",
                    help="where PyTorch runs; NumPy code always runs on the CPU")
@@ -133,14 +173,21 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argp
                 setattr(args, key, value)
     if hasattr(args, "seeds") and not args.seeds:
         args.seeds = [args.seed]
+    if hasattr(args, "seeds") and len(set(args.seeds)) != len(args.seeds):
+        p.error(f"argument --seeds: each seed once (a repeated seed would count the same run twice), got "
+                f"{' '.join(map(str, args.seeds))}")
     if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
         p.error(f"argument --data-dir: not a directory: {args.data_dir}")
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        p.error(f"argument --out: not a directory: {args.out}")
     if getattr(args, "address", None) is not None and args.backend != "ray":
         p.error("argument --address: --address is for --backend ray; drop it or add --backend ray")
     if getattr(args, "backend", None) == "serial" and args.workers > 1:
         p.error("argument --workers: --backend serial runs one trial at a time; use --backend pool or ray")
+    problem = device_problem(args.device)
+    if problem:
+        p.error(f"argument --device: {problem}")
+    problem = writable_folder_problem(args.out if args.out is not None else default_out())
+    if problem:
+        p.error(f"argument --out: {problem}; choose a folder you can write to with --out")
     return args
 
 
@@ -159,6 +206,47 @@ def data_settings(args: argparse.Namespace) -> dict[str, Any]:
         if hasattr(args, key):
             settings[key] = getattr(args, key)
     return settings
+
+
+def default_out() -> Path:
+    """Where a script writes without --out: runs/ beside it."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] not in ("", "-c", "-m") else Path.cwd() / "script"
+    return script.resolve().parent / "runs"
+
+
+def writable_folder_problem(folder: Path) -> str | None:
+    """Why nothing can be written under ``folder`` (a file in the way, no permission, a read-only or
+    virtual file system), or None. Runs before any work starts: it creates the folder (as the run would)
+    and a probe inside it, which it removes again; a folder that cannot be created is left as it was."""
+    folder = Path(folder).expanduser()
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        return (f"{folder} is a file, not a folder" if probe == folder else
+                f"{folder} would be inside {probe}, which is a file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".write-probe-"))
+    except OSError as exc:
+        return f"cannot write in {folder} ({exc.strerror or type(exc).__name__})"
+    return None
+
+
+def device_problem(name: str) -> str | None:
+    """Every script resolves --device the same way: a PyTorch script (torch already imported) asks torch
+    whether the accelerator exists; a NumPy script runs on the CPU and says so."""
+    if name in ("auto", "cpu"):
+        return None
+    if "torch" not in sys.modules:
+        return f"{name}: this script is NumPy-only and runs on the CPU; use --device cpu"
+    from shared_utils.pytorch.device import resolve
+
+    try:
+        resolve(name)
+    except UserError as exc:
+        return str(exc)
+    return None
 
 
 def add_study_flags(p: argparse.ArgumentParser) -> None:
@@ -194,6 +282,15 @@ def run(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None 
     except TrialsFailed as exc:
         sys.stderr.write(f"{prog}: {exc}\n")
         sys.exit(1)
+    except MemoryError:
+        sys.stderr.write(f"{prog}: error: not enough memory for these settings; lower --batch-size or the "
+                         "sizes asked for\n")
+        sys.exit(2)
+    except OSError as exc:   # the disk filled up, a folder vanished or turned read-only mid-run
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        sys.stderr.write(f"{prog}: error: cannot read or write{where} ({exc.strerror or type(exc).__name__}); "
+                         "check the folder and the free space, then run again\n")
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted\n")
         sys.exit(130)

@@ -86,9 +86,15 @@ def library_versions() -> dict[str, str | None]:
 
 
 def root(script_file: str | os.PathLike, experiment: str = "", out: str | os.PathLike | None = None) -> Path:
-    """``<out>/<experiment>`` if ``--out`` was given, else ``<script folder>/runs/<experiment>``."""
+    """``<out>/<experiment>`` if ``--out`` was given, else ``<script folder>/runs/<experiment>``. The
+    experiment name must stay inside that folder: no absolute path, no ``..``."""
     base = Path(out) if out is not None else Path(script_file).resolve().parent / "runs"
-    return base / experiment if experiment else base
+    if not experiment:
+        return base
+    name = Path(experiment)
+    if name.is_absolute() or ".." in name.parts:
+        raise UserError(f"run name {experiment!r} would leave {base}; use a plain name such as 'my_run'")
+    return base / name
 
 
 # --------------------------------------------------------------------------- the run folder
@@ -123,12 +129,29 @@ class RunDir:
         if not self.writes:
             return
         self.path.mkdir(parents=True, exist_ok=True)
+        for stale in self.path.glob(".*.tmp"):   # a temp file of a writer killed mid-write (SIGKILL)
+            stale.unlink(missing_ok=True)
+        if not resume:
+            self._clear_previous_run()
         atomic_write_json(self.path / "config.json", self.config)
         if resume and self.metrics_path.exists():
             with open(self.metrics_path, newline="") as f:
                 self._columns = next(csv.reader(f), None)
-        elif self.metrics_path.exists():
-            self.metrics_path.unlink()  # a fresh run never mixes rows with an old one
+
+    def _clear_previous_run(self) -> None:
+        """A fresh run never mixes with an old one in the same folder: its files (and its TensorBoard
+        folder) go before the new run writes anything; other subfolders are other runs and stay."""
+        old = [f for f in self.path.iterdir() if f.is_file() and f.name != "trial.json"]  # the runner's record stays
+        if (self.path / "summary.json").exists() or (self.path / "config.json").exists():
+            sys.stderr.write(f"note: replacing the earlier run in {self.path} (give --out another folder to "
+                             "keep it)\n")
+        for f in old:
+            f.unlink(missing_ok=True)
+        tensorboard = self.path / "tensorboard"
+        if tensorboard.is_dir():
+            import shutil
+
+            shutil.rmtree(tensorboard)
 
     @classmethod
     def for_trial(cls, script_file: str | os.PathLike, config: Mapping[str, Any], args: Any = None,

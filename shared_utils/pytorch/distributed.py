@@ -12,6 +12,7 @@ everything here reports a world of one and does nothing.
 """
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -43,7 +44,19 @@ def setup(device: torch.device) -> torch.device:
     if device.type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend=backend)
+    # leave together: a rank that exits while another still talks to it makes gloo abort the other
+    atexit.register(teardown)
     return _local(device)
+
+
+def teardown() -> None:
+    """Wait for every rank, then close the process group (registered at exit by :func:`setup`)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+        import gc
+
+        gc.collect()   # free the process group's C++ side now, not during interpreter shutdown
 
 
 def _local(device: torch.device) -> torch.device:

@@ -1,4 +1,5 @@
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,8 @@ def test_quick_preset_only_touches_defaults():
     (["--batch-size", "-3"], "positive integer"),
     (["--lr", "abc"], "positive number"),
     (["--lr", "-1"], "positive finite"),
-    (["--seed", "-1"], "integer >= 0"),
+    (["--seed", "-1"], "seed from 0 to 4294967295"),
+    (["--seed", str(2**64)], "seed from 0 to 4294967295"),
     (["--device", "tpu"], "invalid choice"),
     (["--ckpt", "/no/such/file.npz"], "no such file"),
     (["--bogus"], "unrecognized arguments"),
@@ -62,3 +64,69 @@ def test_run_turns_user_error_into_exit_2(capsys, monkeypatch):
         cli.run(main)
     assert excinfo.value.code == 2
     assert capsys.readouterr().err == "prog.py: error: put the files in ./data\n"
+
+
+def make_with_seeds():
+    p = cli.parser("test", seeds=True)
+    return p
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--seeds", "0", "0"], "each seed once"),
+    (["--seeds", "1", "2", "1"], "each seed once"),
+])
+def test_repeated_seeds_are_refused(argv, fragment, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        cli.parse(make_with_seeds(), argv)
+    assert excinfo.value.code == 2 and fragment in capsys.readouterr().err
+
+
+def test_out_under_a_file_or_on_a_read_only_place_is_refused_before_any_work(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    for out, fragment in ((f, "is a file"), (f / "sub" / "dir", "inside"), (Path("/proc/no_runs_here"), "")):
+        with pytest.raises(SystemExit) as excinfo:
+            cli.parse(make(), ["--out", str(out)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert excinfo.value.code == 2 and len(err) == 1 and "--out" in err[0] and fragment in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]         # nothing was created
+    assert cli.parse(make(), ["--out", str(tmp_path / "new" / "deeper")]).out == tmp_path / "new" / "deeper"
+    assert list((tmp_path / "new" / "deeper").iterdir()) == []            # the probe is gone
+
+
+def test_numpy_scripts_refuse_an_accelerator_at_parse_time(capsys, monkeypatch):
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    with pytest.raises(SystemExit) as excinfo:
+        cli.parse(make(), ["--device", "cuda"])
+    assert excinfo.value.code == 2 and "NumPy-only" in capsys.readouterr().err
+
+
+def test_float_and_bounded_types():
+    import argparse
+
+    for bad in ("-1", "nan", "inf", "x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            cli.nonneg_float(bad)
+    assert cli.nonneg_float("0") == 0.0 and cli.nonneg_float("2.5") == 2.5
+    size = cli.bounded_int(8, 1024, " pixels")
+    assert size("224") == 224
+    for bad in ("0", "1000000", "2.5"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            size(bad)
+
+
+def test_disk_errors_and_memory_errors_become_one_line(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["prog.py"])
+
+    def full_disk(argv):
+        raise OSError(28, "No space left on device", "/runs/x/last.pt")
+
+    def huge(argv):
+        raise MemoryError()
+
+    for main, fragment in ((full_disk, "cannot read or write /runs/x/last.pt (No space left on device)"),
+                           (huge, "not enough memory")):
+        with pytest.raises(SystemExit) as excinfo:
+            cli.run(main)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert excinfo.value.code == 2 and len(err) == 1 and fragment in err[0], err
