@@ -122,8 +122,8 @@ def layer_profile(model, x, y, steps: int = 50) -> list[dict]:
 
 def main(argv=None):
     p = cli.parser(__doc__, epochs=4, batch_size=64, lr=0.002, quick={"epochs": 2, "limit_train": 6000})
-    p.add_argument("--channels", type=cli.positive_int, nargs=2, default=[8, 16])
-    p.add_argument("--hidden", type=cli.positive_int, default=128)
+    p.add_argument("--channels", type=cli.channels, nargs=2, default=[8, 16])
+    p.add_argument("--hidden", type=cli.width, default=128)
     p.add_argument("--skip-main-job", action="store_true", help="do not time the 5-epoch main job")
     args = cli.parse(p, argv)
     import torch

@@ -49,8 +49,8 @@ def gradient_descent(x: np.ndarray, y: np.ndarray, lr: float, steps: int) -> tup
 
 def main(argv=None):
     p = cli.parser(__doc__, epochs=200, batch_size=32, lr=0.05, quick={"epochs": 20})
-    p.add_argument("--points", type=cli.positive_int, default=500)
-    p.add_argument("--noise", type=float, default=0.3)
+    p.add_argument("--points", type=cli.points, default=500)
+    p.add_argument("--noise", type=cli.nonneg_float, default=0.3, help="std of the noise on y")
     p.add_argument("--gd-steps", type=cli.positive_int, default=200)
     args = cli.parse(p, argv)
     device.numpy_device(args.device)

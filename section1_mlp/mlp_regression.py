@@ -19,8 +19,8 @@ from shared_utils.seed import seed_everything
 def main(argv=None):
     p = cli.parser(__doc__, epochs=1000, batch_size=16, lr=0.05, quick={"epochs": 50})
     p.add_argument("--target", choices=sorted(REGRESSION_TARGETS), default="sine")
-    p.add_argument("--noise", type=float, default=0.1, help="std of the Gaussian noise on y")
-    p.add_argument("--points", type=cli.positive_int, default=400)
+    p.add_argument("--noise", type=cli.nonneg_float, default=0.1, help="std of the Gaussian noise on y")
+    p.add_argument("--points", type=cli.points, default=400)
     args = cli.parse(p, argv)
     device.numpy_device(args.device)
     seed_everything(args.seed)

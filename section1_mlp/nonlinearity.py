@@ -31,8 +31,8 @@ def circular_task(n: int, seed: int) -> Split:
 
 def main(argv=None):
     p = cli.parser(__doc__, epochs=300, batch_size=32, lr=0.1, quick={"epochs": 30})
-    p.add_argument("--points", type=cli.positive_int, default=1000)
-    p.add_argument("--hidden", type=cli.positive_int, default=16)
+    p.add_argument("--points", type=cli.points, default=1000)
+    p.add_argument("--hidden", type=cli.width, default=16)
     args = cli.parse(p, argv)
     device.numpy_device(args.device)
     seed_everything(args.seed)

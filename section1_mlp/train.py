@@ -48,7 +48,7 @@ def main(argv=None):
     p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
                    quick={"epochs": 1, "limit_train": 3000})
     p.add_argument("--activations", nargs="+", choices=sorted(ACTIVATIONS), default=["relu", "sigmoid", "tanh"])
-    p.add_argument("--hidden", type=cli.positive_int, nargs="+", default=HP["hidden"], help="hidden widths")
+    p.add_argument("--hidden", type=cli.width, nargs="+", default=HP["hidden"], help="hidden widths")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
     device.numpy_device(args.device)

@@ -52,9 +52,9 @@ def trial(config: dict) -> dict:
 def main(argv=None):
     p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
                    quick={"epochs": 20, "widths": [1, 8, 64]})
-    p.add_argument("--widths", type=cli.positive_int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128])
+    p.add_argument("--widths", type=cli.width, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128])
     p.add_argument("--targets", nargs="+", choices=sorted(REGRESSION_TARGETS), default=["sine", "abs", "step"])
-    p.add_argument("--points", type=cli.positive_int, default=HP["points"])
+    p.add_argument("--points", type=cli.points, default=HP["points"])
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
     device.numpy_device(args.device)

@@ -119,8 +119,8 @@ def part2(args, ds, root) -> dict:
 
 def main(argv=None):
     p = cli.parser(__doc__, epochs=20, batch_size=32, lr=0.1, quick={"epochs": 2})
-    p.add_argument("--depth", type=cli.positive_int, default=20)
-    p.add_argument("--width", type=cli.positive_int, default=256)
+    p.add_argument("--depth", type=cli.depth, default=20)
+    p.add_argument("--width", type=cli.width, default=256)
     args = cli.parse(p, argv)
     device.numpy_device(args.device)
     seed_everything(args.seed)

@@ -49,8 +49,8 @@ def main(argv=None):
     args = cli.parse(p, argv)
     device.numpy_device(args.device)
     rng = np.random.default_rng(args.seed)
+    ds = data.mnist(args.data_dir, quiet=args.quiet)     # inputs first: no run folder for missing data
     run = runs.RunDir(__file__, "conv_mechanics", args)
-    ds = data.mnist(args.data_dir, quiet=args.quiet)
     images = ds.test.x[:args.digits].astype(np.float64) / 255.0            # (N, 1, 28, 28)
 
     # 1. loops vs im2col, with stride and padding

@@ -75,10 +75,14 @@ def theoretical_box(row: dict, unit: tuple[int, int], size: int = 28) -> tuple[i
 
 def main(argv=None):
     p = cli.parser(__doc__, quick={"epochs": 1})
-    p.add_argument("--unit", type=int, nargs=2, default=[3, 3], metavar=("ROW", "COL"),
+    p.add_argument("--unit", type=cli.nonneg_int, nargs=2, default=[3, 3], metavar=("ROW", "COL"),
                    help="output unit (row, col) of the last layer checked on our CNN")
     args = cli.parse(p, argv)
     device.numpy_device(args.device)
+    last_side = 28 // receptive_fields(OUR_CNN)[-1]["jump"]
+    if max(args.unit) >= last_side:
+        p.error(f"argument --unit: the last layer is {last_side}x{last_side}; ROW and COL go from 0 to {last_side - 1}")
+    digit = data.mnist(args.data_dir, quiet=args.quiet).test.x[0, 0].astype(float)   # inputs first, then the folder
     run = runs.RunDir(__file__, "receptive_field", args)
     header = ["network", "layer", "k", "s", "p", "receptive field (px)", "jump (px)", "start (px)"]
     rows = []
@@ -102,7 +106,6 @@ def main(argv=None):
         masks.append((row["layer"], unit, mask, expected))
         print(f"{row['layer']:10s} unit {unit}: field {row['receptive_field']}x{row['receptive_field']}, "
               f"jump {row['jump']}, empirical = theoretical: {checks[-1]['equal']}")
-    digit = data.mnist(args.data_dir, quiet=args.quiet).test.x[0, 0].astype(float)
     heats = [mask.astype(float) + 0.5 * (expected & ~mask) for _, _, mask, expected in masks]
     plots.heatmap_overlay(np.repeat(digit[None], len(masks), 0), np.array(heats), run / "field_on_digit.png",
                           titles=[f"{name}, unit {unit}: {ours[i]['receptive_field']}px" for i, (name, unit, _, _)

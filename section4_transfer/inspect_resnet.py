@@ -19,14 +19,15 @@ STAGES = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc")
 
 def main(argv=None):
     p = cli.parser(__doc__, trains=False)
-    p.add_argument("--num-classes", type=cli.positive_int, default=2, help="classes of the new head")
+    p.add_argument("--num-classes", type=cli.width, default=2, help="classes of the new head")
     p.add_argument("--weights", default="none", help="none, imagenet, or a path to a state dict")
-    p.add_argument("--size", type=cli.positive_int, default=224, help="input side for the shape check")
+    p.add_argument("--size", type=cli.bounded_int(32, 2048, " pixels"), default=224,
+                   help="input side for the shape check")
     args = cli.parse(p, argv)
     torch.manual_seed(args.seed)
-    run = runs.RunDir(__file__, "inspect_resnet", args)
     model = resnet18(classes=1000, cifar_stem=False)
     loaded = load_pretrained(model, args.weights, skip_prefixes=()) if args.weights != "none" else None
+    run = runs.RunDir(__file__, "inspect_resnet", args)      # after the weights loaded: no folder for a bad file
     state = model.state_dict()
     rows = [[name, "x".join(map(str, t.shape)) or "scalar", t.numel(), str(t.dtype).replace("torch.", "")]
             for name, t in state.items()]

@@ -79,16 +79,14 @@ def snapshot_steps(total: int) -> list[int]:
 def main(argv=None):
     # the quick preset keeps a 56-layer pair: even two steps show its plain net's unstable gradients
     p = study_parser(__doc__, HP, quick={**QUICK, "depths": [8, 56]})
-    p.add_argument("--depths", type=cli.positive_int, nargs="+", default=[20, 56], metavar="DEPTH",
+    p.add_argument("--depths", type=cli.bounded_int(8, 1202, " layers"), nargs="+", default=[20, 56], metavar="DEPTH",
                    help="one or more depths of the form 6n+2; each trains as a plain and a residual net")
-    p.add_argument("--warmup", type=float, default=HP["warmup_epochs"],
+    p.add_argument("--warmup", type=cli.nonneg_float, default=HP["warmup_epochs"],
                    help="epochs of linear learning-rate warm-up (He et al. warm up their deepest nets; without "
                         "it, a 56-layer ResNet at lr 0.1 diverges early on short budgets)")
     args = cli.parse(p, argv)
     if any((d - 2) % 6 for d in args.depths):
         p.error(f"argument --depths: each depth must be 6n+2 (8, 14, 20, 32, 44, 56, 110), got {args.depths}")
-    if args.warmup < 0:
-        p.error(f"argument --warmup: expected a number >= 0, got {args.warmup}")
     conditions = {f"{'ResNet' if kind == 'resnet' else 'Plain'}-{depth}": {"kind": kind, "depth": depth}
                   for kind in ("plain", "resnet") for depth in args.depths}
     study = cifar_study(__file__, "resnet_vs_plain", trial, conditions, args, HP, warmup_epochs=args.warmup)

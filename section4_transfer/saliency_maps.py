@@ -51,9 +51,12 @@ def main(argv=None):
     if not args.ckpt.is_file():
         raise UserError(f"no checkpoint at {args.ckpt}; make one with `{MAKE_ONE}` or pass --ckpt PATH")
     model = SmallCNN()
+    state = load_torch(args.ckpt)
     try:
-        model.load_state_dict(load_torch(args.ckpt)["model"])
-    except (KeyError, RuntimeError, TypeError) as exc:
+        if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+            raise TypeError("no 'model' state dict inside")
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise UserError(f"{args.ckpt} is not a small-CNN checkpoint ({type(exc).__name__}); "
                         f"make one with `{MAKE_ONE}`") from None
     model.eval()

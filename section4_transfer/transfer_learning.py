@@ -47,7 +47,8 @@ def trial(config: dict) -> dict:
 def main(argv=None):
     p = study_parser(__doc__, HP, quick={"epochs": 1, "train_subset": 64, "test_subset": 64, "val_size": 32,
                                          "resize": 32}, val_size=1000)
-    p.add_argument("--resize", type=cli.positive_int, default=HP["resize"], help="input side fed to the network")
+    p.add_argument("--resize", type=cli.bounded_int(32, 1024, " pixels"), default=HP["resize"],
+                   help="input side fed to the network")
     p.add_argument("--weights", default=HP["weights"], help="imagenet, a path to a state dict, or none")
     args = cli.parse(p, argv)
     conditions = dict(CONDITIONS) if args.weights != "none" else {"scratch": CONDITIONS["scratch"]}

@@ -72,6 +72,14 @@ def bounded_int(low: int, high: int, what: str = "") -> Callable[[str], int]:
     return parse_value
 
 
+# sane upper bounds for sizes a user types: past them a run would only fail to allocate
+width = bounded_int(1, 100_000, " units")           # hidden units of one layer
+channels = bounded_int(1, 1024, " channels")
+image_side = bounded_int(8, 2048, " pixels")       # an input side to resize to
+depth = bounded_int(1, 1000, " layers")
+points = bounded_int(1, 10_000_000, " points")
+
+
 def nonneg_float(text: str) -> float:
     """A finite number >= 0 (noise levels, warm-up epochs)."""
     try:

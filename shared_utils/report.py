@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from shared_utils.cli import OneLineParser, run
+from shared_utils.cli import OneLineParser, run, writable_folder_problem
 from shared_utils.errors import UserError
 from shared_utils.atomic import atomic_write_text
 
@@ -111,6 +111,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
     if not args.root.is_dir():
         raise UserError(f"{args.root} is not a folder; pass the repository or a runs/ folder")
     output = args.output or (args.root / "REPORT.md" if args.root.name == "runs" else args.root / "runs" / "REPORT.md")
+    if output.is_dir():
+        raise UserError(f"--output {output} is a folder; give a file name such as {output / 'REPORT.md'}")
+    problem = writable_folder_problem(output.parent)
+    if problem:
+        raise UserError(f"--output {output}: {problem}; choose a file in a folder you can write to")
     path, count = build_report(args.root, output)
     print(f"wrote {path} ({count} runs)")
     return path

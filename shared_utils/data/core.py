@@ -52,7 +52,7 @@ class Dataset:
         """``(x, y)`` of a split, normalised; ``flatten`` gives (N, C*H*W) rows for MLPs."""
         part = getattr(self, split)
         if part is None:
-            raise UserError(f"{self.name} has no {split} split here; ask load() for val_size > 0")
+            raise UserError(f"{self.name} has no {split} split here: too few training examples to set a validation set aside; raise --limit-train (or drop it)")
         x = self.normalize(part.x, dtype)
         return (x.reshape(len(x), -1) if flatten else x), part.y
 

@@ -26,6 +26,7 @@ def download(urls: Sequence[str], dest: Path, *, md5: str, quiet: bool = False) 
     """
     from tqdm.auto import tqdm
 
+    created = [d for d in [dest.parent, *dest.parent.parents] if not d.exists()]   # deepest first
     dest.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in urls:
@@ -48,6 +49,11 @@ def download(urls: Sequence[str], dest: Path, *, md5: str, quiet: bool = False) 
         finally:
             if tmp.exists():
                 tmp.unlink()
+    for folder in created:   # nothing arrived: leave no empty MNIST/raw tree in a mistyped --data-dir
+        try:
+            folder.rmdir()
+        except OSError:
+            break
     raise OSError("; ".join(errors))
 
 

@@ -28,5 +28,13 @@ def load_torch(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for foreign or truncated files
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        first = _first_words(str(exc)) or type(exc).__name__
         raise UserError(f"checkpoint {path} is corrupt or holds more than weights ({first})") from None
+
+
+def _first_words(text: str, limit: int = 120) -> str:
+    """The first line of an error, cut at a word boundary (torch's messages run to many lines)."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    if len(line) <= limit:
+        return line
+    return line[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " ..."

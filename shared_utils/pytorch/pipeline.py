@@ -288,7 +288,7 @@ def torch_dataset(ds, split: str = "train"):
 
     part = getattr(ds, split)
     if part is None:
-        raise UserError(f"{ds.name} has no {split} split here; ask load() for val_size > 0")
+        raise UserError(f"{ds.name} has no {split} split here: too few training examples to set a validation set aside; raise --limit-train (or drop it)")
     return TensorDataset(torch.from_numpy(ds.normalize(part.x)), torch.from_numpy(part.y))
 
 

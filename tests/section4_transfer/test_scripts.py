@@ -57,6 +57,11 @@ def test_resnet_vs_plain_records_gradient_flow(tmp_path):
     assert ratio["ResNet-56"] < 50, ratio
     for png in ("curves.png", "first_conv_grad_norm.png", "layer_grad_norms.png", "bars.png"):
         assert (root / png).is_file(), png
+    # --resume skips the finished trials and leaves their gradient-flow records as they were
+    before = {p: p.read_bytes() for p in root.glob("*/seed_0/grad_*")}
+    result = script("resnet_vs_plain.py", tmp_path, "--quick", "--resume")
+    assert len(before) == 8 and all(p.read_bytes() == b for p, b in before.items())
+    assert "skipped" in (root / "manifest.json").read_text()
 
 
 def test_resnet_vs_plain_rejects_bad_depths(tmp_path):

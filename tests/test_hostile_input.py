@@ -1,0 +1,129 @@
+"""Every script, discovered (not listed by hand), meets the project's standard for bad input: exit code 2,
+one line that names the flag or file, no traceback, nothing written.
+
+The scripts are every file under section*/, benchmarks/ and projects/ with a ``__main__`` block, plus
+``python -m shared_utils.report``; a script added tomorrow is swept the day it lands. CI runs the sampled
+sweep below (every script with the families that need no data); ``HOSTILE_FULL=1 pytest tests/test_hostile_input.py``
+runs every family on every script.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+SCRIPTS = sorted(p.relative_to(REPO).as_posix() for folder in ("section1_mlp", "section2_optimization", "section3_cnn",
+                                                                 "section4_transfer", "benchmarks", "projects")
+                 for p in (REPO / folder).rglob("*.py") if '__name__ == "__main__"' in p.read_text())
+FULL = os.environ.get("HOSTILE_FULL") == "1"
+
+
+def flags_of(script: str) -> set[str]:
+    """Which optional common flags a script has, read from its source (no interpreter start-up)."""
+    text = (REPO / script).read_text()
+    flags = set()
+    if "trains=False" not in text:
+        flags.add("--epochs")
+    if "seeds=True" in text or "study_parser(" in text:
+        flags.add("--seeds")
+    if "add_study_flags" in text or "study_parser(" in text:
+        flags.add("--workers")
+    if re.search(r"mnist|cifar", text, re.IGNORECASE) and "data." in text or "load_cifar" in text or "load_mnist" in text:
+        flags.add("data")
+    return flags
+
+
+def run(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MPLBACKEND="Agg", HTTPS_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9",
+               HTTP_PROXY="http://127.0.0.1:9", http_proxy="http://127.0.0.1:9")
+    cmd = [sys.executable, "-m", "shared_utils.report", *args] if script == "report" else \
+        [sys.executable, str(REPO / script), *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def meets_standard(result: subprocess.CompletedProcess, fragment: str) -> str | None:
+    """None if the run ended as the standard says, else what went wrong."""
+    lines = result.stderr.strip().splitlines()
+    if result.returncode != 2:
+        return f"exit {result.returncode}: {result.stderr.strip()[-300:]}"
+    if "Traceback" in result.stderr or len(lines) != 1:
+        return f"{len(lines)} lines on stderr: {result.stderr.strip()[-300:]}"
+    if not re.search(fragment, lines[0]):
+        return f"message lacks {fragment!r}: {lines[0]}"
+    return None
+
+
+# family -> (applies to a script?, arguments given a scratch folder, a pattern the one line must match)
+FAMILIES = {
+    "out under a file": (lambda s, f: True, lambda tmp: ["--out", str(tmp / "a_file" / "runs")], r"--out.*file"),
+    "out is a file": (lambda s, f: True, lambda tmp: ["--out", str(tmp / "a_file")], r"--out"),
+    "unknown flag": (lambda s, f: True, lambda tmp: ["--bogus"], r"unrecognized arguments: --bogus"),
+    "seed out of range": (lambda s, f: True, lambda tmp: ["--seed", str(2**64)], r"--seed.*seed from 0"),
+    "accelerator that is not here": (lambda s, f: True, lambda tmp: ["--device", "cuda"], r"--device"),
+    "zero epochs": (lambda s, f: "--epochs" in f, lambda tmp: ["--epochs", "0"], r"--epochs.*positive integer"),
+    "not-a-number learning rate": (lambda s, f: "--epochs" in f, lambda tmp: ["--lr", "nan"], r"--lr"),
+    "repeated seeds": (lambda s, f: "--seeds" in f, lambda tmp: ["--seeds", "1", "1"], r"--seeds.*each seed once"),
+    "zero workers": (lambda s, f: "--workers" in f, lambda tmp: ["--workers", "0"], r"--workers"),
+    "address without ray": (lambda s, f: "--workers" in f, lambda tmp: ["--address", "auto"], r"--address"),
+    "no data and no network": (lambda s, f: "data" in f, lambda tmp: ["--quick", "--data-dir", str(tmp / "nothing"),
+                                                                      "--out", str(tmp / "out")],
+                               r"not found in .*nothing|no checkpoint|could not be downloaded"),
+}
+SAMPLED = ("out under a file", "accelerator that is not here", "repeated seeds", "zero workers",
+           "no data and no network")
+REPORT_FAMILIES = {
+    "root is a file": (lambda tmp: [str(tmp / "a_file")], r"not a folder"),
+    "output under a file": (lambda tmp: [str(tmp), "--output", str(tmp / "a_file" / "REPORT.md")], r"--output"),
+    "unknown flag": (lambda tmp: ["--bogus"], r"unrecognized arguments"),
+}
+
+
+def sweep(cases, tmp_path):
+    """Run (name, script, args, pattern) cases two at a time; return the failures."""
+    def one(case):
+        name, script, make_args, pattern = case
+        scratch = tmp_path / f"{abs(hash((name, script)))}"
+        scratch.mkdir()
+        (scratch / "a_file").write_text("not a folder")
+        result = run(script, make_args(scratch), scratch)
+        problem = meets_standard(result, pattern)
+        written = sorted(p.relative_to(scratch).as_posix() for p in scratch.rglob("*")
+                         if p.is_file() and p.name != "a_file")     # (an empty --out folder is not a write)
+        if problem is None and written:
+            problem = f"wrote {written[:5]}"
+        return None if problem is None else f"{script} [{name}]: {problem}"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return [f for f in pool.map(one, cases) if f]
+
+
+def test_scripts_are_discovered():
+    assert len(SCRIPTS) >= 28 and "section3_cnn/train_mnist_numpy.py" in SCRIPTS
+    assert "benchmarks/study_backends.py" in SCRIPTS
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if FULL or f in SAMPLED])
+def test_every_script_refuses_bad_input_in_one_line_and_writes_nothing(family, tmp_path):
+    import torch
+
+    applies, make_args, pattern = FAMILIES[family]
+    if family == "accelerator that is not here" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: --device cuda is valid here")
+    cases = [(family, s, make_args, pattern) for s in SCRIPTS if applies(s, flags_of(s))]
+    assert cases
+    failures = sweep(cases, tmp_path)
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("family", list(REPORT_FAMILIES))
+def test_report_refuses_bad_input_in_one_line(family, tmp_path):
+    make_args, pattern = REPORT_FAMILIES[family]
+    failures = sweep([(family, "report", make_args, pattern)], tmp_path)
+    assert not failures, "\n".join(failures)
