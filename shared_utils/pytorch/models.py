@@ -60,6 +60,23 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+class TwoConvCNN(nn.Module):
+    """Two 3x3 'same' convolutions (c1, c2 channels), each followed by ReLU and a 2x2 max pool, then one
+    linear layer: the small CNN family whose channels projects/mnist_architecture_search solves for a
+    parameter budget."""
+
+    def __init__(self, c1: int = 8, c2: int = 16, classes: int = 10, side: int = 28, in_channels: int = 1,
+                 activation: str = "relu"):
+        super().__init__()
+        act = ACTIVATIONS[activation]
+        self.features = nn.Sequential(nn.Conv2d(in_channels, c1, 3, padding=1), act(), nn.MaxPool2d(2),
+                                      nn.Conv2d(c1, c2, 3, padding=1), act(), nn.MaxPool2d(2))
+        self.classifier = nn.Linear((side // 4) ** 2 * c2, classes)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers. With ``residual`` the input is added back before the last ReLU,
     through the paper's parameter-free option A shortcut (subsample, zero-pad the new channels)."""
@@ -131,6 +148,7 @@ def resnet18(classes: int = CIFAR_CLASSES, *, cifar_stem: bool = True, weights=N
 MODELS = {
     "mlp": lambda **kw: MLP(**kw),
     "cnn": lambda **kw: SmallCNN(**kw),
+    "twoconv": lambda **kw: TwoConvCNN(**kw),
     "resnet": lambda depth=20, **kw: CifarNet(depth, residual=True, **kw),
     "plain": lambda depth=20, **kw: CifarNet(depth, residual=False, **kw),
     "resnet18": lambda **kw: resnet18(**kw),
