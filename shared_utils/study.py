@@ -466,15 +466,18 @@ class StudyResult:
             means, errors = stats.bar_values({c: v for c, v in table.items() if all(k in v for k in bar_keys)},
                                              {k: k for k in bar_keys})
             if means:
-                plots.grouped_bars(means, self.path / "bars.png", errors=errors, xlabel=bar_xlabel,
-                                   ylabel=bar_ylabel or bar_keys[0],
-                                   title=bar_title or f"{self.study.name}: mean and 95% CI over {len(seeds)} seed(s)")
+                ylim, zoomed = _bar_range(means, errors)
+                title = bar_title or (f"{self.study.name.replace('_', ' ')}: {bar_ylabel or bar_keys[0]} by "
+                                      f"{bar_xlabel}, mean and 95% CI over {len(seeds)} seed(s)")
+                plots.grouped_bars(means, self.path / "bars.png", errors=errors, xlabel=bar_xlabel, ylim=ylim,
+                                   ylabel=(bar_ylabel or bar_keys[0]) + (" (axis zoomed)" if zoomed else ""),
+                                   title=title)
         if curves:
             paths = {c: [p for p in ps if (p / "metrics.csv").exists()] for c, ps in self.run_paths().items()}
             paths = {c: ps for c, ps in paths.items() if ps}
             if paths:
                 plots.compare_curves(paths, self.path / "curves.png", metrics=tuple(curves), logy=tuple(logy),
-                                     title=curve_title or f"{self.study.name}: curves (mean ± std over seeds)")
+                                     title=curve_title or f"{self.study.name.replace('_', ' ')}: curves (mean ± std over seeds)")
         return text
 
     def raise_for_failures(self) -> None:
@@ -483,6 +486,19 @@ class StudyResult:
             raise TrialsFailed(f"{len(self.failures)} of {len(self.outcomes)} trials failed (see "
                                f"{self.path / 'manifest.json'}); first: {first.trial.condition} seed "
                                f"{first.trial.seed}: {first.error}")
+
+
+def _bar_range(means: Mapping[str, Mapping[str, float]], errors: Mapping[str, Mapping[str, float]]):
+    """A y-range that shows the differences: bars of 98.9 and 99.2 drawn from 0 look identical. When every
+    bar's lower end sits above half the tallest top, zoom to the bars and their intervals (the axis label
+    says so); otherwise start at 0."""
+    lows = [m - errors[c].get(k, 0.0) for c, per in means.items() for k, m in per.items()]
+    highs = [m + errors[c].get(k, 0.0) for c, per in means.items() for k, m in per.items()]
+    lo, hi = min(lows), max(highs)
+    if lo > 0 and lo > 0.5 * hi:
+        pad = max(0.25 * (hi - lo), 0.01 * hi)
+        return (lo - pad, hi + pad), True
+    return None, False
 
 
 class HalvingResult:

@@ -163,3 +163,11 @@ def test_a_study_script_refuses_bad_runner_flags_with_one_line_and_writes_nothin
                         cwd=tmp_path)
     assert_user_error(result, message)
     assert not [f for f in (tmp_path / "out").rglob("*") if f.is_file()] if (tmp_path / "out").exists() else True
+
+
+def test_bar_axis_zooms_only_when_every_bar_is_far_from_zero():
+    from shared_utils.study import _bar_range
+
+    ylim, zoomed = _bar_range({"max": {"acc": 98.95}, "avg": {"acc": 99.15}}, {"max": {"acc": 0.48}, "avg": {"acc": 0.27}})
+    assert zoomed and ylim[0] < 98.47 and ylim[1] > 99.43 and ylim[0] > 90     # both intervals visible, zoomed in
+    assert _bar_range({"a": {"gap": 46.7}, "b": {"gap": 1.3}}, {"a": {"gap": 0.7}, "b": {"gap": 0.9}}) == (None, False)
