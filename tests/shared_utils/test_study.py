@@ -171,3 +171,13 @@ def test_bar_axis_zooms_only_when_every_bar_is_far_from_zero():
     ylim, zoomed = _bar_range({"max": {"acc": 98.95}, "avg": {"acc": 99.15}}, {"max": {"acc": 0.48}, "avg": {"acc": 0.27}})
     assert zoomed and ylim[0] < 98.47 and ylim[1] > 99.43 and ylim[0] > 90     # both intervals visible, zoomed in
     assert _bar_range({"a": {"gap": 46.7}, "b": {"gap": 1.3}}, {"a": {"gap": 0.7}, "b": {"gap": 0.9}}) == (None, False)
+
+
+def test_successive_halving_on_the_local_pool(tmp_path):
+    pytest.importorskip("torch")
+    study = Study("hp", torch_trial, {"lr 0.1": {"lr": 0.1}, "lr 0.0003": {"lr": 3e-4}}, [0], tmp_path,
+                  base={"epochs": 1, "lr": 0.1, "hidden": 32}, budget_key="epochs")
+    result = study.halving([1, 2], metric="best_val_acc", backend="pool", workers=2, quiet=True)
+    assert result.winner == "lr 0.1"
+    assert (tmp_path / "hp" / "lr_0.1" / "seed_0" / "metrics.csv").read_text().count("\n") == 3   # header + 2 epochs
+    assert json.loads((tmp_path / "hp" / "manifest.json").read_text())["backend"] == "pool"
