@@ -321,6 +321,54 @@ def confusion_matrix(matrix: np.ndarray, classes: Sequence[str], out: str | os.P
     return save(fig, out)
 
 
+def annotated_heatmap(values: np.ndarray, rows: Sequence[str], cols: Sequence[str], out: str | os.PathLike, *,
+                      title: str, xlabel: str, ylabel: str, colorbar_label: str,
+                      annotations: Sequence[Sequence[str]] | None = None) -> Path:
+    """A grid of values (NaN = missing, drawn blank) with each cell's text, e.g. 'mean ± CI'."""
+    plt = pyplot()
+    values = np.asarray(values, dtype=float)
+    fig, ax = plt.subplots(figsize=(1.6 * len(cols) + 2.5, 0.7 * len(rows) + 1.8))
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", aspect="auto")
+    finite = values[np.isfinite(values)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            text = annotations[i][j] if annotations else ("" if not np.isfinite(values[i, j]) else f"{values[i, j]:.2f}")
+            ax.text(j, i, text or "missing", ha="center", va="center", fontsize=7,
+                    color="white" if np.isfinite(values[i, j]) and values[i, j] < middle else "black")
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, label=colorbar_label)
+    return save(fig, out)
+
+
+def pareto_frontier(families: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]],
+                    out: str | os.PathLike, *, title: str, xlabel: str, ylabel: str, logx: bool = True) -> Path:
+    """Each family's points (x = cost, y = score, optional y error bars) and its Pareto frontier: the
+    points no cheaper point of the same family beats."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for k, (name, (xs, ys, errs)) in enumerate(families.items()):
+        xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+        color = PALETTE[k % len(PALETTE)]
+        ax.errorbar(xs, ys, yerr=None if errs is None else np.asarray(errs, float), fmt="o", color=color,
+                    alpha=0.55, capsize=2, markersize=4, label=f"{name} (each model)")
+        order = np.argsort(xs)
+        front, best = [], -np.inf
+        for i in order:
+            if ys[i] > best:
+                front.append(i)
+                best = ys[i]
+        ax.plot(xs[front], ys[front], "-", color=color, linewidth=2, label=f"{name}: Pareto frontier")
+    if logx:
+        ax.set_xscale("log")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.legend()
+    return save(fig, out)
+
+
 def decision_boundaries(panels: Sequence[dict], out: str | os.PathLike, *, title: str, ncols: int = 3) -> Path:
     """One panel per model: its predicted class over a grid, with the data points on top.
 
