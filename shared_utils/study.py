@@ -129,7 +129,25 @@ def execute(trial_fn: TrialFn, config: dict) -> tuple[str, dict, str, float]:
 
 
 def _pool_init(threads: int) -> None:
+    _die_with_parent()
     _limit_threads(threads)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to end this worker when the process that started it dies (killed, or stopped by a session
+    limit): otherwise an orphaned worker would finish its trial on cores nobody is waiting for."""
+    import signal
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() == 1:          # the parent died before the request took effect
+            os._exit(1)
+    except (OSError, AttributeError):  # not Linux: the pool's own shutdown is all there is
+        pass
 
 
 # --------------------------------------------------------------------------- the study

@@ -59,10 +59,11 @@ def torch_trial(config: dict) -> dict:
     return run.summary()
 
 
-if __name__ == "__main__":   # python study_trials.py OUT [--resume]: a 2 x 3 study, 0.4 s per trial
+if __name__ == "__main__":   # python study_trials.py OUT [--resume] [--pool]: a 2 x 3 study
     from shared_utils.study import Study
 
+    pool = "--pool" in sys.argv      # long trials on a pool of 2: for killing the parent mid-study
     study = Study("killed", numpy_trial, {"a": {}, "b": {"hidden": 16}}, [0, 1, 2], Path(sys.argv[1]),
-                  base=dict(BASE, sleep=0.4), resume="--resume" in sys.argv)
-    study.run(quiet=True).raise_for_failures()
+                  base=dict(BASE, sleep=30.0 if pool else 0.4), resume="--resume" in sys.argv)
+    study.run(backend="pool" if pool else "serial", workers=2 if pool else 1, quiet=True).raise_for_failures()
     print("complete")

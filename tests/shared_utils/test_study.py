@@ -181,3 +181,32 @@ def test_successive_halving_on_the_local_pool(tmp_path):
     assert result.winner == "lr 0.1"
     assert (tmp_path / "hp" / "lr_0.1" / "seed_0" / "metrics.csv").read_text().count("\n") == 3   # header + 2 epochs
     assert json.loads((tmp_path / "hp" / "manifest.json").read_text())["backend"] == "pool"
+
+
+def test_pool_workers_end_when_the_study_process_is_killed(tmp_path):
+    import os
+    import signal
+
+    script = [sys.executable, str(REPO / "tests" / "shared_utils" / "study_trials.py"), str(tmp_path), "--pool"]
+    proc = subprocess.Popen(script, cwd=REPO)
+    deadline = time.time() + 60
+    workers = []
+    while time.time() < deadline and len(workers) < 2:
+        time.sleep(0.2)
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True).stdout
+        workers = [int(p) for p in out.split()]
+    assert len(workers) >= 2, "the pool never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers), "orphaned pool workers kept running"
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"     # a zombie has ended, it only waits to be reaped
+    except FileNotFoundError:
+        return False
