@@ -71,9 +71,7 @@ def main(argv=None):
     for outcome in result.outcomes:
         if outcome.status != "failed":
             print(f"seed {outcome.trial.seed}: test accuracy {outcome.summary['test_acc']:.4f} -> {outcome.trial.path}")
-    if len(args.seeds) > 1:
-        print(table)
-    result.raise_for_failures()
+    result.finish(table if len(args.seeds) > 1 else "")
     return [o.summary for o in result.outcomes]
 
 

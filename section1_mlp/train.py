@@ -63,9 +63,7 @@ def main(argv=None):
                           digits=3, caption=f"Activation comparison, MLP {sizes}, SGD lr {args.lr}, {args.epochs} epochs",
                           bar_ylabel="test accuracy (%)", bar_xlabel="hidden activation", logy=("train_loss",),
                           curve_title=f"Hidden activation, same net and batches: MLP {sizes} on MNIST")
-    if table:      # rank 0 only under torchrun
-        print(table)
-    result.raise_for_failures()
+    result.finish(table)
     return result.values("test_acc")
 
 

@@ -47,9 +47,7 @@ def main(argv=None):
                                             f"seeds {args.seeds}: mean ± std [95% CI]",
                           bar_ylabel="test accuracy (%)", bar_xlabel="pooling", logy=("train_loss",),
                           curve_title="Max vs average pooling: same network, seeds and batches")
-    if table:      # rank 0 only under torchrun
-        print(table)
-    result.raise_for_failures()
+    result.finish(table)
     return result.values("test_acc", 100)
 
 

@@ -75,9 +75,7 @@ def main(argv=None):
                           bar_title=f"Test accuracy by augmentation (mean and 95% CI over {len(args.seeds)} seeds)",
                           bar_xlabel="training-time augmentation", bar_ylabel="test accuracy (%)",
                           curve_title="Augmentation study: training loss and validation accuracy")
-    if table:      # rank 0 only under torchrun
-        print(table)
-    result.raise_for_failures()
+    result.finish(table)
     return result.values("test_acc", 100)
 
 

@@ -42,9 +42,7 @@ def main(argv=None):
                           caption=f"MLP vs CNN, {args.epochs} epochs, seeds {args.seeds}; mean ± std [95% CI]",
                           bar_ylabel="test accuracy (%)", bar_xlabel="model",
                           curve_title="MLP vs CNN on CIFAR-10: same data, epochs and optimizer")
-    if table:      # rank 0 only under torchrun
-        print(table)
-    result.raise_for_failures()
+    result.finish(table)
     return result.values("test_acc")
 
 

@@ -54,9 +54,7 @@ def main(argv=None):
                           bar_xlabel="regulariser", bar_ylabel="percentage points / percent",
                           curves=("train_acc", "val_acc"),
                           curve_title="Training vs validation accuracy under each regulariser")
-    if table:      # rank 0 only under torchrun
-        print(table)
-    result.raise_for_failures()
+    result.finish(table)
     return result.values("test_acc", 100)
 
 

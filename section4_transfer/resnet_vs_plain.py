@@ -117,9 +117,7 @@ def main(argv=None):
                            "ylabel": "||dL/dW|| (log scale)", "logy": True, "markers": False})
         plots.line_panels(panels, out / "layer_grad_norms.png", ncols=len(panels),
                           title="Per-layer weight-gradient norms at three points in training")
-    if table:      # rank 0 only under torchrun
-        print(table)
-    result.raise_for_failures()
+    result.finish(table)
     comparison = {name: {"final train loss": sum(v) / len(v), "test acc": sum(a) / len(a)}
                   for (name, v), a in zip(result.values("final_train_loss").items(), result.values("test_acc").values())}
     runs.atomic_write_json(out / "comparison.json", comparison)

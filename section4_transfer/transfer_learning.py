@@ -62,9 +62,7 @@ def main(argv=None):
                                   f"{args.weights}, seeds {args.seeds}",
                           bar_ylabel="test accuracy (%)", bar_xlabel="condition",
                           curve_title="ResNet-18 on CIFAR-10: scratch vs pretrained, fine-tuned vs frozen")
-    if table:      # rank 0 only under torchrun
-        print(table)
-    result.raise_for_failures()
+    result.finish(table)
     return result.values("test_acc", 100)
 
 

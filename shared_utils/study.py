@@ -498,6 +498,13 @@ class StudyResult:
                                      title=curve_title or f"{self.study.name.replace('_', ' ')}: curves (mean ± std over seeds)")
         return text
 
+    def finish(self, table: str = "") -> None:
+        """The end of a study script: print its table (rank 0 writes one; the others get ""), then exit
+        with code 1 through :class:`TrialsFailed` if any trial failed."""
+        if table:
+            print(table)
+        self.raise_for_failures()
+
     def raise_for_failures(self) -> None:
         if self.failures:
             first = self.failures[0]
