@@ -51,6 +51,7 @@ BACKENDS = ("serial", "pool", "ray")
 TrialFn = Callable[[dict], dict]
 # keys the runner adds to every trial's configuration (never part of a condition)
 RUNNER_KEYS = ("seed", "condition", "run_dir", "resume", "threads")
+MAX_CURVES, MAX_BARS = 10, 24   # the most conditions one overlaid-curves / bar figure stays readable with
 
 
 def _writes() -> bool:
@@ -480,7 +481,7 @@ class StudyResult:
         text = stats.write_comparison(table, self.path / "table", digits=digits, caption=caption or
                                       f"{self.study.name}: seeds {seeds}; mean ± std [95% CI]")
         bar_keys = list(bars) if bars is not None else list(metrics.values())[:1]
-        if bar_keys:
+        if bar_keys and len(table) <= MAX_BARS:
             means, errors = stats.bar_values({c: v for c, v in table.items() if all(k in v for k in bar_keys)},
                                              {k: k for k in bar_keys})
             if means:
@@ -493,7 +494,8 @@ class StudyResult:
         if curves:
             paths = {c: [p for p in ps if (p / "metrics.csv").exists()] for c, ps in self.run_paths().items()}
             paths = {c: ps for c, ps in paths.items() if ps}
-            if paths:
+            # past MAX_CURVES overlaid conditions nobody can read the figure: such a study draws its own
+            if paths and len(paths) <= MAX_CURVES:
                 plots.compare_curves(paths, self.path / "curves.png", metrics=tuple(curves), logy=tuple(logy),
                                      title=curve_title or f"{self.study.name.replace('_', ' ')}: curves (mean ± std over seeds)")
         return text
