@@ -193,7 +193,8 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argp
     problem = device_problem(args.device)
     if problem:
         p.error(f"argument --device: {problem}")
-    problem = writable_folder_problem(args.out if args.out is not None else default_out())
+    problem = (writable_folder_problem(args.out) if args.out is not None
+               else writable_folder_problem(default_out(), create=False))
     if problem:
         p.error(f"argument --out: {problem}; choose a folder you can write to with --out")
     return args
@@ -222,7 +223,7 @@ def default_out() -> Path:
     return script.resolve().parent / "runs"
 
 
-def writable_folder_problem(folder: Path) -> str | None:
+def writable_folder_problem(folder: Path, create: bool = True) -> str | None:
     """Why nothing can be written under ``folder`` (a file in the way, no permission, a read-only or
     virtual file system), or None. Runs before any work starts: it creates the folder (as the run would)
     and a probe inside it, which it removes again; a folder that cannot be created is left as it was."""
@@ -233,6 +234,8 @@ def writable_folder_problem(folder: Path) -> str | None:
     if probe.exists() and not probe.is_dir():
         return (f"{folder} is a file, not a folder" if probe == folder else
                 f"{folder} would be inside {probe}, which is a file")
+    if not create:   # the default runs/ beside a script: check, but make nothing until a run does
+        return None if os.access(probe, os.W_OK | os.X_OK) else f"{probe} is not writable"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".write-probe-"))
