@@ -162,7 +162,8 @@ def line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], out
 def line_panels(panels: Sequence[dict], out: str | os.PathLike, *, title: str | None, ncols: int = 2) -> Path:
     """Several line plots side by side. Each panel: ``{"series": {label: (x, y)}, "title", "xlabel",
     "ylabel"}`` plus optional ``logx``, ``logy``, ``symlogy`` (log scale that admits zeros),
-    ``bands`` and ``markers``."""
+    ``bands``, ``markers`` and ``styles`` ({label: matplotlib line keywords}, e.g. a dashed validation
+    curve in its training curve's colour; a label starting with "_" stays out of the legend)."""
     plt = pyplot()
     n = len(panels)
     ncols = max(1, min(ncols, n))
@@ -173,8 +174,9 @@ def line_panels(panels: Sequence[dict], out: str | os.PathLike, *, title: str | 
         bands = panel.get("bands") or {}
         for label, (x, y) in panel["series"].items():
             x, y = np.asarray(x, float), np.asarray(y, float)
-            line, = ax.plot(x, y, marker="o" if panel.get("markers", True) and len(x) <= 40 else None,
-                            markersize=3, label=label)
+            style = {"marker": "o" if panel.get("markers", True) and len(x) <= 40 else None, "markersize": 3,
+                     **(panel.get("styles") or {}).get(label, {})}
+            line, = ax.plot(x, y, label=label, **style)
             if label in bands:
                 half = np.asarray(bands[label], float)
                 ax.fill_between(x, y - half, y + half, color=line.get_color(), alpha=0.2)
@@ -198,14 +200,16 @@ def line_panels(panels: Sequence[dict], out: str | os.PathLike, *, title: str | 
 # --------------------------------------------------------------------------- bars
 def grouped_bars(values: Mapping[str, Mapping[str, float]], out: str | os.PathLike, *,
                  title: str, xlabel: str, ylabel: str,
-                 errors: Mapping[str, Mapping[str, float]] | None = None, ylim: tuple[float, float] | None = None) -> Path:
-    """Bars grouped by outer key (x positions), one colour per inner key, optional error bars.
+                 errors: Mapping[str, Mapping[str, float]] | None = None, ylim: tuple[float, float] | None = None,
+                 series: Sequence[str] | None = None) -> Path:
+    """Bars grouped by outer key (x positions), one colour per inner key, optional error bars; ``series``
+    fixes the inner keys' order (default: as they first appear), so a group missing one keeps the colours.
 
     ``values = {"max pool": {"val acc": 98.1, "test acc": 98.0}, "avg pool": {...}}``
     """
     plt = pyplot()
     groups = list(values)
-    series = list(dict.fromkeys(k for g in groups for k in values[g]))
+    series = list(series) if series is not None else list(dict.fromkeys(k for g in groups for k in values[g]))
     width = 0.8 / max(len(series), 1)
     fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(groups) * max(1, len(series)) ** 0.5 + 2), 4))
     x = np.arange(len(groups))

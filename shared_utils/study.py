@@ -25,7 +25,9 @@ parent, so they share the data it loaded; spawned once torch is loaded, whose th
 would break). ``ray`` sends each
 trial to a Ray cluster as a task with ``num_cpus``/``num_gpus`` set (``address="auto"`` or
 ``HOST:PORT``; none starts a local instance); run folders must then live under an ``out`` every node
-can reach, and the summaries come back to this process, which writes the study's files.
+can reach, and the summaries come back to this process, which writes the study's files. Given
+``cost(config) -> float`` (an estimate such as the trial's FLOPs), trials start costliest first, so on a
+pool the long ones overlap instead of the last of them running alone while the other workers idle.
 
 :meth:`Study.halving` screens by successive halving: all conditions at the smallest budget, the best
 ``1/eta`` by a validation metric continue from their checkpoints to ``eta`` times the budget, and so on;
@@ -155,7 +157,8 @@ def _die_with_parent() -> None:
 class Study:
     def __init__(self, name: str, trial_fn: TrialFn, conditions: Mapping[str, Mapping[str, Any]],
                  seeds: Sequence[int], out: str | os.PathLike, *, base: Mapping[str, Any] | None = None,
-                 resume: bool = False, budget_key: str | None = None):
+                 resume: bool = False, budget_key: str | None = None,
+                 cost: Callable[[dict], float] | None = None):
         self.name, self.trial_fn = name, trial_fn
         self.conditions = {str(k): dict(v) for k, v in conditions.items()}
         self.seeds = [int(s) for s in seeds]
@@ -163,6 +166,7 @@ class Study:
         self.base = dict(base or {})
         self.resume = resume
         self.budget_key = budget_key     # the one key successive halving may raise between rounds
+        self.cost = cost                 # a trial's estimated cost (e.g. its FLOPs): the costliest start first
         self._validate()
 
     @property
@@ -255,6 +259,9 @@ class Study:
             raise UserError("under torchrun each trial is already spread over the ranks; drop --workers/--backend")
         trials = self.trials()
         to_run, skipped = self._plan(trials)
+        if self.cost is not None:
+            # longest first: on a pool the long trials overlap, instead of the last one running alone at the end
+            to_run.sort(key=lambda t: -float(self.cost(t.config)))
         cores = os.cpu_count() or 1
         threads = cpus_per_trial or max(1, cores // workers)
         started = time.perf_counter()
@@ -354,7 +361,7 @@ class Study:
         for i, budget in enumerate(budgets):
             sub = Study(self.name, self.trial_fn, {c: self.conditions[c] for c in survivors}, self.seeds, self.out,
                         base={**self.base, self.budget_key: budget}, resume=self.resume or i > 0,
-                        budget_key=self.budget_key)
+                        budget_key=self.budget_key, cost=self.cost)
             last = sub.run(backend=backend, workers=workers, address=address, quiet=quiet, **run_kwargs)
             scores = last.scores(metric)
             ranked = sorted(scores, key=lambda c: scores[c], reverse=mode == "max")

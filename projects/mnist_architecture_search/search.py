@@ -20,27 +20,38 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from projects.mnist_architecture_search import budgets
+from projects.mnist_architecture_search import analysis, budgets
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best
 from shared_utils.pytorch.models import ACTIVATIONS, MLP, TwoConvCNN, count_parameters
-from shared_utils.pytorch.pipeline import TensorLoader
+from shared_utils.pytorch.pipeline import TensorLoader, random_crop
 from shared_utils.seed import seed_everything
 from shared_utils.study import Study
 
 # ---- the one recipe every model trains with; --epochs, --batch-size and --lr override it
 HP = {"epochs": 8, "batch_size": 128, "lr": 1e-3, "optimizer": "adam", "momentum": 0.0, "nesterov": False,
       "weight_decay": 0.0, "schedule": "cosine", "family": "mlp", "depth": 2, "budget": 50_000,
-      "activation": "relu"}
+      "activation": "relu", "shift": 0, "dropout": 0.0}
 OPTIMIZERS = {   # each at its customary learning rate (the optimizer x activation study's rows)
     "SGD": {"optimizer": "sgd", "lr": 0.1, "momentum": 0.0},
     "SGD+momentum": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9},
     "Adam": {"optimizer": "adam", "lr": 1e-3},
     "AdamW": {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.01},
 }
-PARTS = ("baseline", "depth_width", "optim_act", "cnn")
+# training choices at a fixed architecture (the recipe part): each a change to HP; "epochs_x" multiplies --epochs.
+# The "base" recipe is HP itself, whose trials the depth_width and cnn parts already hold.
+RECIPES = {
+    "shift 1px": {"shift": 1},
+    "shift 2px": {"shift": 2},
+    "dropout 0.2": {"dropout": 0.2},
+    "2x epochs": {"epochs_x": 2},
+    "2x epochs, shift 1px": {"epochs_x": 2, "shift": 1},
+    "2x epochs, shift 1px, dropout 0.1": {"epochs_x": 2, "shift": 1, "dropout": 0.1},
+}
+CNN_RECIPES = ("shift 1px", "2x epochs, shift 1px")    # the CNN has no dropout layer
+PARTS = ("baseline", "depth_width", "optim_act", "cnn", "recipe")
 TARGET_ACC = 0.98      # "epochs to 98%" on the validation set
 VAL_SIZE = 5000
 
@@ -51,27 +62,42 @@ def load(config: dict) -> data.Dataset:
                        seed=config["data_seed"], quiet=config["quiet"])
 
 
-def build(config: dict) -> tuple[torch.nn.Module, int]:
-    """The model a trial's configuration names, and its analytic training FLOPs per example."""
+def build(config: dict) -> torch.nn.Module:
+    """The model a trial's configuration names."""
     family, activation = config["family"], config["activation"]
     if family == "linear":
-        return MLP(hidden=(), in_features=784, classes=10), budgets.mlp_train_flops([784, 10], 1)
+        return MLP(hidden=(), in_features=784, classes=10)
     if family == "mlp":
         sizes = budgets.mlp_layer_sizes(config["budget"], config["depth"])
-        return MLP(hidden=tuple(sizes[1:-1]), in_features=784, classes=10, activation=activation), \
-            budgets.mlp_train_flops(sizes, 1)
-    c1, c2 = budgets.cnn_channels(config["budget"])
-    return TwoConvCNN(c1, c2, activation=activation), budgets.cnn_train_flops(c1, c2, 1)
+        return MLP(hidden=tuple(sizes[1:-1]), in_features=784, classes=10, activation=activation,
+                   dropout=config["dropout"])
+    return TwoConvCNN(*budgets.cnn_channels(config["budget"]), activation=activation)
+
+
+def flops_per_example(config: dict) -> int:
+    """Analytic training FLOPs of one example's pass (forward and backward) through the trial's model."""
+    if config["family"] == "linear":
+        return budgets.mlp_train_flops([784, 10], 1)
+    if config["family"] == "mlp":
+        return budgets.mlp_train_flops(budgets.mlp_layer_sizes(config["budget"], config["depth"]), 1)
+    return budgets.cnn_train_flops(*budgets.cnn_channels(config["budget"]), 1)
+
+
+def trial_cost(config: dict) -> float:
+    """What the study runner schedules by (costliest first): FLOPs per example times epochs."""
+    return flops_per_example(config) * config["epochs"]
 
 
 def trial(config: dict) -> dict:
     seed_everything(config["seed"])
     device = devices.resolve(config["device"])
     ds = load(config)
-    model, flops_per_example = build(config)
+    model = build(config)
     run = runs.RunDir.for_trial(__file__, config)
     kw = dict(mean=ds.mean, std=ds.std, device=device)
-    train = TensorLoader(ds.train.x, ds.train.y, batch_size=config["batch_size"], seed=config["seed"], **kw)
+    augment = [random_crop(config["shift"])] if config["shift"] else []
+    train = TensorLoader(ds.train.x, ds.train.y, batch_size=config["batch_size"], seed=config["seed"],
+                         augment=augment, **kw)
     val = TensorLoader(ds.val.x, ds.val.y, batch_size=1000, shuffle=False, **kw)
     test = TensorLoader(ds.test.x, ds.test.y, batch_size=1000, shuffle=False, **kw)
     history = fit(model, train, val, TrainConfig.from_config(config), device=device, run=run,
@@ -82,7 +108,7 @@ def trial(config: dict) -> dict:
     plots.learning_curves(run.path, title=f"{config['condition']} (seed {config['seed']})")
     epochs = len(history)
     return run.summary(test_acc=scores["acc"], test_loss=scores["loss"], parameters=count_parameters(model),
-                       train_flops=flops_per_example * len(ds.train) * epochs,
+                       train_flops=flops_per_example(config) * len(ds.train) * epochs,
                        epochs_to_98=reached[0] if reached else None)
 
 
@@ -95,56 +121,61 @@ def conditions(part: str, args) -> dict[str, dict]:
     if part == "optim_act":
         return {f"{o}, {a}": {**OPTIMIZERS[o], "activation": a, "budget": args.grid_budget, "depth": args.grid_depth}
                 for o in args.optimizers for a in args.activations}
+    if part == "recipe":
+        def recipe(name):
+            change = dict(RECIPES[name])
+            if "epochs_x" in change:
+                change["epochs"] = change.pop("epochs_x") * args.epochs
+            return change
+        mlp = {"budget": args.recipe_budget, "depth": args.recipe_depth}
+        out = {f"{recipe_model('mlp', args)}: {r}": {**mlp, **recipe(r)} for r in RECIPES}
+        for b in args.recipe_cnn_budgets:
+            out.update({f"{recipe_model('cnn', args, b)}: {r}": {"family": "cnn", "budget": b, **recipe(r)}
+                        for r in CNN_RECIPES})
+        return out
     return {f"cnn {b // 1000}k": {"family": "cnn", "budget": b} for b in args.budgets}
 
 
-def collect(root: Path, part: str, conds: dict, seeds: list[int]) -> dict[str, list[dict]]:
-    """{condition: [summary of each seed whose run folder holds one]}: the only source of the report's numbers."""
-    from shared_utils.study import slug
-
-    found = {}
-    for name in conds:
-        found[name] = [json.loads(p.read_text()) for seed in seeds
-                       if (p := root / part / slug(name) / f"seed_{seed}" / "summary.json").is_file()]
-    return found
-
-
-def cell(values: list[float], seeds: int) -> str:
-    if not values:
-        return "missing"
-    s = stats.summarize(values)
-    text = f"{s.mean:.2f}" if s.n == 1 else f"{s.mean:.2f} ± {s.ci95:.2f}"
-    return text + (f" (n={s.n} of {seeds})" if s.n < seeds else "")
+def recipe_model(family: str, args, budget: int | None = None) -> str:
+    if family == "mlp":
+        return f"MLP {args.recipe_budget // 1000}k, depth {args.recipe_depth}"
+    return f"CNN {budget // 1000}k"
 
 
 def report(root: Path, args) -> dict:
-    seeds = args.seeds
+    """Every table and figure of the study, from the run folders only (analysis.collect / analysis.curves)."""
+    seeds, n = args.seeds, len(args.seeds)
     out = {}
-    # 1-3: depth vs width at equal budget -- accuracy table, figure, epochs to 98%
+    label = lambda b, d: f"{b // 1000}k, depth {d}"   # noqa: E731  (the depth_width condition names)
+    # 1-3: depth vs width at equal budget -- accuracy table, figure, curves, epochs to 98%
     if "depth_width" in args.parts:
-        found = collect(root, "depth_width", conditions("depth_width", args), seeds)
+        found = analysis.collect(root, "depth_width", conditions("depth_width", args), seeds)
         acc = {name: [100 * s["test_acc"] for s in per] for name, per in found.items()}
         header = ["budget"] + [f"depth {d}" for d in args.depths]
-        rows = [[f"{b:,}"] + [cell(acc[f"{b // 1000}k, depth {d}"], len(seeds)) for d in args.depths]
-                for b in args.budgets]
+        rows = [[f"{b:,}"] + [analysis.cell(acc[label(b, d)], n) for d in args.depths] for b in args.budgets]
         stats.write_table(header, rows, root / "depth_width" / "accuracy_by_budget_and_depth",
                           caption=f"Test accuracy (%), mean ± 95% CI over seeds {seeds}, {args.epochs} epochs")
+        to98 = {name: [s.get("epochs_to_98") for s in per] for name, per in found.items()}
+        rows = [[f"{b:,}"] + [epochs_cell(to98[label(b, d)], n) for d in args.depths] for b in args.budgets]
+        stats.write_table(header, rows, root / "depth_width" / "epochs_to_98",
+                          caption=f"Epochs until validation accuracy first reaches {TARGET_ACC:.0%}: mean over the "
+                                  f"seeds that reach it within {args.epochs} epochs (how many of {n} did)")
         series, bands = {}, {}
         for b in args.budgets:
-            points = [(d, acc[f"{b // 1000}k, depth {d}"]) for d in args.depths if acc[f"{b // 1000}k, depth {d}"]]
+            points = [(d, acc[label(b, d)]) for d in args.depths if acc[label(b, d)]]
             if points:
-                label = f"{b:,} parameters"
-                series[label] = ([d for d, _ in points], [np.mean(v) for _, v in points])
-                bands[label] = [stats.summarize(v).ci95 if len(v) > 1 else 0.0 for _, v in points]
+                name = f"{b:,} parameters"
+                series[name] = ([d for d, _ in points], [np.mean(v) for _, v in points])
+                bands[name] = [stats.summarize(v).ci95 if len(v) > 1 else 0.0 for _, v in points]
         if series:
             plots.line_plot(series, root / "depth_width" / "accuracy_vs_depth.png", bands=bands,
                             title="Depth vs width at equal parameter budget (mean and 95% CI)",
                             xlabel="hidden layers (width solved for the budget)", ylabel="test accuracy (%)")
-        to98 = {name: [s["epochs_to_98"] for s in per if s.get("epochs_to_98")] for name, per in found.items()}
+        depth_curves(root, args)
         out["depth_width"] = {"accuracy": acc, "epochs_to_98": to98}
     # 4: optimizers x activations heat map
     if "optim_act" in args.parts:
-        found = collect(root, "optim_act", conditions("optim_act", args), seeds)
+        found = analysis.collect(root, "optim_act", conditions("optim_act", args), seeds)
         grid = np.full((len(args.optimizers), len(args.activations)), np.nan)
         notes = [["" for _ in args.activations] for _ in args.optimizers]
         for i, o in enumerate(args.optimizers):
@@ -152,7 +183,7 @@ def report(root: Path, args) -> dict:
                 values = [100 * s["test_acc"] for s in found[f"{o}, {a}"]]
                 if values:
                     grid[i, j] = np.mean(values)
-                notes[i][j] = cell(values, len(seeds))
+                notes[i][j] = analysis.cell(values, n)
         plots.annotated_heatmap(grid, args.optimizers, args.activations, root / "optim_act" / "heatmap.png",
                                 title=f"Test accuracy (%) by optimizer and activation ({args.grid_budget:,} "
                                       f"parameters, depth {args.grid_depth}; mean ± 95% CI)",
@@ -160,12 +191,15 @@ def report(root: Path, args) -> dict:
                                 colorbar_label="mean test accuracy (%)", annotations=notes)
         out["optim_act"] = {f"{o}, {a}": notes[i][j] for i, o in enumerate(args.optimizers)
                             for j, a in enumerate(args.activations)}
+    # training choices at a fixed architecture: the "base" column is the depth_width / cnn parts' trial
+    if "recipe" in args.parts:
+        out["recipe"] = recipe_report(root, args)
     # 5: efficiency -- Pareto frontiers of each family against parameters, FLOPs and seconds
     if "cnn" in args.parts and "depth_width" in args.parts:
-        families = {"MLP": collect(root, "depth_width", conditions("depth_width", args), seeds),
-                    "CNN": collect(root, "cnn", conditions("cnn", args), seeds)}
-        for key, label in (("parameters", "parameters (log scale)"), ("train_flops", "training FLOPs (log scale)"),
-                           ("train_seconds", "training seconds on this CPU (log scale)")):
+        families = {"MLP": analysis.collect(root, "depth_width", conditions("depth_width", args), seeds),
+                    "CNN": analysis.collect(root, "cnn", conditions("cnn", args), seeds)}
+        for key, axis in (("parameters", "parameters (log scale)"), ("train_flops", "training FLOPs (log scale)"),
+                          ("train_seconds", "training seconds on this CPU (log scale)")):
             points = {}
             for fam, found in families.items():
                 rows = [(np.mean([s[key] for s in per]), [100 * s["test_acc"] for s in per])
@@ -174,18 +208,141 @@ def report(root: Path, args) -> dict:
                     points[fam] = ([x for x, _ in rows], [np.mean(v) for _, v in rows],
                                    [stats.summarize(v).ci95 if len(v) > 1 else 0.0 for _, v in rows])
             if points:
-                plots.pareto_frontier(points, root / f"pareto_{key}.png", xlabel=label, ylabel="test accuracy (%)",
-                                      title=f"Accuracy against {label.split(' (')[0]}: MLP vs CNN, Pareto frontiers")
-        out["efficiency"] = {fam: {name: [s["test_acc"] for s in per] for name, per in found.items()}
+                plots.pareto_frontier(points, root / f"pareto_{key}.png", xlabel=axis, ylabel="test accuracy (%)",
+                                      title=f"Accuracy against {axis.split(' (')[0]}: MLP vs CNN, Pareto frontiers")
+        out["efficiency"] = {fam: {name: {k: float(np.mean([s[k] for s in per])) for k in
+                                          ("test_acc", "parameters", "train_flops", "train_seconds")}
+                                   for name, per in found.items() if per}
                              for fam, found in families.items()}
+        # the goals, over every MLP and CNN the study trained (recipe variants included)
+        mlps = {**families["MLP"], **analysis.collect(root, "optim_act", conditions("optim_act", args), seeds)}
+        cnns = dict(families["CNN"])
+        if "recipe" in args.parts:
+            recipe = conditions("recipe", args)
+            found = analysis.collect(root, "recipe", recipe, seeds)
+            mlps.update({k: v for k, v in found.items() if recipe[k].get("family", "mlp") == "mlp"})
+            cnns.update({k: v for k, v in found.items() if recipe[k].get("family") == "cnn"})
+        out["goals"] = analysis.goals(mlps, cnns)
+    # 6: what the curves show that final accuracy hides
+    out["curves"] = curves_report(root, args)
     runs.atomic_write_json(root / "analysis.json", out)
     return out
+
+
+def epochs_cell(values: list[int | None], seeds: int) -> str:
+    """'mean epochs (k of n seeds reached it)'; 'missing' without run folders."""
+    if not values:
+        return "missing"
+    reached = [v for v in values if v is not None]
+    text = f"{np.mean(reached):.1f}" if reached else "not reached"
+    return f"{text} ({len(reached)} of {len(values)})" + (f", n={len(values)} of {seeds}" if len(values) < seeds else "")
+
+
+def depth_curves(root: Path, args) -> None:
+    """Training curves of every (budget, depth): one panel per budget, mean train (solid) and validation
+    (dashed) loss over seeds for each depth."""
+    panels = []
+    for b in args.budgets:
+        series, styles = {}, {}
+        for k, d in enumerate(args.depths):
+            per = analysis.curves(root, "depth_width", f"{b // 1000}k, depth {d}", args.seeds)
+            if not per:
+                continue
+            color = plots.PALETTE[k % len(plots.PALETTE)]
+            series[f"depth {d}: train"] = analysis.mean_curve(per, "train_loss")
+            series[f"_depth {d}: validation"] = analysis.mean_curve(per, "val_loss")
+            styles[f"depth {d}: train"] = {"color": color}
+            styles[f"_depth {d}: validation"] = {"color": color, "linestyle": "--"}
+        if series:
+            panels.append({"series": series, "styles": styles, "logy": True, "xlabel": "epoch", "markers": False,
+                           "ylabel": "cross-entropy (nats, log scale)",
+                           "title": f"{b:,} parameters (solid: train, dashed: validation)"})
+    if panels:
+        plots.line_panels(panels, root / "depth_width" / "curves_by_budget.png", ncols=3,
+                          title=f"MLP training curves at equal budgets, mean over seeds {args.seeds}")
+
+
+def recipe_report(root: Path, args) -> dict:
+    """Accuracy of each architecture under each recipe, the base recipe read from the grid parts."""
+    seeds, n = args.seeds, len(args.seeds)
+    recipe = conditions("recipe", args)
+    found = analysis.collect(root, "recipe", recipe, seeds)
+    models = {recipe_model("mlp", args): ("depth_width", f"{args.recipe_budget // 1000}k, depth {args.recipe_depth}",
+                                          list(RECIPES))}
+    for b in args.recipe_cnn_budgets:
+        models[recipe_model("cnn", args, b)] = ("cnn", f"cnn {b // 1000}k", list(CNN_RECIPES))
+    columns = ["base"] + list(RECIPES)
+    table, values, errors = {}, {}, {}
+    for model, (part, base_name, names) in models.items():
+        per = {"base": analysis.collect(root, part, [base_name], seeds)[base_name]}
+        per.update({r: found[f"{model}: {r}"] for r in names})
+        acc = {r: [100 * s["test_acc"] for s in v] for r, v in per.items()}
+        table[model] = {r: analysis.cell(acc[r], n) if r in acc else "not run" for r in columns}
+        values[model] = {r: float(np.mean(v)) for r, v in acc.items() if v}
+        errors[model] = {r: stats.summarize(v).ci95 if len(v) > 1 else 0.0 for r, v in acc.items() if v}
+    stats.write_table(["model"] + columns, [[m] + [row[c] for c in columns] for m, row in table.items()],
+                      root / "recipe" / "accuracy_by_recipe",
+                      caption=f"Test accuracy (%), mean ± 95% CI over seeds {seeds}; base = {args.epochs} epochs of "
+                              f"Adam with cosine decay, no augmentation; shift = random translation by up to that "
+                              f"many pixels; 2x epochs = {2 * args.epochs}")
+    shown = [v for row in values.values() for v in row.values()]
+    if shown:
+        low = min(v - errors[m].get(r, 0.0) for m, row in values.items() for r, v in row.items())
+        plots.grouped_bars(values, root / "recipe" / "accuracy_by_recipe.png", errors=errors, series=columns,
+                           ylim=(max(0.0, low - 0.5), min(100.0, max(shown) + 0.4)),
+                           title="Training choices at a fixed architecture (mean and 95% CI)",
+                           xlabel="architecture", ylabel="test accuracy (%, axis zoomed)")
+    return table
+
+
+def curves_report(root: Path, args) -> dict:
+    """Curve statistics of every condition (table) and question 6's figure, choosing its examples by rule:
+    the recipe MLP trained twice as long without and with shifts (over-fitting), the depth_width condition
+    whose seeds disagree most vs the steadiest at its budget, and the optim_act condition still climbing
+    most at the end vs the best one."""
+    seeds = args.seeds
+    stat = {}
+    for part in args.parts:
+        for name in conditions(part, args):
+            s = analysis.condition_curve_stats(analysis.curves(root, part, name, seeds))
+            if s:
+                stat[(part, name)] = s
+    rows = [[part, name, s["seeds"], f"{s['best_val_loss_epoch']:.1f} of {s['epochs']}",
+             f"{100 * s['val_loss_rise']:+.1f}", f"{s['final_gap']:+.2f}", f"{s['late_gain']:+.2f}",
+             f"{s['val_acc_spread_max']:.2f} (epoch {s['val_acc_spread_max_epoch']})" if "val_acc_spread_max" in s
+             else "-"] for (part, name), s in stat.items()]
+    if rows:
+        stats.write_table(["part", "condition", "seeds", "lowest val loss at epoch", "val loss rise to the end (%)",
+                           "train - val acc at the end (points)", "val acc gain, last quarter (points)",
+                           "largest seed spread of val acc (std, points)"], rows, root / "curves_table",
+                          caption="What the curves show, per condition (means over seeds; see analysis.py)")
+    overfit = unstable = unfinished = None
+    mlp = recipe_model("mlp", args)
+    if ("recipe", f"{mlp}: 2x epochs") in stat and ("recipe", f"{mlp}: 2x epochs, shift 1px") in stat:
+        overfit = (("recipe", f"{mlp}: 2x epochs"), ("recipe", f"{mlp}: 2x epochs, shift 1px"))
+    spread = {k: s["val_acc_spread_max"] for k, s in stat.items() if k[0] == "depth_width" and "val_acc_spread_max" in s}
+    if spread:
+        worst = max(spread, key=spread.get)
+        budget = worst[1].split(",")[0]
+        steady = min((k for k in spread if k[1].split(",")[0] == budget and k != worst), key=spread.get, default=None)
+        unstable = (worst, steady) if steady else None
+    late = {k: s["late_gain"] for k, s in stat.items() if k[0] == "optim_act" and np.isfinite(s["late_gain"])}
+    if len(late) > 1:
+        best = max((k for k in late), key=lambda k: np.mean([x["test_acc"] for x in analysis.collect(
+            root, "optim_act", [k[1]], seeds)[k[1]]]))
+        climbing = max(late, key=late.get)
+        unfinished = (climbing, best) if climbing != best else None
+    analysis.curves_figure(root, seeds, overfit=overfit, unstable=unstable, unfinished=unfinished,
+                           out=root / "curves_what_accuracy_hides.png")
+    return {"stats": {f"{part}/{name}": s for (part, name), s in stat.items()},
+            "figure": {"overfit": overfit, "unstable": unstable, "unfinished": unfinished}}
 
 
 def main(argv=None):
     p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
                    quick={"epochs": 2, "limit_train": 3000, "budgets": [10_000, 50_000], "depths": [1, 3],
-                          "optimizers": ["SGD", "Adam"], "activations": ["relu", "tanh"]})
+                          "optimizers": ["SGD", "Adam"], "activations": ["relu", "tanh"],
+                          "recipe_budget": 50_000, "recipe_depth": 1, "recipe_cnn_budgets": [10_000]})
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     p.add_argument("--budgets", type=cli.bounded_int(100, 10_000_000, " parameters"), nargs="+",
                    default=list(budgets.BUDGETS))
@@ -195,6 +352,11 @@ def main(argv=None):
     p.add_argument("--grid-budget", type=cli.bounded_int(100, 10_000_000, " parameters"), default=50_000,
                    help="the budget of the optimizer x activation grid")
     p.add_argument("--grid-depth", type=cli.bounded_int(1, 50, " layers"), default=2)
+    p.add_argument("--recipe-budget", type=cli.bounded_int(100, 10_000_000, " parameters"), default=200_000,
+                   help="the MLP budget of the recipe part (training choices at a fixed architecture)")
+    p.add_argument("--recipe-depth", type=cli.bounded_int(1, 50, " layers"), default=2)
+    p.add_argument("--recipe-cnn-budgets", type=cli.bounded_int(100, 10_000_000, " parameters"), nargs="+",
+                   default=[10_000, 25_000], help="CNN budgets the recipe part trains with the MLP's recipes")
     p.add_argument("--report-only", action="store_true", help="redraw the tables and figures from the run folders")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
@@ -204,6 +366,9 @@ def main(argv=None):
         if "cnn" in args.parts:
             budgets.cnn_channels(b)
     budgets.mlp_width(args.grid_budget, args.grid_depth)
+    budgets.mlp_width(args.recipe_budget, args.recipe_depth)
+    for b in args.recipe_cnn_budgets:
+        budgets.cnn_channels(b)
     root = runs.root(__file__, out=args.out)
     base = {**cli.hyperparameters(HP, args), **cli.data_settings(args)}
     if not args.report_only:
@@ -211,7 +376,7 @@ def main(argv=None):
         failures = []
         for part in args.parts:
             result = Study(part, trial, conditions(part, args), args.seeds, root, base=base,
-                           resume=args.resume).run(**cli.study_backend(args))
+                           resume=args.resume, cost=trial_cost).run(**cli.study_backend(args))
             result.report({"test_acc": "test acc (%)", "parameters": "parameters", "train_seconds": "train seconds"},
                           scale={"test_acc": 100}, bar_ylabel="test accuracy (%)", bar_xlabel="model",
                           caption=f"{part}: {args.epochs} epochs, seeds {args.seeds}; mean ± std [95% CI]")

@@ -39,6 +39,13 @@ def numpy_trial(config: dict) -> dict:
 BASE = {"epochs": 2, "lr": 0.05, "hidden": 32, "fail": False, "sleep": 0.0}
 
 
+def logging_trial(config: dict) -> dict:
+    """Appends '<condition> <seed>' to config['log'] when it starts: the order the runner started trials in."""
+    with open(config["log"], "a") as f:
+        f.write(f"{config['condition']} {config['seed']}\n")
+    return {"size": config["size"]}
+
+
 def torch_trial(config: dict) -> dict:
     """A tiny torch MLP on the digits through the engine (resumable: for successive halving)."""
     import torch

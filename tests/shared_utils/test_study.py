@@ -11,7 +11,7 @@ from shared_utils import cli
 from shared_utils.errors import UserError
 from shared_utils.study import Study, TrialsFailed, slug
 from tests.conftest import REPO
-from tests.shared_utils.study_trials import BASE, numpy_trial, torch_trial
+from tests.shared_utils.study_trials import BASE, logging_trial, numpy_trial, torch_trial
 
 CONDITIONS = {"wide": {"hidden": 48}, "narrow": {"hidden": 8}}
 
@@ -45,6 +45,22 @@ def test_serial_pool_and_ray_give_identical_trials(tmp_path):
     assert config["trial"]["hidden"] == 8 and config["trial"]["seed"] == 1 and config["trial"]["threads"] == 1
     manifest = json.loads((tmp_path / "ray" / "s" / "manifest.json").read_text())
     assert manifest["backend"] == "ray" and manifest["failed"] == 0 and len(manifest["trials"]) == 4
+
+
+@pytest.mark.parametrize("backend, workers", [("serial", 1), ("pool", 1)])
+def test_trials_start_costliest_first_and_report_in_condition_order(tmp_path, backend, workers):
+    log = tmp_path / "started.log"
+    conditions = {"small": {"size": 1}, "large": {"size": 9}, "medium": {"size": 4}}
+    study = Study("c", logging_trial, conditions, [0, 1], tmp_path, base={"size": 0, "log": str(log)},
+                  cost=lambda config: config["size"] * (1 + config["seed"]))
+    result = study.run(backend, workers=workers, quiet=True)
+    # costs: large 9/18, medium 4/8, small 1/2 -- started from the largest down
+    assert log.read_text().split("\n")[:-1] == ["large 1", "large 0", "medium 1", "medium 0", "small 1", "small 0"]
+    assert [(o.trial.condition, o.trial.seed) for o in result.outcomes] == \
+        [("small", 0), ("small", 1), ("large", 0), ("large", 1), ("medium", 0), ("medium", 1)]
+    unordered = tmp_path / "plain.log"
+    Study("p", logging_trial, conditions, [0], tmp_path, base={"size": 0, "log": str(unordered)}).run(quiet=True)
+    assert unordered.read_text().split("\n")[:-1] == ["small 0", "large 0", "medium 0"]
 
 
 def test_a_failing_trial_is_recorded_and_the_others_finish(tmp_path):
