@@ -239,27 +239,31 @@ def epochs_cell(values: list[int | None], seeds: int) -> str:
 
 
 def depth_curves(root: Path, args) -> None:
-    """Training curves of every (budget, depth): one panel per budget, mean train (solid) and validation
-    (dashed) loss over seeds for each depth."""
-    panels = []
+    """Training curves of every (budget, depth), mean over seeds: a loss panel (top row) and an accuracy
+    panel (bottom row) per budget, one colour per depth, solid for training and dashed for validation."""
+    rows = {"loss": [], "acc": []}
     for b in args.budgets:
-        series, styles = {}, {}
-        for k, d in enumerate(args.depths):
-            per = analysis.curves(root, "depth_width", f"{b // 1000}k, depth {d}", args.seeds)
-            if not per:
-                continue
-            color = plots.PALETTE[k % len(plots.PALETTE)]
-            series[f"depth {d}: train"] = analysis.mean_curve(per, "train_loss")
-            series[f"_depth {d}: validation"] = analysis.mean_curve(per, "val_loss")
-            styles[f"depth {d}: train"] = {"color": color}
-            styles[f"_depth {d}: validation"] = {"color": color, "linestyle": "--"}
-        if series:
-            panels.append({"series": series, "styles": styles, "logy": True, "xlabel": "epoch", "markers": False,
-                           "ylabel": "cross-entropy (nats, log scale)",
-                           "title": f"{b:,} parameters (solid: train, dashed: validation)"})
+        for kind in rows:
+            series, styles = {}, {}
+            for k, d in enumerate(args.depths):
+                per = analysis.curves(root, "depth_width", f"{b // 1000}k, depth {d}", args.seeds)
+                if not per:
+                    continue
+                color = plots.PALETTE[k % len(plots.PALETTE)]
+                scale = 100 if kind == "acc" else 1
+                series[f"depth {d}"] = analysis.mean_curve(per, f"train_{kind}", scale)
+                series[f"_depth {d} validation"] = analysis.mean_curve(per, f"val_{kind}", scale)
+                styles[f"depth {d}"] = {"color": color}
+                styles[f"_depth {d} validation"] = {"color": color, "linestyle": "--"}
+            if series:
+                rows[kind].append({"series": series, "styles": styles, "logy": kind == "loss", "markers": False,
+                                   "xlabel": "epoch", "title": f"{b:,} parameters: {'loss' if kind == 'loss' else 'accuracy'}",
+                                   "ylabel": "cross-entropy (nats, log scale)" if kind == "loss" else "accuracy (%)"})
+    panels = rows["loss"] + rows["acc"]
     if panels:
-        plots.line_panels(panels, root / "depth_width" / "curves_by_budget.png", ncols=3,
-                          title=f"MLP training curves at equal budgets, mean over seeds {args.seeds}")
+        plots.line_panels(panels, root / "depth_width" / "curves_by_budget.png", ncols=max(1, len(rows["loss"])),
+                          title=f"MLP training curves at equal budgets (solid: train, dashed: validation; mean over "
+                                f"seeds {args.seeds})")
 
 
 def recipe_report(root: Path, args) -> dict:

@@ -53,6 +53,8 @@ def test_quick_study_writes_its_tables_and_figures_and_reports_only_what_its_fol
     (["--optimizers", "Adagrad"], "--optimizers"),
     (["--activations", "swish"], "--activations"),
     (["--budgets", "0"], "--budgets"),
+    (["--recipe-budget", "700", "--recipe-depth", "6"], "too small for 6 hidden layer(s)"),
+    (["--recipe-cnn-budgets", "300"], "no two-convolution CNN has 300 parameters"),
 ])
 def test_bad_study_settings_exit_2_with_one_line(tmp_path, args, fragment):
     result = run_script(SCRIPT, "--quick", "--out", tmp_path / "out", *args, cwd=tmp_path)
