@@ -277,6 +277,25 @@ def image_grid(images: np.ndarray | Sequence[np.ndarray], out: str | os.PathLike
     return save(fig, out)
 
 
+def scatter_by_class(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], out: str | os.PathLike, *, title: str,
+                     xlabel: str, ylabel: str, legend_title: str = "class", max_points: int = 5000) -> Path:
+    """One scatter panel per (name, (N, 2) points, (N,) integer labels), coloured by label (a 2-D code,
+    an embedding); at most ``max_points`` points per panel, the same seeded subset in each."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
+    for ax, (name, points, labels) in zip(axes[0], panels):
+        points, labels = np.asarray(points, float), np.asarray(labels)
+        keep = np.random.default_rng(0).permutation(len(points))[:max_points]
+        for j, c in enumerate(np.unique(labels)):
+            mask = labels[keep] == c
+            ax.scatter(points[keep][mask, 0], points[keep][mask, 1], s=3, alpha=0.6, color=PALETTE[j % len(PALETTE)],
+                       label=str(c))
+        ax.set(title=name, xlabel=xlabel, ylabel=ylabel)
+        ax.legend(title=legend_title, markerscale=3, ncols=2)
+    fig.suptitle(title)
+    return save(fig, out)
+
+
 def heatmap_overlay(images: np.ndarray, heats: np.ndarray, out: str | os.PathLike, *, title: str,
                     titles: Sequence[str] | None = None, ncols: int = 6,
                     heat_label: str = "saliency |d score / d pixel| (normalised)") -> Path:

@@ -77,6 +77,51 @@ class TwoConvCNN(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
+class MLPAutoencoder(nn.Module):
+    """Flattened image -> hidden layers -> a ``code`` of k numbers -> mirrored layers -> image in [0, 1]
+    (sigmoid). ``encoder`` and ``decoder`` are separate modules so a classifier can reuse the encoder."""
+
+    def __init__(self, code: int, hidden: tuple[int, ...] = (512, 256), side: int = 28, channels: int = 1):
+        super().__init__()
+        pixels = channels * side * side
+        widths = [pixels, *hidden]
+        enc: list[nn.Module] = [nn.Flatten()]
+        for a, b in zip(widths[:-1], widths[1:]):
+            enc += [nn.Linear(a, b), nn.ReLU()]
+        self.encoder = nn.Sequential(*enc, nn.Linear(widths[-1], code))      # a linear code, as in PCA
+        dec: list[nn.Module] = []
+        back = [code, *reversed(hidden)]
+        for a, b in zip(back[:-1], back[1:]):
+            dec += [nn.Linear(a, b), nn.ReLU()]
+        self.decoder = nn.Sequential(*dec, nn.Linear(back[-1], pixels), nn.Sigmoid(),
+                                     nn.Unflatten(1, (channels, side, side)))
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+class ConvAutoencoder(nn.Module):
+    """Two stride-2 3x3 convolutions (28 -> 14 -> 7) and a linear layer to a ``code`` of k numbers; the
+    decoder mirrors it with transposed convolutions back to a [0, 1] image."""
+
+    def __init__(self, code: int, width: int = 32, side: int = 28, channels: int = 1):
+        super().__init__()
+        if side % 4:
+            raise ValueError(f"side must be a multiple of 4, got {side}")
+        small, w = side // 4, width
+        self.encoder = nn.Sequential(
+            nn.Conv2d(channels, w, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(2 * w * small * small, code))
+        self.decoder = nn.Sequential(
+            nn.Linear(code, 2 * w * small * small), nn.ReLU(), nn.Unflatten(1, (2 * w, small, small)),
+            nn.ConvTranspose2d(2 * w, w, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(w, channels, 3, stride=2, padding=1, output_padding=1), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers. With ``residual`` the input is added back before the last ReLU,
     through the paper's parameter-free option A shortcut (subsample, zero-pad the new channels)."""
@@ -149,6 +194,8 @@ MODELS = {
     "mlp": lambda **kw: MLP(**kw),
     "cnn": lambda **kw: SmallCNN(**kw),
     "twoconv": lambda **kw: TwoConvCNN(**kw),
+    "mlp_autoencoder": lambda code=32, **kw: MLPAutoencoder(code, **kw),
+    "conv_autoencoder": lambda code=32, **kw: ConvAutoencoder(code, **kw),
     "resnet": lambda depth=20, **kw: CifarNet(depth, residual=True, **kw),
     "plain": lambda depth=20, **kw: CifarNet(depth, residual=False, **kw),
     "resnet18": lambda **kw: resnet18(**kw),

@@ -1,0 +1,257 @@
+"""How much compression can MNIST take? Autoencoders against PCA at every bottleneck, and the data's
+intrinsic dimension measured three ways.
+
+Part A of projects/representation_transfer (the README there has the findings):
+  autoencoders  MLP and convolutional autoencoders with a bottleneck of k numbers, k in 2..128, trained
+                to reconstruct their input (mean squared error on [0, 1] pixels) on the study runner;
+  pca           PCA at the same k, fitted on the same training images (scikit-learn): the linear baseline;
+  intrinsic     PCA's 90/95/99% variance dimensions, TwoNN and the Levina-Bickel MLE on training images.
+The error reported is Hinton & Salakhutdinov's (Science 2006): the squared error summed over the 784
+pixels of a test image, averaged over the 10,000 test images (they give 3.00 for a deep autoencoder and
+13.87 for PCA at k = 30). Outputs in projects/representation_transfer/runs/autoencoders/.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from projects.representation_transfer import intrinsic_dimension as idim
+from shared_utils import cli, data, plots, runs, stats
+from shared_utils.atomic import atomic_write_bytes
+from shared_utils.errors import UserError
+from shared_utils.pytorch import device as devices
+from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best, regression
+from shared_utils.pytorch.models import ConvAutoencoder, MLPAutoencoder, count_parameters
+from shared_utils.pytorch.pipeline import TensorLoader, reconstruction
+from shared_utils.seed import seed_everything
+from shared_utils.study import Study, slug
+
+# ---- the one recipe every autoencoder trains with; --epochs, --batch-size and --lr override it
+HP = {"epochs": 20, "batch_size": 128, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine",
+      "family": "mlp", "code": 32}
+CODES = (2, 4, 8, 16, 32, 64, 128)
+FAMILIES = {"mlp": "MLP autoencoder", "conv": "conv autoencoder"}
+PIXELS = 784
+SHOWN = 10              # test digits whose reconstructions every trial saves, the same ones at every k
+ID_SAMPLE = 10_000      # training images the neighbour estimators use (exact k-NN on all 55,000 is slow)
+VAL_SIZE = 5000
+
+
+def load(config: dict) -> data.Dataset:
+    limit = config["limit_train"]
+    return data.cached("mnist", config["data_dir"], limit=limit, val_size=min(VAL_SIZE, (limit or 60000) // 6),
+                       seed=config["data_seed"], quiet=config["quiet"])
+
+
+def build(family: str, code: int) -> torch.nn.Module:
+    return MLPAutoencoder(code) if family == "mlp" else ConvAutoencoder(code)
+
+
+def pixels01(x: np.ndarray) -> np.ndarray:
+    """(N, 1, 28, 28) uint8 -> (N, 784) float64 in [0, 1]: the scale the error is measured on."""
+    return x.reshape(len(x), -1).astype(np.float64) / 255.0
+
+
+def trial(config: dict) -> dict:
+    seed_everything(config["seed"])
+    device = devices.resolve(config["device"])
+    ds = load(config)
+    model = build(config["family"], config["code"])
+    run = runs.RunDir.for_trial(__file__, config)
+    kw = dict(mean=ds.mean, std=ds.std, device=device, augment=[reconstruction()])
+    train = TensorLoader(ds.train.x, ds.train.y, batch_size=config["batch_size"], seed=config["seed"], **kw)
+    val = TensorLoader(ds.val.x, ds.val.y, batch_size=1000, shuffle=False, **kw)
+    test = TensorLoader(ds.test.x, ds.test.y, batch_size=1000, shuffle=False, **kw)
+    cfg = TrainConfig.from_config({**config, "best_metric": "val_loss", "best_mode": "min"})
+    fit(model, train, val, cfg, device=device, run=run, quiet=config["quiet"], desc=config["condition"],
+        loss_fn=regression())
+    load_best(model, run, device)
+    mse = evaluate(model, test, device, loss_fn=regression())["mse"]
+    # the same test digits' reconstructions, and the code of every test image (the 2-D scatter)
+    model.eval()
+    with torch.no_grad():
+        x, _ = test.batch(torch.arange(len(ds.test)))
+        codes = torch.cat([model.encoder(x[i:i + 1000].to(device)).cpu() for i in range(0, len(x), 1000)])
+        shown = model(x[:SHOWN].to(device)).cpu().numpy()
+    save_arrays(run.path / "outputs.npz", reconstructions=shown.astype(np.float32),
+                codes=codes.numpy().astype(np.float32), labels=ds.test.y.astype(np.int64))
+    plots.learning_curves(run.path, title=f"{config['condition']} (seed {config['seed']})",
+                          loss_label="mean squared error per pixel", logy=True)
+    return run.summary(test_sse_per_image=mse * PIXELS, test_mse=mse, parameters=count_parameters(model))
+
+
+def save_arrays(path: Path, **arrays: np.ndarray) -> Path:
+    """An .npz without pickled objects, written atomically."""
+    import io
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+# --------------------------------------------------------------------------- the baselines
+def pca_errors(ds: data.Dataset, codes: list[int]) -> dict[int, float]:
+    """Mean over test images of the squared error summed over pixels, PCA fitted on the training images."""
+    from sklearn.decomposition import PCA
+
+    train, test = pixels01(ds.train.x), pixels01(ds.test.x)
+    top = min(max(codes), train.shape[1], len(train))
+    pca = PCA(n_components=top, svd_solver="full").fit(train)            # exact, not randomised
+    centred = test - pca.mean_
+    scores = centred @ pca.components_.T                                         # (N, top)
+    out = {}
+    for k in codes:
+        rebuilt = scores[:, :k] @ pca.components_[:k]
+        out[k] = float(((centred - rebuilt) ** 2).sum(axis=1).mean())
+    return out
+
+
+def pca_reconstructions(ds: data.Dataset, codes: list[int]) -> dict[int, np.ndarray]:
+    from sklearn.decomposition import PCA
+
+    train, shown = pixels01(ds.train.x), pixels01(ds.test.x[:SHOWN])
+    pca = PCA(n_components=min(max(codes), train.shape[1]), svd_solver="full").fit(train)
+    scores = (shown - pca.mean_) @ pca.components_.T
+    return {k: (scores[:, :k] @ pca.components_[:k] + pca.mean_).clip(0, 1).reshape(-1, 1, 28, 28) for k in codes}
+
+
+def intrinsic(ds: data.Dataset, seed: int) -> dict:
+    x = pixels01(ds.train.x)
+    sample = x[np.random.default_rng(seed).permutation(len(x))[:ID_SAMPLE]]
+    distances = idim.neighbour_distances(sample, 20)
+    return {"pca_dimensions": {f"{int(100 * f)}%": d for f, d in idim.pca_dimensions(x).items()},
+            "two_nn": idim.two_nn(distances=distances), "levina_bickel_k10_20": idim.levina_bickel(distances=distances),
+            "images": int(len(sample))}
+
+
+def knee(codes: list[int], errors: list[float]) -> int:
+    """The bottleneck where the curve of log error against log k bends most: the point farthest from the
+    chord joining its two ends (after each end is scaled to [0, 1]); past it, doubling k buys little."""
+    x, y = np.log2(codes), np.log(errors)
+    x, y = (x - x[0]) / (x[-1] - x[0]), (y - y[-1]) / (y[0] - y[-1])
+    distance = np.abs(x + y - 1) / np.sqrt(2)          # to the line from (0, 1) to (1, 0)
+    return int(codes[int(np.argmax(distance))])
+
+
+# --------------------------------------------------------------------------- the report
+def report(root: Path, args, ds: data.Dataset) -> dict:
+    seeds = args.seeds
+    found = {fam: {k: [json.loads(p.read_text()) for s in seeds
+                       if (p := root / slug(condition(fam, k)) / f"seed_{s}" / "summary.json").is_file()]
+                   for k in args.codes} for fam in args.families}
+    pca = runs.read_json(root / "pca.json") if (root / "pca.json").is_file() else {}
+    rows, series, bands = [], {}, {}
+    for k in args.codes:
+        row = [k, f"{pca[str(k)]:.2f}" if str(k) in pca else "missing"]
+        for fam in args.families:
+            values = [s["test_sse_per_image"] for s in found[fam][k]]
+            row.append("missing" if not values else f"{np.mean(values):.2f}" if len(values) == 1 else
+                       f"{np.mean(values):.2f} ± {stats.summarize(values).ci95:.2f}")
+            if values and str(k) in pca:
+                row.append(f"{np.mean(values) / pca[str(k)]:.2f}")
+            else:
+                row.append("-")
+        rows.append(row)
+    header = ["k", "PCA"] + [h for fam in args.families for h in (FAMILIES[fam], f"{FAMILIES[fam]} / PCA")]
+    stats.write_table(header, rows, root / "error_by_code",
+                      caption=f"Test reconstruction error: squared error summed over 784 pixels in [0, 1], mean over "
+                              f"the test images; autoencoders mean ± 95% CI over seeds {seeds}")
+    ks = [k for k in args.codes if str(k) in pca]
+    if ks:
+        series["PCA"] = (ks, [pca[str(k)] for k in ks])
+    for fam in args.families:
+        ks = [k for k in args.codes if found[fam][k]]
+        if ks:
+            values = [[s["test_sse_per_image"] for s in found[fam][k]] for k in ks]
+            series[FAMILIES[fam]] = (ks, [np.mean(v) for v in values])
+            bands[FAMILIES[fam]] = [stats.summarize(v).ci95 if len(v) > 1 else 0.0 for v in values]
+    if series:
+        plots.line_plot(series, root / "error_vs_code.png", bands=bands, logx=True, logy=True,
+                        title="Reconstruction error against bottleneck size (MNIST test set)",
+                        xlabel="code size k (numbers, log scale)",
+                        ylabel="squared error per image (sum over pixels, log scale)")
+    out = {"pca": pca, "autoencoders": {fam: {k: [s["test_sse_per_image"] for s in found[fam][k]] for k in args.codes}
+                                        for fam in args.families}}
+    out["knee"] = {FAMILIES[f]: knee(*map(list, series[FAMILIES[f]])) for f in args.families
+                   if FAMILIES[f] in series and len(series[FAMILIES[f]][0]) >= 3}
+    reconstructions_figure(root, args, ds)
+    code_scatter(root, args)
+    if (root / "intrinsic_dimension.json").is_file():
+        out["intrinsic_dimension"] = runs.read_json(root / "intrinsic_dimension.json")
+    runs.atomic_write_json(root / "analysis.json", out)
+    return out
+
+
+def condition(family: str, code: int) -> str:
+    return f"{family} k={code}"
+
+
+def reconstructions_figure(root: Path, args, ds: data.Dataset) -> None:
+    """Rows: the original test digits, then PCA and each autoencoder at every k (seed of --seed)."""
+    images, titles = [ds.test.x[:SHOWN].astype(np.float32) / 255.0], ["original"]
+    pca = pca_reconstructions(ds, list(args.codes))
+    for k in args.codes:
+        images.append(pca[k])
+        titles.append(f"PCA k={k}")
+        for fam in args.families:
+            path = root / slug(condition(fam, k)) / f"seed_{args.seeds[0]}" / "outputs.npz"
+            if path.is_file():
+                with np.load(path, allow_pickle=False) as f:
+                    images.append(f["reconstructions"])
+                titles.append(f"{fam} k={k}")
+    grid = np.concatenate(images)                                     # rows of SHOWN digits
+    labels = [t if i == 0 else "" for t in titles for i in range(SHOWN)]  # each row named at its first digit
+    plots.image_grid(grid, root / "reconstructions.png", ncols=SHOWN, titles=labels,
+                     title="The same test digits reconstructed at every bottleneck size", colorbar_label="pixel value (0-1)")
+
+
+def code_scatter(root: Path, args) -> None:
+    if 2 not in args.codes:
+        return
+    panels = []
+    for fam in args.families:
+        path = root / slug(condition(fam, 2)) / f"seed_{args.seeds[0]}" / "outputs.npz"
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as f:
+                panels.append((FAMILIES[fam], f["codes"], f["labels"]))
+    if panels:
+        plots.scatter_by_class(panels, root / "code_2d.png", title="Two-number codes of the test digits",
+                               xlabel="code 1", ylabel="code 2", legend_title="digit")
+
+
+def main(argv=None):
+    p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
+                   quick={"epochs": 2, "limit_train": 3000, "codes": [2, 32]})
+    p.add_argument("--codes", type=cli.bounded_int(1, PIXELS, " numbers (at most the 784 pixels)"), nargs="+",
+                   default=list(CODES), help="bottleneck sizes k")
+    p.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
+    p.add_argument("--report-only", action="store_true", help="redraw the tables and figures from the run folders")
+    cli.add_study_flags(p)
+    args = cli.parse(p, argv)
+    out = runs.root(__file__, out=args.out)
+    root = out / "autoencoders"              # the study's folder: trials, tables and figures
+    base = {**cli.hyperparameters(HP, args), **cli.data_settings(args)}
+    ds = load(base)                          # no data and no network: stop before any trial
+    if args.report_only and not root.is_dir():
+        raise UserError(f"no runs in {root}; run the study first (without --report-only)")
+    if not args.report_only:
+        if max(args.codes) > len(ds.train):
+            raise UserError(f"k={max(args.codes)} needs at least that many training images; have {len(ds.train)}")
+        runs.atomic_write_json(root / "pca.json", {str(k): v for k, v in pca_errors(ds, list(args.codes)).items()})
+        runs.atomic_write_json(root / "intrinsic_dimension.json", intrinsic(ds, args.seed))
+        conds = {condition(f, k): {"family": f, "code": k} for f in args.families for k in args.codes}
+        result = Study("autoencoders", trial, conds, args.seeds, out, base=base, resume=args.resume,
+                       cost=lambda c: c["epochs"] * (4 if c["family"] == "conv" else 1)).run(**cli.study_backend(args))
+        result.report({"test_sse_per_image": "test error per image", "parameters": "parameters",
+                       "train_seconds": "train seconds"}, bar_ylabel="squared error per image", bar_xlabel="model",
+                      caption=f"{args.epochs} epochs, seeds {args.seeds}; mean ± std [95% CI]", curves=("train_loss", "val_loss"))
+    analysis = report(root, args, ds)
+    print(f"tables and figures in {root}")
+    return analysis
+
+
+if __name__ == "__main__":
+    cli.run(main)
