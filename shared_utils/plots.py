@@ -223,7 +223,10 @@ def grouped_bars(values: Mapping[str, Mapping[str, float]], out: str | os.PathLi
     ax.set(title=title, ylabel=ylabel, xlabel=xlabel)
     if ylim:
         ax.set_ylim(*ylim)
-    ax.legend()
+    if len(series) > 4:        # a long legend goes beside the axes, where it cannot cover a bar
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend()
     return save(fig, out)
 
 

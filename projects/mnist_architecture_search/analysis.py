@@ -28,6 +28,7 @@ from shared_utils.study import slug
 
 MLP_GOAL, MLP_GOAL_PARAMETERS = 98.3, 200_000       # best MLP at <= 200k parameters, mean of the seeds
 CNN_GOAL_PARAMETERS = 25_000                        # a CNN this small beats every MLP up to 200k
+LATE_GAIN_CLIMBING = 0.5                            # points gained over the last quarter that mean "cut short"
 
 
 # --------------------------------------------------------------------------- reading run folders
@@ -100,6 +101,12 @@ def condition_curve_stats(per_seed: Sequence[Mapping[str, np.ndarray]]) -> dict 
     return out
 
 
+def first_epoch_at(metrics: Mapping[str, np.ndarray], target: float, column: str = "val_acc") -> int | None:
+    """The first epoch whose ``column`` reaches ``target``, or None if none does."""
+    hits = np.flatnonzero(metrics[column] >= target)
+    return int(metrics["epoch"][hits[0]]) if hits.size else None
+
+
 def mean_curve(per_seed: Sequence[Mapping[str, np.ndarray]], column: str, scale: float = 1.0):
     length = min(len(m[column]) for m in per_seed)
     return per_seed[0]["epoch"][:length], scale * np.mean([m[column][:length] for m in per_seed], axis=0)
@@ -110,8 +117,8 @@ def curves_figure(root: Path, seeds: Sequence[int], *, overfit: tuple[tuple[str,
                   unfinished: tuple[tuple[str, str], tuple[str, str]] | None, out: Path) -> Path | None:
     """Question 6 in one figure. Each argument names ((part, condition) shown, (part, condition) it is
     compared with): ``overfit`` a long run without and with augmentation (loss, then accuracy),
-    ``unstable`` the condition whose seeds disagree most and a steady one (validation accuracy of every
-    seed), ``unfinished`` the condition still climbing at the end and the best one."""
+    ``unstable`` the condition whose seeds disagree most at the end and a steady one (validation accuracy
+    of every seed), ``unfinished`` the condition gaining most over its last epochs and the best one."""
     panels = []
     if overfit:
         loaded = [(c, curves(root, part, c, seeds)) for part, c in overfit]
@@ -145,14 +152,15 @@ def curves_figure(root: Path, seeds: Sequence[int], *, overfit: tuple[tuple[str,
                 label = name if i == 0 else f"_{name} {i}"
                 series[label] = (m["epoch"], 100 * m["val_acc"])
                 styles[label] = {"color": plots.PALETTE[k], "alpha": 0.75, "linewidth": 1.2}
-        s = condition_curve_stats(loaded[0][1])
+        s, other = condition_curve_stats(loaded[0][1]), condition_curve_stats(loaded[1][1])
         if what == "unstable":
-            title = (f"Instability across seeds (one line per seed): {loaded[0][0]}\nseeds differ by up to "
-                     f"{s.get('val_acc_spread_max', float('nan')):.1f} points (std) at epoch "
-                     f"{s.get('val_acc_spread_max_epoch', 0)}")
+            title = (f"Seeds settle on different plateaus (a line per seed):\n{loaded[0][0]}: std "
+                     f"{s.get('val_acc_spread_final', float('nan')):.2f} points at the end, "
+                     f"{loaded[1][0]}: {other.get('val_acc_spread_final', float('nan')):.2f}")
         else:
-            title = (f"Cut short, not beaten: {loaded[0][0]} still gains\n{s['late_gain']:.2f} points over the "
-                     f"last {max(1, s['epochs'] // 4)} epoch(s)")
+            verdict = "still climbing: cut short" if s["late_gain"] >= LATE_GAIN_CLIMBING else "plateaued, not cut short"
+            title = (f"{loaded[0][0]}, the slowest finisher: {s['late_gain']:+.2f} points\nin the last "
+                     f"{max(1, s['epochs'] // 4)} epochs ({verdict})")
         panels.append({"series": series, "styles": styles, "xlabel": "epoch", "ylabel": "validation accuracy (%)",
                        "title": title, "markers": False})
     if not panels:
