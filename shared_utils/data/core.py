@@ -68,14 +68,29 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
 
 # --------------------------------------------------------------------------- subsets and splits
 def subset(split: Split, n: int | None, *, mode: str = "first", seed: int = 0) -> Split:
-    """The first ``n`` examples, or a seeded random ``n`` (``mode="random"``)."""
+    """The first ``n`` examples, a seeded random ``n`` (``mode="random"``), or a seeded random ``n`` with
+    the classes as equal as ``n`` allows (``mode="stratified"``: 10 of each digit for n = 100), which a
+    label budget needs so that a small one is not missing a class by chance."""
     if n is None or n >= len(split):
         return split
     if mode == "first":
         return split.take(slice(0, n))
+    rng = np.random.default_rng(seed)
     if mode == "random":
-        return split.take(np.sort(np.random.default_rng(seed).permutation(len(split))[:n]))
-    raise ValueError(f"mode must be 'first' or 'random', got {mode!r}")
+        return split.take(np.sort(rng.permutation(len(split))[:n]))
+    if mode == "stratified":
+        classes = np.unique(split.y)
+        shares = np.full(len(classes), n // len(classes))
+        shares[rng.permutation(len(classes))[:n % len(classes)]] += 1     # the remainder to random classes
+        picked = []
+        for c, share in zip(classes, shares):
+            members = np.flatnonzero(split.y == c)
+            if share > len(members):
+                raise UserError(f"a stratified subset of {n} needs {share} examples of class {c}; "
+                                f"there are {len(members)}")
+            picked.append(rng.permutation(members)[:share])
+        return split.take(np.sort(np.concatenate(picked)))
+    raise ValueError(f"mode must be 'first', 'random' or 'stratified', got {mode!r}")
 
 
 def train_val_split(split: Split, val_size: int | float, *, seed: int = 0) -> tuple[Split, Split | None]:

@@ -65,6 +65,7 @@ class TrainConfig:
     ema_decay: float | None = None    # e.g. 0.999: evaluate and keep an exponential moving average
     tta: str = "none"                 # none | flip: average predictions over flipped copies at evaluation
     tensorboard: bool = False         # also write TensorBoard scalars to <run>/tensorboard
+    lr_scales: dict | None = None     # {"encoder.": 0.1}: parameters named with a prefix train at lr x scale
 
     @classmethod
     def from_config(cls, config: Mapping) -> "TrainConfig":
@@ -128,6 +129,13 @@ class TestTimeAugmentation(nn.Module):
 # --------------------------------------------------------------------------- optimizer and schedule
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.lr_scales:   # one group per prefix (first match wins) and one for the rest, each at its own rate
+        groups: dict[float, list] = {}
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                scale = next((v for k, v in cfg.lr_scales.items() if name.startswith(k)), 1.0)
+                groups.setdefault(float(scale), []).append(p)
+        params = [{"params": ps, "lr": cfg.lr * scale} for scale, ps in groups.items()]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
                                weight_decay=cfg.weight_decay)
@@ -140,7 +148,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per
     """A per-step schedule as a LambdaLR multiplier, so its state is one integer (resumable)."""
     total = max(1, cfg.epochs * steps_per_epoch)
     if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total,
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                                   total_steps=total,
                                                    pct_start=0.25, cycle_momentum=cfg.optimizer == "sgd")
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
 

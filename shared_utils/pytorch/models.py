@@ -122,6 +122,18 @@ class ConvAutoencoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
+class EncoderClassifier(nn.Module):
+    """An autoencoder's ``encoder`` (any module mapping an input to ``code`` numbers) and a linear ``head``
+    to the classes: the classifier that reuses a learned representation, frozen or fine-tuned."""
+
+    def __init__(self, encoder: nn.Module, code: int, classes: int = 10):
+        super().__init__()
+        self.encoder, self.head = encoder, nn.Linear(code, classes)
+
+    def forward(self, x):
+        return self.head(self.encoder(x))
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers. With ``residual`` the input is added back before the last ReLU,
     through the paper's parameter-free option A shortcut (subsample, zero-pad the new channels)."""

@@ -164,6 +164,20 @@ def test_limit_subset_and_validation_split_are_seeded():
     assert val2.y.tolist() == val.y.tolist()
 
 
+def test_stratified_subset_balances_the_classes_and_is_seeded():
+    labels = np.repeat(np.arange(10), [500, 50, 80, 90, 100, 110, 120, 130, 140, 680])   # unbalanced, 2,000
+    split = data.Split(np.arange(len(labels))[:, None], labels)
+    small = data.subset(split, 100, mode="stratified", seed=0)
+    assert np.bincount(small.y, minlength=10).tolist() == [10] * 10       # a random 100 would not be
+    odd = data.subset(split, 103, mode="stratified", seed=0)
+    assert sorted(np.bincount(odd.y, minlength=10).tolist()) == [10] * 7 + [11] * 3
+    assert len(set(odd.x[:, 0])) == 103                                   # no example twice
+    assert small.x[:, 0].tolist() == data.subset(split, 100, mode="stratified", seed=0).x[:, 0].tolist()
+    assert small.x[:, 0].tolist() != data.subset(split, 100, mode="stratified", seed=1).x[:, 0].tolist()
+    with pytest.raises(UserError, match="needs 100 examples of class 1; there are 50"):
+        data.subset(split, 1000, mode="stratified")
+
+
 def test_digits_is_offline_and_normalises():
     ds = data.digits(val_size=100, seed=0)
     assert ds.train.x.dtype == np.uint8 and ds.train.x.shape[1:] == (1, 8, 8)

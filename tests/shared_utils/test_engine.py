@@ -102,3 +102,29 @@ def test_checkpoints_are_weights_only(tmp_path):
     scores = evaluate(model, loaders(x, y)[1], CPU)
     loss, acc = scores["loss"], scores["acc"]
     assert np.isfinite(loss) and 0 <= acc <= 1
+
+
+@pytest.mark.parametrize("schedule", ["none", "onecycle"])
+def test_lr_scales_give_a_prefix_its_own_rate(schedule):
+    from shared_utils.pytorch.engine import make_optimizer, make_scheduler
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential()
+    model.add_module("encoder", torch.nn.Linear(4, 3))
+    model.add_module("head", torch.nn.Linear(3, 2))
+    cfg = TrainConfig(lr=0.1, optimizer="sgd", momentum=0.0, weight_decay=0.0, schedule=schedule,
+                      lr_scales={"encoder.": 0.1})
+    optimizer = make_optimizer(model, cfg)
+    make_scheduler(optimizer, cfg, steps_per_epoch=10)
+    rates = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    first = rates[id(model.encoder.weight)] / rates[id(model.head.weight)]
+    assert first == pytest.approx(0.1) and rates[id(model.encoder.bias)] == rates[id(model.encoder.weight)]
+    # one plain SGD step (no schedule) moves each parameter by -lr x scale x its gradient
+    if schedule == "none":
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        model(torch.randn(8, 4)).pow(2).mean().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+        optimizer.step()
+        for name, p in model.named_parameters():
+            lr = 0.01 if name.startswith("encoder.") else 0.1
+            assert torch.allclose(p.detach(), before[name] - lr * grads[name], atol=1e-7), name

@@ -1,0 +1,230 @@
+"""Does an autoencoder's encoder help a classifier that has few labels, and where does the help stop?
+
+Part B of projects/representation_transfer (the README there has the findings). First the MLP autoencoder
+of part A (bottleneck k = 32) is pretrained on all 55,000 training images, labels unused, once per seed.
+Then five classifiers of one architecture (that encoder and a linear head to the 10 digits) train on a
+class-balanced, seeded subset of 100, 1,000, 10,000 or all 55,000 labelled images:
+  pretrained, frozen      the pretrained encoder fixed, only the head learns (a linear probe of the code);
+  pretrained, fine-tuned  every weight learns, the encoder at a tenth of the head's rate;
+  random, frozen          a random encoder fixed: what a linear head gets from random features;
+  random, fine-tuned      as the fine-tuned one, from a random encoder (same rates);
+  scratch                 a random encoder with every weight at the full rate: the supervised baseline.
+Every run takes max(--epochs, --min-steps / steps per epoch) epochs, so a budget of 100 labels still gets
+enough updates, and is scored on the test set as it ends: the 5,000 labelled validation images are only
+watched (curves, steps to a target accuracy), never used to pick a checkpoint, which a budget of 100
+labels could not afford. Outputs in projects/representation_transfer/runs/encoder_transfer/.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from projects.representation_transfer import autoencoders
+from shared_utils import cli, data, plots, runs, stats
+from shared_utils.errors import UserError
+from shared_utils.pytorch import device as devices
+from shared_utils.pytorch.checkpoint import load_torch
+from shared_utils.pytorch.engine import TrainConfig, evaluate, fit
+from shared_utils.pytorch.models import EncoderClassifier, MLPAutoencoder, count_parameters
+from shared_utils.pytorch.pipeline import TensorLoader
+from shared_utils.seed import seed_everything
+from shared_utils.study import Study, slug
+
+# ---- the recipe of every classifier; --epochs, --batch-size and --lr override it
+HP = {"epochs": 20, "batch_size": 128, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine",
+      "code": 32, "encoder": "pretrained", "mode": "frozen", "labels": 0, "min_steps": 400, "pretrain_dir": ""}
+CONDITIONS = {
+    "pretrained, frozen": {"encoder": "pretrained", "mode": "frozen"},
+    "pretrained, fine-tuned": {"encoder": "pretrained", "mode": "finetune"},
+    "random, frozen": {"encoder": "random", "mode": "frozen"},
+    "random, fine-tuned": {"encoder": "random", "mode": "finetune"},
+    "scratch": {"encoder": "random", "mode": "scratch"},
+}
+ENCODER_LR_SCALE = 0.1      # fine-tuning: the encoder learns at a tenth of the head's rate
+LABEL_BUDGETS = (100, 1000, 10_000, 0)   # 0 = every training label
+TARGETS = (0.80, 0.90)      # validation accuracies whose first step is reported (training efficiency)
+PRETRAIN = "mlp k=32"
+
+
+def labels_arg(text: str) -> int:
+    """A label budget: a positive count, or 'all' (stored as 0)."""
+    if text == "all":
+        return 0
+    return cli.bounded_int(10, 10_000_000, " labels (or 'all')")(text)
+
+
+def budget_name(labels: int) -> str:
+    return "all labels" if labels == 0 else f"{labels:,} labels"
+
+
+def pretrained_encoder(config: dict) -> torch.nn.Module:
+    """The encoder of this seed's pretrained autoencoder (its best checkpoint, by validation error)."""
+    encoder = MLPAutoencoder(config["code"]).encoder
+    if config["encoder"] == "pretrained":
+        path = Path(config["pretrain_dir"]) / f"seed_{config['seed']}" / "best.pt"
+        state = load_torch(path)
+        weights = {k[len("encoder."):]: v for k, v in state.get("model", {}).items() if k.startswith("encoder.")}
+        if not weights:
+            raise UserError(f"{path} holds no autoencoder encoder; run the pretraining again (without --resume)")
+        encoder.load_state_dict(weights)
+    return encoder
+
+
+def trial(config: dict) -> dict:
+    seed_everything(config["seed"])
+    device = devices.resolve(config["device"])
+    ds = autoencoders.load(config)
+    train = data.subset(ds.train, config["labels"] or None, mode="stratified", seed=config["seed"])
+    model = EncoderClassifier(pretrained_encoder(config), config["code"])
+    if config["mode"] == "frozen":
+        for p in model.encoder.parameters():
+            p.requires_grad = False
+    run = runs.RunDir.for_trial(__file__, config)
+    kw = dict(mean=ds.mean, std=ds.std, device=device)
+    batch = min(config["batch_size"], len(train))
+    steps_per_epoch = math.ceil(len(train) / batch)
+    epochs = max(config["epochs"], math.ceil(config["min_steps"] / steps_per_epoch))
+    loader = TensorLoader(train.x, train.y, batch_size=batch, seed=config["seed"], **kw)
+    val = TensorLoader(ds.val.x, ds.val.y, batch_size=1000, shuffle=False, **kw)
+    test = TensorLoader(ds.test.x, ds.test.y, batch_size=1000, shuffle=False, **kw)
+    cfg = TrainConfig.from_config({**config, "epochs": epochs,
+                                   "lr_scales": {"encoder.": ENCODER_LR_SCALE} if config["mode"] == "finetune" else None})
+    history = fit(model, loader, val, cfg, device=device, run=run, quiet=config["quiet"], desc=config["condition"])
+    scores = evaluate(model, test, device)                   # the model as it ends, not a val-picked one
+    reached = {f"steps_to_{round(100 * t)}": next((row["epoch"] * steps_per_epoch for row in history
+                                                    if row["val_acc"] >= t), None) for t in TARGETS}
+    return run.summary(test_acc=scores["acc"], test_loss=scores["loss"], labels=len(train), epochs=epochs,
+                       steps=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch,
+                       trainable=count_parameters(model, trainable_only=True), **reached)
+
+
+# --------------------------------------------------------------------------- the report
+def conditions(args) -> dict[str, dict]:
+    return {f"{name}, {budget_name(b)}": {**change, "labels": b} for name, change in CONDITIONS.items()
+            for b in args.labels}
+
+
+def report(root: Path, args) -> dict:
+    seeds, n = args.seeds, len(args.seeds)
+    found = {name: [runs.read_json(p) for s in seeds
+                    if (p := root / "transfer" / slug(name) / f"seed_{s}" / "summary.json").is_file()]
+             for name in conditions(args)}
+    acc = {name: [100 * s["test_acc"] for s in per] for name, per in found.items()}
+    budgets = [budget_name(b) for b in args.labels]
+    rows = [[c] + [cell(acc[f"{c}, {b}"], n) for b in budgets] for c in CONDITIONS]
+    stats.write_table(["condition"] + budgets, rows, root / "accuracy_by_labels",
+                      caption=f"Test accuracy (%), mean ± 95% CI over seeds {seeds}, scored at the last epoch")
+    steps_rows = [[c] + [steps_cell([s.get("steps_to_90") for s in found[f"{c}, {b}"]]) for b in budgets]
+                  for c in CONDITIONS]
+    stats.write_table(["condition"] + budgets, steps_rows, root / "steps_to_90",
+                      caption="Optimizer steps until validation accuracy first reaches 90% (mean over the seeds "
+                              "that do; how many did)")
+    series, bands = {}, {}
+    for c in CONDITIONS:
+        points = [(found[f"{c}, {b}"][0]["labels"], acc[f"{c}, {b}"]) for b in budgets if acc[f"{c}, {b}"]]
+        if points:
+            series[c] = ([x for x, _ in points], [np.mean(v) for _, v in points])
+            bands[c] = [stats.summarize(v).ci95 if len(v) > 1 else 0.0 for _, v in points]
+    if series:
+        plots.line_plot(series, root / "accuracy_vs_labels.png", bands=bands, logx=True,
+                        title="Reusing an autoencoder's encoder: test accuracy against labels (mean, 95% CI)",
+                        xlabel="labelled training images (log scale)", ylabel="test accuracy (%)")
+    panels = []
+    for b in budgets:
+        curves = {}
+        for c in CONDITIONS:
+            per = [runs.read_metrics(p.parent) for s in seeds
+                   if (p := root / "transfer" / slug(f"{c}, {b}") / f"seed_{s}" / "summary.json").is_file()]
+            if per:
+                length = min(len(m["epoch"]) for m in per)
+                spe = found[f"{c}, {b}"][0]["steps_per_epoch"]
+                curves[c] = (per[0]["epoch"][:length] * spe, 100 * np.mean([m["val_acc"][:length] for m in per], 0))
+        if curves:
+            panels.append({"series": curves, "title": b, "xlabel": "optimizer step", "markers": False,
+                           "ylabel": "validation accuracy (%)", "logx": True})
+    if panels:
+        plots.line_panels(panels, root / "convergence.png", ncols=min(4, len(panels)),
+                          title=f"Convergence by label budget (validation accuracy, mean over seeds {seeds})")
+    out = {"accuracy": acc, "advantage": advantage(acc, budgets)}
+    runs.atomic_write_json(root / "analysis.json", out)
+    return out
+
+
+def advantage(acc: dict[str, list[float]], budgets: list[str]) -> dict:
+    """Per budget: the better pretrained condition against scratch, and whether their 95% intervals separate."""
+    out = {}
+    for b in budgets:
+        pre = {c: acc[f"{c}, {b}"] for c in ("pretrained, frozen", "pretrained, fine-tuned") if acc[f"{c}, {b}"]}
+        scratch = acc[f"scratch, {b}"]
+        if not pre or len(scratch) < 2:
+            continue
+        best = max(pre, key=lambda c: np.mean(pre[c]))
+        if len(pre[best]) < 2:
+            continue
+        a, s = stats.summarize(pre[best]), stats.summarize(scratch)
+        out[b] = {"best_pretrained": best, "margin": a.mean - s.mean,
+                  "separate": (a.mean - a.ci95 > s.mean + s.ci95) or (a.mean + a.ci95 < s.mean - s.ci95)}
+    return out
+
+
+def cell(values: list[float], seeds: int) -> str:
+    if not values:
+        return "missing"
+    s = stats.summarize(values)
+    text = f"{s.mean:.2f}" if s.n == 1 else f"{s.mean:.2f} ± {s.ci95:.2f}"
+    return text + (f" (n={s.n} of {seeds})" if s.n < seeds else "")
+
+
+def steps_cell(values: list[int | None]) -> str:
+    if not values:
+        return "missing"
+    hit = [v for v in values if v is not None]
+    return f"{np.mean(hit):,.0f} ({len(hit)} of {len(values)})" if hit else f"not reached (0 of {len(values)})"
+
+
+def main(argv=None):
+    p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
+                   quick={"epochs": 2, "limit_train": 3000, "labels": [100, 0], "min_steps": 20, "pretrain_epochs": 2})
+    p.add_argument("--labels", type=labels_arg, nargs="+", default=list(LABEL_BUDGETS),
+                   help="label budgets: counts of labelled training images, or 'all'")
+    p.add_argument("--min-steps", type=cli.bounded_int(1, 10_000_000, " steps"), default=HP["min_steps"],
+                   help="fewest optimizer steps any run takes (small budgets get more epochs)")
+    p.add_argument("--pretrain-epochs", type=cli.bounded_int(1, 10_000, " epochs"), default=autoencoders.HP["epochs"])
+    p.add_argument("--report-only", action="store_true", help="redraw the tables and figures from the run folders")
+    cli.add_study_flags(p)
+    args = cli.parse(p, argv)
+    out = runs.root(__file__, out=args.out)
+    root = out / "encoder_transfer"
+    settings = cli.data_settings(args)
+    ds = autoencoders.load(settings)            # no data and no network: stop before any trial
+    too_many = [b for b in args.labels if b > len(ds.train)]
+    if too_many:
+        raise UserError(f"--labels {too_many[0]:,} is more than the {len(ds.train):,} training images here; "
+                        "give at most that, or 'all'")
+    if args.report_only and not root.is_dir():
+        raise UserError(f"no runs in {root}; run the study first (without --report-only)")
+    if not args.report_only:
+        backend = cli.study_backend(args)
+        pre_base = {**autoencoders.HP, "family": "mlp", "code": HP["code"], "epochs": args.pretrain_epochs,
+                    "batch_size": args.batch_size, **settings}
+        Study("pretrain", autoencoders.trial, {PRETRAIN: {}}, args.seeds, root, base=pre_base,
+              resume=args.resume).run(**backend).raise_for_failures()
+        base = {**cli.hyperparameters(HP, args), "labels": 0, **settings,
+                "pretrain_dir": str(root / "pretrain" / slug(PRETRAIN))}
+        result = Study("transfer", trial, conditions(args), args.seeds, root, base=base, resume=args.resume,
+                       cost=lambda c: (c["labels"] or 55_000) * c["epochs"] + c["min_steps"] * c["batch_size"]
+                       ).run(**backend)
+        result.report({"test_acc": "test acc (%)", "trainable": "trainable parameters", "steps": "steps"},
+                      scale={"test_acc": 100}, bar_ylabel="test accuracy (%)", bar_xlabel="condition",
+                      caption=f"seeds {args.seeds}; mean ± std [95% CI]")
+        result.raise_for_failures()
+    analysis = report(root, args)
+    print(f"tables and figures in {root}")
+    return analysis
+
+
+if __name__ == "__main__":
+    cli.run(main)
