@@ -49,6 +49,16 @@ def format_mean_std(s: Summary, digits: int = 2, scale: float = 1.0) -> str:
     return f"{s.mean * scale:.{digits}f} ± {s.std * scale:.{digits}f}"
 
 
+def ci_cell(values: Sequence[float], expected: int | None = None, digits: int = 2) -> str:
+    """A table cell: 'mean ± 95% CI half-width' (the mean alone for one value), 'missing' for none, and
+    '(n=k of m)' when fewer than the ``expected`` seeds were found."""
+    if len(values) == 0:
+        return "missing"
+    s = summarize(values)
+    text = f"{s.mean:.{digits}f}" if s.n == 1 else f"{s.mean:.{digits}f} ± {s.ci95:.{digits}f}"
+    return text + (f" (n={s.n} of {expected})" if expected and s.n < expected else "")
+
+
 def comparison_rows(results: Mapping[str, Mapping[str, Sequence[float]]], *, scale: float = 1.0,
                     digits: int = 2) -> tuple[list[str], list[list[str]]]:
     """``{method: {metric: [per-seed values]}}`` -> header and rows of 'mean ± std [lo, hi]' cells."""

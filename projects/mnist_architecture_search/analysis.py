@@ -55,15 +55,6 @@ def curves(root: Path, part: str, condition: str, seeds: Sequence[int]) -> list[
     return out
 
 
-def cell(values: Sequence[float], seeds: int) -> str:
-    """'mean ± 95% CI half-width', 'missing', and '(n=k of m)' when some seeds are missing."""
-    if not values:
-        return "missing"
-    s = stats.summarize(values)
-    text = f"{s.mean:.2f}" if s.n == 1 else f"{s.mean:.2f} ± {s.ci95:.2f}"
-    return text + (f" (n={s.n} of {seeds})" if s.n < seeds else "")
-
-
 def interval(values: Sequence[float]) -> tuple[float, float, float]:
     """(mean, low, high) of the 95% t-interval; a single value is its own interval."""
     s = stats.summarize(values)

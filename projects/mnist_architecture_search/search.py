@@ -152,7 +152,7 @@ def report(root: Path, args) -> dict:
         found = analysis.collect(root, "depth_width", conditions("depth_width", args), seeds)
         acc = {name: [100 * s["test_acc"] for s in per] for name, per in found.items()}
         header = ["budget"] + [f"depth {d}" for d in args.depths]
-        rows = [[f"{b:,}"] + [analysis.cell(acc[label(b, d)], n) for d in args.depths] for b in args.budgets]
+        rows = [[f"{b:,}"] + [stats.ci_cell(acc[label(b, d)], n) for d in args.depths] for b in args.budgets]
         stats.write_table(header, rows, root / "depth_width" / "accuracy_by_budget_and_depth",
                           caption=f"Test accuracy (%), mean ± 95% CI over seeds {seeds}, {args.epochs} epochs")
         # epochs to a validation accuracy, from each seed's metrics.csv; the CNN of each budget beside the MLPs
@@ -193,7 +193,7 @@ def report(root: Path, args) -> dict:
                 values = [100 * s["test_acc"] for s in found[f"{o}, {a}"]]
                 if values:
                     grid[i, j] = np.mean(values)
-                notes[i][j] = analysis.cell(values, n)
+                notes[i][j] = stats.ci_cell(values, n)
         plots.annotated_heatmap(grid, args.optimizers, args.activations, root / "optim_act" / "heatmap.png",
                                 title=f"Test accuracy (%) by optimizer and activation ({args.grid_budget:,} "
                                       f"parameters, depth {args.grid_depth}; mean ± 95% CI)",
@@ -291,7 +291,7 @@ def recipe_report(root: Path, args) -> dict:
         per = {"base": analysis.collect(root, part, [base_name], seeds)[base_name]}
         per.update({r: found[f"{model}: {r}"] for r in names})
         acc = {r: [100 * s["test_acc"] for s in v] for r, v in per.items()}
-        table[model] = {r: analysis.cell(acc[r], n) if r in acc else "not run" for r in columns}
+        table[model] = {r: stats.ci_cell(acc[r], n) if r in acc else "not run" for r in columns}
         values[model] = {r: float(np.mean(v)) for r, v in acc.items() if v}
         errors[model] = {r: stats.summarize(v).ci95 if len(v) > 1 else 0.0 for r, v in acc.items() if v}
     stats.write_table(["model"] + columns, [[m] + [row[c] for c in columns] for m, row in table.items()],

@@ -148,8 +148,7 @@ def report(root: Path, args, ds: data.Dataset) -> dict:
         row = [k, f"{pca[str(k)]:.2f}" if str(k) in pca else "missing"]
         for fam in args.families:
             values = [s["test_sse_per_image"] for s in found[fam][k]]
-            row.append("missing" if not values else f"{np.mean(values):.2f}" if len(values) == 1 else
-                       f"{np.mean(values):.2f} ± {stats.summarize(values).ci95:.2f}")
+            row.append(stats.ci_cell(values, len(seeds)))
             if values and str(k) in pca:
                 row.append(f"{np.mean(values) / pca[str(k)]:.2f}")
             else:

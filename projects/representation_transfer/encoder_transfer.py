@@ -114,7 +114,7 @@ def report(root: Path, args) -> dict:
              for name in conditions(args)}
     acc = {name: [100 * s["test_acc"] for s in per] for name, per in found.items()}
     budgets = [budget_name(b) for b in args.labels]
-    rows = [[c] + [cell(acc[f"{c}, {b}"], n) for b in budgets] for c in CONDITIONS]
+    rows = [[c] + [stats.ci_cell(acc[f"{c}, {b}"], n) for b in budgets] for c in CONDITIONS]
     stats.write_table(["condition"] + budgets, rows, root / "accuracy_by_labels",
                       caption=f"Test accuracy (%), mean ± 95% CI over seeds {seeds}, scored at the last epoch")
     steps_rows = [[c] + [steps_cell([s.get("steps_to_90") for s in found[f"{c}, {b}"]]) for b in budgets]
@@ -168,14 +168,6 @@ def advantage(acc: dict[str, list[float]], budgets: list[str]) -> dict:
         out[b] = {"best_pretrained": best, "margin": a.mean - s.mean,
                   "separate": (a.mean - a.ci95 > s.mean + s.ci95) or (a.mean + a.ci95 < s.mean - s.ci95)}
     return out
-
-
-def cell(values: list[float], seeds: int) -> str:
-    if not values:
-        return "missing"
-    s = stats.summarize(values)
-    text = f"{s.mean:.2f}" if s.n == 1 else f"{s.mean:.2f} ± {s.ci95:.2f}"
-    return text + (f" (n={s.n} of {seeds})" if s.n < seeds else "")
 
 
 def steps_cell(values: list[int | None]) -> str:

@@ -44,3 +44,10 @@ def test_write_comparison_writes_both_files_and_returns_the_text(tmp_path):
     text = stats.write_comparison({"max": {"acc": [98.0, 99.0]}}, tmp_path / "t", caption="c")
     assert text.splitlines()[0] == "method | seeds | acc" and text.splitlines()[1].startswith("max | 2 | 98.50 ± 0.71")
     assert (tmp_path / "t.md").read_text().startswith("c\n") and (tmp_path / "t.csv").is_file()
+
+
+def test_ci_cell_says_missing_and_how_many_seeds_it_found():
+    assert stats.ci_cell([], 3) == "missing"
+    assert stats.ci_cell([98.0], 3) == "98.00 (n=1 of 3)"
+    s = stats.summarize([97.0, 98.0, 99.0])
+    assert stats.ci_cell([97.0, 98.0, 99.0], 3) == f"98.00 ± {s.ci95:.2f}" and abs(s.ci95 - 2.484) < 1e-3
