@@ -20,7 +20,6 @@ import torch
 
 from projects.representation_transfer import intrinsic_dimension as idim
 from shared_utils import cli, data, plots, runs, stats
-from shared_utils.atomic import atomic_write_bytes
 from shared_utils.errors import UserError
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best, regression
@@ -76,20 +75,12 @@ def trial(config: dict) -> dict:
         x, _ = test.batch(torch.arange(len(ds.test)))
         codes = torch.cat([model.encoder(x[i:i + 1000].to(device)).cpu() for i in range(0, len(x), 1000)])
         shown = model(x[:SHOWN].to(device)).cpu().numpy()
-    save_arrays(run.path / "outputs.npz", reconstructions=shown.astype(np.float32),
-                codes=codes.numpy().astype(np.float32), labels=ds.test.y.astype(np.int64))
+    runs.save_npz(run.path / "outputs.npz", {"reconstructions": shown.astype(np.float32),
+                                             "codes": codes.numpy().astype(np.float32),
+                                             "labels": ds.test.y.astype(np.int64)})
     plots.learning_curves(run.path, title=f"{config['condition']} (seed {config['seed']})",
                           loss_label="mean squared error per pixel", logy=True)
     return run.summary(test_sse_per_image=mse * PIXELS, test_mse=mse, parameters=count_parameters(model))
-
-
-def save_arrays(path: Path, **arrays: np.ndarray) -> Path:
-    """An .npz without pickled objects, written atomically."""
-    import io
-
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return atomic_write_bytes(path, buffer.getvalue())
 
 
 # --------------------------------------------------------------------------- the baselines
