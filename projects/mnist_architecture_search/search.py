@@ -199,6 +199,18 @@ def report(root: Path, args) -> dict:
                                       f"parameters, depth {args.grid_depth}; mean ± 95% CI)",
                                 xlabel="hidden activation", ylabel="optimizer (own learning rate)",
                                 colorbar_label="mean test accuracy (%)", annotations=notes)
+        panels = []     # overlaid curves: a panel per optimizer, a line per activation (mean over seeds)
+        for o in args.optimizers:
+            series = {}
+            for a in args.activations:
+                per = analysis.curves(root, "optim_act", f"{o}, {a}", seeds)
+                if per:
+                    series[a] = analysis.mean_curve(per, "val_acc", 100)
+            if series:
+                panels.append({"series": series, "title": o, "xlabel": "epoch", "ylabel": "validation accuracy (%)"})
+        if panels:
+            plots.line_panels(panels, root / "optim_act" / "curves_by_optimizer.png", ncols=min(4, len(panels)),
+                              title=f"Validation accuracy by optimizer and activation (mean over seeds {seeds})")
         out["optim_act"] = {f"{o}, {a}": notes[i][j] for i, o in enumerate(args.optimizers)
                             for j, a in enumerate(args.activations)}
     # training choices at a fixed architecture: the "base" column is the depth_width / cnn parts' trial

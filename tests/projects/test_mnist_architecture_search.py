@@ -16,7 +16,7 @@ def test_quick_study_writes_its_tables_and_figures_and_reports_only_what_its_fol
     result = run_script(SCRIPT, "--quick", "--quiet", "--out", tmp_path, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for name in ("pareto_parameters.png", "pareto_train_flops.png", "pareto_train_seconds.png",
-                 "optim_act/heatmap.png", "depth_width/accuracy_vs_depth.png", "depth_width/curves_by_budget.png",
+                 "optim_act/heatmap.png", "optim_act/curves_by_optimizer.png", "depth_width/accuracy_vs_depth.png", "depth_width/curves_by_budget.png",
                  "depth_width/epochs_to_98.md", "baseline/table.md", "cnn/table.md", "recipe/accuracy_by_recipe.png",
                  "curves_table.md", "curves_what_accuracy_hides.png"):
         assert (tmp_path / name).is_file(), name
