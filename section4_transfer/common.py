@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import torch
-
 from shared_utils import cli, data, plots, runs
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best
 from shared_utils.pytorch.pipeline import AUGMENTATIONS, TensorLoader
+from shared_utils.pytorch.pipeline import resize as resize_to
 from shared_utils.runs import RunDir, read_metrics
 from shared_utils.study import Study
 
@@ -71,13 +70,6 @@ def make_loaders(ds: data.Dataset, config: Mapping[str, Any], device, augment_na
     val = TensorLoader(ds.val.x, ds.val.y, batch_size=256, shuffle=False, augment=evaluation, **common)
     test = TensorLoader(ds.test.x, ds.test.y, batch_size=256, shuffle=False, augment=evaluation, **common)
     return train, val, test
-
-
-def resize_to(size: int):
-    def apply(x, gen):
-        return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    apply.__name__ = f"resize({size})"
-    return apply
 
 
 def train_and_test(model, loaders, cfg: TrainConfig, run: RunDir, device, *, config: Mapping[str, Any], title: str,

@@ -134,6 +134,61 @@ class EncoderClassifier(nn.Module):
         return self.head(self.encoder(x))
 
 
+class BlockCNN(nn.Module):
+    """``blocks`` conv blocks, each two 3x3 conv-BN-ReLU layers (``width`` channels in the first block,
+    doubling per block; every block but the last ends in a 2x2 max pool), then a global average pool and a
+    linear ``fc``: a RotNet-style backbone (Gidaris et al. 2018) whose first k blocks a transfer study reuses.
+    ``features(x, k)`` is the output of block k (1-based)."""
+
+    def __init__(self, classes: int = CIFAR_CLASSES, width: int = 32, blocks: int = 4, in_channels: int = 3):
+        super().__init__()
+        if blocks < 1:
+            raise ValueError(f"blocks must be at least 1, got {blocks}")
+        layers, cin = [], in_channels
+        for i in range(blocks):
+            cout = width * 2 ** i
+            block = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                     nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            if i < blocks - 1:
+                block.append(nn.MaxPool2d(2))
+            layers.append(nn.Sequential(*block))
+            cin = cout
+        self.blocks = nn.ModuleList(layers)
+        self.fc = nn.Linear(cin, classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def features(self, x, k: int):
+        if not 1 <= k <= len(self.blocks):
+            raise ValueError(f"k must be in 1..{len(self.blocks)}, got {k}")
+        for block in self.blocks[:k]:
+            x = block(x)
+        return x
+
+    def forward(self, x):
+        x = self.features(x, len(self.blocks))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class ProbeHead(nn.Module):
+    """The non-linear classifier of frozen features in Gidaris et al. 2018: flattened features through
+    ``layers`` - 1 hidden fully connected layers (``hidden`` units, batch norm, ReLU) and a linear output."""
+
+    def __init__(self, in_features: int, classes: int = CIFAR_CLASSES, hidden: int = 200, layers: int = 3):
+        super().__init__()
+        mods: list[nn.Module] = [nn.Flatten()]
+        width = in_features
+        for _ in range(layers - 1):
+            mods += [nn.Linear(width, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
+            width = hidden
+        mods.append(nn.Linear(width, classes))
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, x):
+        return self.net(x.float())
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers. With ``residual`` the input is added back before the last ReLU,
     through the paper's parameter-free option A shortcut (subsample, zero-pad the new channels)."""
@@ -211,6 +266,7 @@ MODELS = {
     "resnet": lambda depth=20, **kw: CifarNet(depth, residual=True, **kw),
     "plain": lambda depth=20, **kw: CifarNet(depth, residual=False, **kw),
     "resnet18": lambda **kw: resnet18(**kw),
+    "blockcnn": lambda **kw: BlockCNN(**kw),
 }
 
 

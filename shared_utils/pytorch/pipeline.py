@@ -134,6 +134,17 @@ def rand_augment(num_ops: int = 2, magnitude: int = 9, chunk: int = 16) -> Augme
     return apply
 
 
+def resize(size: int) -> Augment:
+    """Bilinear resize of the batch to ``size`` x ``size`` (a no-op when it is that size already): feeds
+    32x32 images to a network at another resolution, for training and evaluation alike."""
+    def apply(x, gen):
+        if x.shape[-2:] == (size, size):
+            return x
+        return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    apply.__name__ = f"resize({size})"
+    return apply
+
+
 AUGMENTATIONS: dict[str, Callable[[], Augment]] = {
     "flip": horizontal_flip,
     "crop": random_crop,
@@ -192,13 +203,32 @@ def _beta(alpha: float, gen: torch.Generator) -> float:
             return a / (a + b)
 
 
+def rotate_quarters(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Image i of the (N, C, H, W) batch ``x`` turned by ``k[i]`` x 90 degrees anticlockwise (square
+    images), one rot90 per distinct k rather than per image; ``rotate_quarters(y, -k)`` undoes it exactly."""
+    out = torch.empty_like(x)
+    k = k.remainder(4)
+    for r in range(4):
+        mask = k == r
+        if mask.any():
+            out[mask] = torch.rot90(x[mask], r, dims=(2, 3))
+    return out
+
+
+def all_rotations(x: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every image of ``x`` at 0, 90, 180 and 270 degrees, with labels 0..3: a fixed evaluation set for
+    the rotation task (the four copies of image i at rows i, N + i, 2N + i, 3N + i)."""
+    x = torch.as_tensor(x)
+    turned = torch.cat([torch.rot90(x, r, dims=(2, 3)) for r in range(4)])
+    return turned, torch.arange(4).repeat_interleave(len(x))
+
+
 def rotation_prediction() -> LabelledTransform:
     """Gidaris et al. 2018's proxy task: rotate each image by k x 90 degrees (k uniform in 0..3) and
     make k its label, so a network learns features by predicting how its input was turned."""
     def apply(x, y, gen):
         k = torch.randint(0, 4, (x.shape[0],), generator=gen, device=x.device)
-        turned = torch.stack([torch.rot90(img, int(r), dims=(1, 2)) for img, r in zip(x, k.tolist())])
-        return turned, k
+        return rotate_quarters(x, k), k
     apply.__name__ = "rotation_prediction"
     return labelled(apply)
 
