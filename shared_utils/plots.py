@@ -162,7 +162,7 @@ def line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], out
 def line_panels(panels: Sequence[dict], out: str | os.PathLike, *, title: str | None, ncols: int = 2) -> Path:
     """Several line plots side by side. Each panel: ``{"series": {label: (x, y)}, "title", "xlabel",
     "ylabel"}`` plus optional ``logx``, ``logy``, ``symlogy`` (log scale that admits zeros),
-    ``bands``, ``markers`` and ``styles`` ({label: matplotlib line keywords}, e.g. a dashed validation
+    ``bands``, ``markers``, ``xticks`` and ``styles`` ({label: matplotlib line keywords}, e.g. a dashed validation
     curve in its training curve's colour; a label starting with "_" stays out of the legend)."""
     plt = pyplot()
     n = len(panels)
@@ -181,6 +181,8 @@ def line_panels(panels: Sequence[dict], out: str | os.PathLike, *, title: str | 
                 half = np.asarray(bands[label], float)
                 ax.fill_between(x, y - half, y + half, color=line.get_color(), alpha=0.2)
         ax.set(title=panel["title"], xlabel=panel["xlabel"], ylabel=panel["ylabel"])
+        if panel.get("xticks") is not None:
+            ax.set_xticks(panel["xticks"])
         if panel["xlabel"] == "epoch":
             _integer_epochs(ax)
         if panel.get("logx"):

@@ -54,6 +54,7 @@ LABEL_BUDGETS = (1000, 5000, 0)       # 0 = all 45,000 training labels
 CROSS_LABELS = 2500                   # classes 5-9: 500 labels per class
 ROTATION_VAL = 1250                   # validation images whose four turns score the rotation task each epoch
 TARGET = 0.5                          # validation accuracy whose first step is reported (training efficiency)
+WATCHED = 1000                        # validation images scored after every epoch (curves and steps to TARGET)
 # Gidaris et al. 2018, Table 1: CIFAR-10 accuracy of non-linear classifiers on frozen RotNet (NIN, 4 blocks)
 GIDARIS_FROZEN = {1: 85.07, 2: 89.06, 3: 86.21, 4: 61.73}
 GIDARIS_SUPERVISED = 92.80
@@ -204,6 +205,7 @@ def transfer(config: dict) -> dict:
         else:
             model = BlockCNN(classes=classes, width=config["width"])
         augment, kw = [AUGMENTATIONS["crop"](), AUGMENTATIONS["flip"]()], dict(mean=ds.mean, std=ds.std)
+    val_x, val_y = val_x[:WATCHED], val_y[:WATCHED]       # only watched: a small budget runs many short epochs
     batch = min(config["batch_size"], len(train_y))
     steps_per_epoch = math.ceil(len(train_y) / batch)
     epochs = max(config["epochs"], math.ceil(config["min_steps"] / steps_per_epoch))
@@ -278,10 +280,12 @@ def _mean_band(values: list[float]) -> tuple[float, float]:
 
 
 def block_panels(acc: dict, families, budgets, blocks, *, anchor: bool) -> list[dict]:
+    colour = {family: plots.PALETTE[i % len(plots.PALETTE)] for i, family in enumerate(families)}
     panels = []
     for b in budgets:
         series, bands, styles = {}, {}, {}
         for family in families:
+            styles[family] = {"color": colour[family]}            # one colour per condition in every panel
             points = [(k, acc[f"{family}, k={k}, {budget_name(b)}"]) for k in blocks
                       if acc.get(f"{family}, k={k}, {budget_name(b)}")]
             if points:
@@ -298,6 +302,7 @@ def block_panels(acc: dict, families, budgets, blocks, *, anchor: bool) -> list[
             styles["Gidaris et al., frozen (NIN)"] = {"linestyle": ":", "color": "grey"}
         if series:
             panels.append({"series": series, "bands": bands, "styles": styles, "title": budget_name(b),
+                           "xticks": list(blocks),
                            "xlabel": "blocks transferred, k", "ylabel": "test accuracy (%)"})
     return panels
 
@@ -370,7 +375,7 @@ def convergence(root: Path, study: str, families, budgets, blocks, seeds, found)
     return panels
 
 
-def filters_figure(root: Path, args, out: Path) -> None:
+def filters_figure(root: Path, args, out: Path) -> dict[str, float]:
     """The first convolution's 32 filters (3x3 RGB, each scaled to its own range) of every pretraining,
     next to the random initialisation."""
     rows, titles = [], []
@@ -381,7 +386,7 @@ def filters_figure(root: Path, args, out: Path) -> None:
         if path.is_file():
             weights[name] = load_torch(path)["model"]["blocks.0.0.weight"].numpy()
     if len(weights) < 2:
-        return
+        return {}
     for name, w in weights.items():
         for i, f in enumerate(w[:16]):
             f = (f - f.min()) / max(float(f.max() - f.min()), 1e-12)
@@ -389,6 +394,14 @@ def filters_figure(root: Path, args, out: Path) -> None:
             titles.append(f"{name} #{i + 1}" if i == 0 else f"#{i + 1}")
     plots.image_grid(np.stack(rows).astype(np.uint8), out, ncols=16, titles=titles, colorbar_label=None,
                      title="First-layer filters (3x3 RGB, each scaled to its own range): random, rotation, supervised")
+    return {name: achromatic_share(w) for name, w in weights.items()}
+
+
+def achromatic_share(w: np.ndarray) -> float:
+    """The mean share of a filter's energy that is the same in R, G and B (a grey-level pattern): 1/3 on
+    average for random filters, 1 for filters blind to colour."""
+    grey = w.mean(axis=1, keepdims=True)
+    return float(np.mean(3 * (grey ** 2).sum(axis=(1, 2, 3)) / (w ** 2).sum(axis=(1, 2, 3))))
 
 
 def report(root: Path, args) -> dict:
@@ -436,7 +449,7 @@ def report(root: Path, args) -> dict:
         run = root / "pretrain" / slug(name) / f"seed_{args.pretrain_seed}"
         plots.learning_curves(run, title=f"Pretraining: {name}")
     analysis["pretrain"] = {name: {"test_acc": s["test_acc"], "images": s.get("images")} for name, s in pre.items()}
-    filters_figure(root, args, root / "filters.png")
+    analysis["filters_achromatic_share"] = filters_figure(root, args, root / "filters.png")
     runs.atomic_write_json(root / "analysis.json", analysis)
     return analysis
 
@@ -447,8 +460,9 @@ PARTS = ("pretrain", "features", "transfer", "crosstask")
 
 def main(argv=None):
     p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
-                   quick={"epochs": 1, "limit_train": 1500, "val_size": 300, "test_subset": 500, "labels": [100, 0],
-                          "cross_labels": 50, "min_steps": 5, "pretrain_epochs": 1, "batch_size": 64})
+                   quick={"epochs": 1, "limit_train": 1500, "val_size": 300, "test_subset": 500, "labels": [100],
+                          "cross_labels": 50, "min_steps": 5, "pretrain_epochs": 1, "batch_size": 64,
+                          "blocks": [1, 4]})
     p.add_argument("--labels", type=labels_arg, nargs="+", default=list(LABEL_BUDGETS),
                    help="label budgets of the CIFAR-10 transfer: counts of labelled training images, or 'all'")
     p.add_argument("--cross-labels", type=labels_arg, default=CROSS_LABELS,

@@ -92,14 +92,15 @@ def test_quick_run_pretrains_transfers_and_keeps_frozen_features_fixed(tmp_path)
     frozen = json.loads((root / "transfer" / "rotation_frozen_k_1_100_labels" / "seed_0" / "summary.json").read_text())
     assert frozen["labels"] == 100 and frozen["trainable"] == sum(
         p.numel() for p in ProbeHead(32 * 16 * 16, 10).parameters())
-    tuned = json.loads((root / "transfer" / "rotation_fine-tuned_k_4_all_labels" / "seed_0" / "summary.json").read_text())
-    assert tuned["labels"] == 1200 and tuned["trainable"] == sum(p.numel() for p in BlockCNN().parameters())
-    cross = json.loads((root / "crosstask" / "supervised_0-4_frozen_k_2_50_labels" / "seed_0" / "summary.json")
+    tuned = json.loads((root / "transfer" / "rotation_fine-tuned_k_4_100_labels" / "seed_0" / "summary.json").read_text())
+    assert tuned["labels"] == 100 and tuned["trainable"] == sum(p.numel() for p in BlockCNN().parameters())
+    cross = json.loads((root / "crosstask" / "supervised_0-4_frozen_k_4_50_labels" / "seed_0" / "summary.json")
                        .read_text())
     assert cross["labels"] == 50
     analysis = json.loads((root / "analysis.json").read_text())
-    assert set(analysis["goals"]) == {"100 labels", "all labels"}
-    assert "finetune_k4" in analysis["goals"]["100 labels"] and "frozen_peak_k" in analysis["goals"]["all labels"]
+    goals = analysis["goals"]["100 labels"]
+    assert set(analysis["goals"]) == {"100 labels"} and goals["frozen_peak_k"] in (1, 4)
+    assert goals["finetune_k4"]["k"] == 4 and isinstance(goals["finetune_k4"]["separate"], bool)
     assert "missing" not in (root / "accuracy_by_block.md").read_text()
 
 
@@ -160,3 +161,14 @@ def test_transfer_learning_rejects_weights_of_another_architecture(tmp_path, mak
                         "--out", tmp_path / "out", cwd=tmp_path)
     assert_user_error(result, fragment)
     assert not (tmp_path / "out" / "transfer_learning").exists()
+
+
+def test_achromatic_share_of_filters():
+    from projects.representation_transfer.rotation_transfer import achromatic_share
+
+    grey = np.repeat(np.random.default_rng(0).normal(size=(8, 1, 3, 3)), 3, axis=1)      # same in R, G and B
+    opponent = grey * np.array([1.0, -1.0, 0.0]).reshape(1, 3, 1, 1)                     # R minus G: no grey part
+    assert achromatic_share(grey) == pytest.approx(1.0)
+    assert achromatic_share(opponent) == pytest.approx(0.0, abs=1e-12)
+    random = np.random.default_rng(1).normal(size=(4000, 3, 3, 3))
+    assert achromatic_share(random) == pytest.approx(1 / 3, abs=0.02)
