@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from projects.representation_transfer.encoder_transfer import budget_name, labels_arg
+from projects.representation_transfer.encoder_transfer import budget_name, labels_arg, steps_cell
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
 from shared_utils.pytorch import device as devices
@@ -89,14 +89,18 @@ def checkpoint_blocks(path: Path, k: int) -> dict:
     return weights
 
 
+def source_checkpoint(config: dict) -> Path:
+    """The final weights (last.pt) of the pretraining a trial names as its source."""
+    return Path(config["source_dir"]) / slug(config["source"]) / f"seed_{config['pretrain_seed']}" / "last.pt"
+
+
 def source_model(config: dict, classes: int) -> BlockCNN:
     """A BlockCNN whose blocks come from the named source: a pretraining's final weights, or the random
     initialisation of the pretraining seed (the same random blocks for every trial)."""
     torch.manual_seed(config["pretrain_seed"])
     model = BlockCNN(classes=classes, width=config["width"])
     if config["source"] != "random":
-        path = Path(config["source_dir"]) / slug(config["source"]) / f"seed_{config['pretrain_seed']}" / "last.pt"
-        model.load_state_dict(checkpoint_blocks(path, len(model.blocks)), strict=False)
+        model.load_state_dict(checkpoint_blocks(source_checkpoint(config), len(model.blocks)), strict=False)
     return model
 
 
@@ -200,8 +204,7 @@ def transfer(config: dict) -> dict:
         if config["mode"] == "finetune":     # blocks 1..k from the source, the rest and the head fresh
             seed_everything(config["seed"])
             model = BlockCNN(classes=classes, width=config["width"])
-            path = Path(config["source_dir"]) / slug(config["source"]) / f"seed_{config['pretrain_seed']}" / "last.pt"
-            model.load_state_dict(checkpoint_blocks(path, config["k"]), strict=False)
+            model.load_state_dict(checkpoint_blocks(source_checkpoint(config), config["k"]), strict=False)
         else:
             model = BlockCNN(classes=classes, width=config["width"])
         augment, kw = [AUGMENTATIONS["crop"](), AUGMENTATIONS["flip"]()], dict(mean=ds.mean, std=ds.std)
@@ -240,7 +243,7 @@ def _grid(families: dict, budgets, blocks, task: str) -> dict[str, dict]:
     for b in budgets:
         for family, change in families.items():
             for k in blocks:
-                frozen = {key: v for key, v in FROZEN_HP.items()} if change["mode"] == "frozen" else {}
+                frozen = dict(FROZEN_HP) if change["mode"] == "frozen" else {}
                 out[f"{family}, k={k}, {budget_name(b)}"] = {**frozen, **change, "k": k, "labels": b, "task": task}
         out[f"scratch, {budget_name(b)}"] = {"source": "random", "mode": "scratch", "k": 4, "labels": b, "task": task}
     return out
@@ -423,8 +426,7 @@ def report(root: Path, args) -> dict:
         if conv:
             plots.line_panels(conv, root / "convergence.png", ncols=min(3, len(conv)),
                               title=f"Fine-tuned vs scratch: validation accuracy by step (mean over seeds {seeds})")
-        steps = [[name, f"{np.mean(hit):,.0f} ({len(hit)} of {len(per)})" if (hit := [s["steps_to_50"] for s in per
-                  if s.get("steps_to_50") is not None]) else f"not reached (0 of {len(per)})"]
+        steps = [[name, steps_cell([s.get("steps_to_50") for s in per])]
                  for name, per in found.items() if per and "frozen" not in name]
         stats.write_table(["condition", "steps to 50% validation accuracy"], steps, root / "steps_to_50",
                           caption="Optimizer steps until validation accuracy first reaches 50% (mean over the seeds "
