@@ -70,6 +70,17 @@ def save(fig, path: str | os.PathLike) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+def _panel_grid(n: int, ncols: int, cell: tuple[float, float], pad: tuple[float, float] = (0.0, 0.0)):
+    """A figure of n panels in rows of ``ncols`` (fewer when n is smaller): each ``cell`` (width, height)
+    inches plus ``pad`` for the whole figure. Returns (fig, axes as a 2-D array, ncols used)."""
+    plt = pyplot()
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell[0] * ncols + pad[0], cell[1] * nrows + pad[1]),
+                             squeeze=False)
+    return fig, axes, ncols
+
+
 def _integer_epochs(ax) -> None:
     from matplotlib.ticker import MaxNLocator
 
@@ -164,12 +175,8 @@ def line_panels(panels: Sequence[dict], out: str | os.PathLike, *, title: str | 
     "ylabel"}`` plus optional ``logx``, ``logy``, ``symlogy`` (log scale that admits zeros),
     ``bands``, ``markers``, ``xticks`` and ``styles`` ({label: matplotlib line keywords}, e.g. a dashed validation
     curve in its training curve's colour; a label starting with "_" stays out of the legend)."""
-    plt = pyplot()
     n = len(panels)
-    ncols = max(1, min(ncols, n))
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6 if n == 1 else 5 * ncols, 4 if n == 1 else 3.6 * nrows),
-                             squeeze=False)
+    fig, axes, ncols = _panel_grid(n, ncols, (6, 4) if n == 1 else (5, 3.6))
     for ax, panel in zip(axes.flat, panels):
         bands = panel.get("bands") or {}
         for label, (x, y) in panel["series"].items():
@@ -181,12 +188,15 @@ def line_panels(panels: Sequence[dict], out: str | os.PathLike, *, title: str | 
                 half = np.asarray(bands[label], float)
                 ax.fill_between(x, y - half, y + half, color=line.get_color(), alpha=0.2)
         ax.set(title=panel["title"], xlabel=panel["xlabel"], ylabel=panel["ylabel"])
-        if panel.get("xticks") is not None:
-            ax.set_xticks(panel["xticks"])
         if panel["xlabel"] == "epoch":
             _integer_epochs(ax)
         if panel.get("logx"):
             ax.set_xscale("log")
+        if panel.get("xticks") is not None:   # after the scale, which would reset them; plain numbers, also on log
+            import matplotlib.ticker as mticker
+
+            ax.set_xticks(panel["xticks"], [f"{t:g}" for t in panel["xticks"]])
+            ax.xaxis.set_minor_formatter(mticker.NullFormatter())
         if panel.get("logy"):
             ax.set_yscale("log")
         if panel.get("symlogy"):
@@ -196,6 +206,36 @@ def line_panels(panels: Sequence[dict], out: str | os.PathLike, *, title: str | 
         ax.axis("off")
     if title:
         fig.suptitle(title)
+    return save(fig, out)
+
+
+def streams_with_scores(panels: Sequence[dict], out: str | os.PathLike, *, title: str, ncols: int = 2) -> Path:
+    """Example sequences under their detectors' outputs. Each panel: ``{"x": stream (T,), "scores": {label:
+    (T,) values in [0, 1]}, "t_star": step or None, "title", "ylabel"}`` and optional ``"colors"`` ({label:
+    colour}); the stream is drawn in grey on the
+    left axis, the scores on the right one (probability), the change as a dashed vertical line."""
+    n = len(panels)
+    fig, axes, ncols = _panel_grid(n, ncols, (5.5, 3.4))
+    for ax, panel in zip(axes.flat, panels):
+        x = np.asarray(panel["x"], float)
+        steps = np.arange(len(x))
+        ax.plot(steps, x, color="#b0b0b0", linewidth=0.8, label="stream")
+        ax.set(title=panel["title"], xlabel="step", ylabel=panel.get("ylabel", "value"))
+        right = ax.twinx()
+        right.grid(False)
+        for j, (label, score) in enumerate(panel["scores"].items()):
+            color = (panel.get("colors") or {}).get(label, PALETTE[j % len(PALETTE)])
+            right.plot(steps, np.asarray(score, float), color=color, label=label)
+        right.set_ylim(-0.03, 1.03)
+        right.set_ylabel("P(change by step)")
+        if panel.get("t_star") is not None:
+            ax.axvline(panel["t_star"], color="black", linestyle="--", linewidth=1, label="true change t*")
+        handles = ax.get_legend_handles_labels()
+        more = right.get_legend_handles_labels()
+        right.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left", fontsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle(title)
     return save(fig, out)
 
 
@@ -248,12 +288,9 @@ def image_grid(images: np.ndarray | Sequence[np.ndarray], out: str | os.PathLike
     """A grid of images ((N, C, H, W), (N, H, W) or a list). Greyscale images share one colour
     scale with a labelled colour bar (the grid's legend); ``symmetric`` centres it on zero,
     which is what filters and feature maps need."""
-    plt = pyplot()
     images = [_to_hwc(im) for im in images]
     n = len(images)
-    ncols = max(1, min(ncols, n))
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols + 1.0, 1.5 * nrows + 0.6), squeeze=False)
+    fig, axes, ncols = _panel_grid(n, ncols, (1.4, 1.5), pad=(1.0, 0.6))
     grey = [im for im in images if im.ndim == 2]
     vmin = vmax = None
     if grey:
@@ -305,11 +342,8 @@ def heatmap_overlay(images: np.ndarray, heats: np.ndarray, out: str | os.PathLik
                     titles: Sequence[str] | None = None, ncols: int = 6,
                     heat_label: str = "saliency |d score / d pixel| (normalised)") -> Path:
     """Each image in grey with its heat map on top (alpha blended) and a shared colour bar."""
-    plt = pyplot()
     n = len(images)
-    ncols = max(1, min(ncols, n))
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.7 * ncols + 1.0, 1.8 * nrows + 0.6), squeeze=False)
+    fig, axes, ncols = _panel_grid(n, ncols, (1.7, 1.8), pad=(1.0, 0.6))
     mappable = None
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -402,11 +436,8 @@ def decision_boundaries(panels: Sequence[dict], out: str | os.PathLike, *, title
 
     Each panel: ``{"title", "xx", "yy", "zz" (predicted class or probability on the grid), "x", "y"}``.
     """
-    plt = pyplot()
     n = len(panels)
-    ncols = max(1, min(ncols, n))
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.2 * nrows), squeeze=False)
+    fig, axes, ncols = _panel_grid(n, ncols, (3.4, 3.2))
     for ax, panel in zip(axes.flat, panels):
         ax.contourf(panel["xx"], panel["yy"], panel["zz"], alpha=0.3, cmap="coolwarm")
         classes = np.unique(panel["y"])

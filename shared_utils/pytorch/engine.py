@@ -4,8 +4,9 @@
     history = fit(model, train_loader, val_loader, cfg, run=run, device=device)
 
 The task is a function ``loss_fn(model, (x, y)) -> (loss, {metric: batch mean})``; the default
-is cross-entropy with accuracy (:func:`classification`), and :func:`regression` gives MSE for
-reconstruction and regression, so every kind of task trains through the same loop, writes the same
+is cross-entropy with accuracy (:func:`classification`), :func:`binary` gives per-example or per-step
+binary cross-entropy (detectors, yes/no queries), and :func:`regression` gives MSE for reconstruction and
+regression, so every kind of task trains through the same loop, writes the same
 metrics.csv (``train_<metric>`` and ``val_<metric>`` per epoch), checkpoints, resumes and stops
 on a NaN the same way. "Best" is a named metric and direction (``best_metric="val_loss",
 best_mode="min"`` for a reconstruction).
@@ -92,6 +93,18 @@ def classification(label_smoothing: float = 0.0) -> LossFn:
         loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
         labels = y.argmax(1) if y.is_floating_point() else y
         return loss, {"acc": (logits.argmax(1) == labels).float().mean()}
+    return loss_fn
+
+
+def binary() -> LossFn:
+    """Binary cross-entropy on logits of any shape, (N,) per example or (N, T) per step of a sequence, with
+    accuracy at logit 0 (probability 0.5). Targets are 0/1 of the same shape."""
+    def loss_fn(model, batch):
+        x, y = batch
+        logits = model(x).float()
+        target = y.float()
+        loss = F.binary_cross_entropy_with_logits(logits, target)
+        return loss, {"acc": ((logits > 0).float() == target).float().mean()}
     return loss_fn
 
 

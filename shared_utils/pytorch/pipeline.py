@@ -309,6 +309,40 @@ class TensorLoader:
             yield self.batch(index)
 
 
+class FreshLoader:
+    """Batches of synthetic data drawn anew every epoch: ``draw(n, seed)`` returns (inputs, targets) arrays of
+    n examples, called with the seed ``[seed, epoch]``. A model trained this way never sees an example twice,
+    so it cannot memorise and must learn the rule; the epoch counter is the loader's state, so a resumed run
+    (the engine checkpoints ``state_dict()``) draws exactly what an uninterrupted one would."""
+
+    def __init__(self, draw: Callable[[int, list], tuple], size: int, *, batch_size: int, seed: int = 0,
+                 device: torch.device | str = "cpu"):
+        self.draw, self.size, self.batch_size, self.seed = draw, int(size), int(batch_size), int(seed)
+        self.device = torch.device(device)
+        self.epoch = 0
+        self.augment: list = []
+
+    def __len__(self) -> int:
+        return max(1, self.size // self.batch_size)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+
+    def __iter__(self):
+        x, y = self.draw(len(self) * self.batch_size, [self.seed, self.epoch])
+        self.epoch += 1
+        x, y = torch.as_tensor(x).to(self.device), torch.as_tensor(y).to(self.device)
+        sharded = distributed.world_size() > 1
+        for i in range(len(self)):
+            index = torch.arange(i * self.batch_size, (i + 1) * self.batch_size, device=self.device)
+            if sharded:   # each rank keeps its part of the global batch, as TensorLoader does
+                index = index[distributed.shard(0, len(index))]
+            yield x[index], y[index]
+
+
 # --------------------------------------------------------------------------- Dataset / DataLoader view
 def torch_dataset(ds, split: str = "train"):
     """A ``TensorDataset`` of normalised float32 images and int64 labels of a ``shared_utils.data.Dataset``."""

@@ -1,0 +1,436 @@
+"""How fast does each kind of sequence model notice that a stream has changed, and which changes can it see?
+
+Part A of projects/sequence_models (the README there has the findings). Streams of --length steps (default
+200) change at an unknown step t*, uniform over --window (default 50-150), in one of four ways: the mean, the
+variance, the shape (same mean and variance) or the lag-1 correlation (shared_utils.data.sequences); half the
+training streams never change. Four online detectors with the same number of weights (--budget) read a stream
+left to right and emit at every step the probability that a change has happened by then:
+
+  RNN, LSTM, GRU   one recurrent layer and a linear read-out per step
+  TCN              a causal dilated 1-D CNN (kernel 3, dilations 1..64: a 255-step receptive field)
+
+They train on mixed streams (all four kinds, magnitudes drawn from each kind's range; --train-size new streams
+every epoch) with a per-step binary cross-entropy, once per seed; each seed draws its own training streams. Every detector is then scored on the
+same test streams: --test-per-cell changed streams for each kind at each of four magnitudes, and --test-null
+streams without a change that set each detector's alarm threshold for a 5% per-sequence false-alarm rate.
+The classical baselines run on the same streams (projects/sequence_models/detectors.py): CUSUM with the true
+pre- and post-change laws (the oracle), a Gaussian-mean CUSUM with the baseline estimated from the first 30
+steps, and Bayesian online change-point detection. Outputs in projects/sequence_models/runs/change_points/.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from projects.sequence_models import detectors as det
+from shared_utils import cli, plots, runs, stats
+from shared_utils.atomic import atomic_write_json
+from shared_utils.data import sequences as seq
+from shared_utils.errors import UserError
+from shared_utils.pytorch import device as devices
+from shared_utils.pytorch.engine import TrainConfig, binary, evaluate, fit, load_best
+from shared_utils.pytorch.models import count_parameters, sequence_tagger, width_for_budget
+from shared_utils.pytorch.pipeline import FreshLoader, TensorLoader
+from shared_utils.seed import seed_everything
+from shared_utils.study import Study, slug
+
+# ---- the recipe of every learned detector; --epochs, --batch-size, --lr, --budget ... override it
+HP = {"epochs": 20, "batch_size": 128, "lr": 3e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine",
+      "grad_clip": 1.0, "best_metric": "val_loss", "best_mode": "min", "model": "lstm", "budget": 10_000,
+      "length": 200, "window": [50, 150], "train_size": 16_000, "val_size": 2000, "test_per_cell": 250,
+      "test_null": 2000}
+CONDITIONS = {"RNN": {"model": "rnn"}, "LSTM": {"model": "lstm"}, "GRU": {"model": "gru"}, "TCN": {"model": "tcn"}}
+LEARNED = tuple(CONDITIONS)
+CLASSICAL = ("CUSUM oracle", "CUSUM estimated", "BOCPD")
+FA_RATE = 0.05
+RATES = np.geomspace(0.01, 0.5, 12)
+WARMUP = 30                        # steps the estimated CUSUM learns the baseline from (before any change)
+TEST_SEED_OFFSET = 1_000_003       # test streams come from data_seed + this: never a training stream
+KIND_TITLES = {"mean": "mean shift", "variance": "variance change", "shape": "shape change (same mean and variance)",
+               "ar": "correlation change (AR(1), same marginal)"}
+
+
+# --------------------------------------------------------------------------- data
+def test_streams(config: dict) -> tuple[seq.ChangeSequences, np.ndarray]:
+    """The scored streams: for each kind and magnitude of the grid, test_per_cell changed streams, then
+    test_null unchanged ones; and each stream's cell index (-1 for the unchanged)."""
+    parts, cells = [], []
+    base = config["data_seed"] + TEST_SEED_OFFSET
+    for i, (kind, magnitude) in enumerate(grid()):
+        parts.append(seq.change_point_sequences(config["test_per_cell"], length=config["length"], kind=kind,
+                                                magnitude=magnitude, window=tuple(config["window"]), p_change=1.0,
+                                                seed=base + i))
+        cells.append(np.full(config["test_per_cell"], i))
+    parts.append(seq.change_point_sequences(config["test_null"], length=config["length"],
+                                            window=tuple(config["window"]), p_change=0.0, seed=base + 999))
+    cells.append(np.full(config["test_null"], -1))
+    fields = ("x", "t_star", "kind", "magnitude", "sign", "mu0", "sigma0")
+    joined = seq.ChangeSequences(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
+    return joined, np.concatenate(cells)
+
+
+def grid() -> list[tuple[str, float]]:
+    return [(k, m) for k in seq.CHANGE_KINDS for m in seq.MAGNITUDE_GRIDS[k]]
+
+
+def build(config: dict) -> torch.nn.Module:
+    width = width_for_budget(lambda w: sequence_tagger(config["model"], w), config["budget"], low=2)
+    return sequence_tagger(config["model"], width)
+
+
+# --------------------------------------------------------------------------- one trial: train, score the test streams
+def trial(config: dict) -> dict:
+    seed_everything(config["seed"])
+    device = devices.resolve(config["device"])
+    window = tuple(config["window"])
+    val = seq.change_point_sequences(config["val_size"], length=config["length"], window=window,
+                                     seed=config["seed"] + 500_000)
+    model = build(config)
+    run = runs.RunDir.for_trial(__file__, config)
+    def draw(n, seed):
+        streams = seq.change_point_sequences(n, length=config["length"], window=window, seed=seed)
+        return streams.x, streams.targets()
+
+    # new streams every epoch (train_size of them): the detector cannot memorise, only learn the rule
+    loader = FreshLoader(draw, config["train_size"], batch_size=config["batch_size"], seed=config["seed"],
+                         device=device)
+    val_loader = TensorLoader(val.x, val.targets(), batch_size=500, shuffle=False, device=device)
+    cfg = TrainConfig.from_config(config)
+    fit(model, loader, val_loader, cfg, device=device, run=run, quiet=config["quiet"], desc=config["condition"],
+        loss_fn=binary())
+    load_best(model, run, device)
+    test, _ = test_streams(config)
+    scores = predict(model, test.x, device)
+    runs.save_npz(run / "scores.npz", {"p": scores.astype(np.float32)})
+    val_scores = evaluate(model, val_loader, device, binary())
+    h = det.null_thresholds(scores[test.t_star < 0], [FA_RATE])[0]
+    per_kind = {}
+    for kind in seq.CHANGE_KINDS:
+        rows = test.kind == kind
+        delay, hit = det.delays(scores[rows], test.t_star[rows], h)
+        per_kind[f"delay_{kind}"] = float(delay.mean())
+        per_kind[f"detected_{kind}"] = float(hit.mean())
+    return run.summary(parameters=count_parameters(model), val_step_acc=val_scores["acc"],
+                       val_bce=val_scores["loss"], threshold_5pct=float(h), **per_kind)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: np.ndarray, device, batch: int = 1000) -> np.ndarray:
+    model.eval()
+    out = [torch.sigmoid(model(torch.from_numpy(x[i:i + batch]).to(device))).cpu().numpy()
+           for i in range(0, len(x), batch)]
+    return np.concatenate(out)
+
+
+# --------------------------------------------------------------------------- classical baselines
+def classical_scores(test: seq.ChangeSequences, cells: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Scores of the three classical detectors on every test stream. The oracle is run once per cell (kind,
+    magnitude): on the cell's changed streams with their own parameters, and on all unchanged streams as if
+    it were watching for that cell's change (its threshold is set there), so it returns one null block per cell."""
+    out = {"CUSUM estimated": det.estimated_cusum(test.x, warmup=WARMUP), "BOCPD": det.bocpd(test.x)}
+    null = cells < 0
+    rng = np.random.default_rng(seed)
+    oracle_changed = np.zeros(test.x.shape)
+    oracle_null = []
+    for i, (kind, magnitude) in enumerate(grid()):
+        rows = cells == i
+        oracle_changed[rows] = det.cusum(det.oracle_llr(test.x[rows], kind, magnitude, test.mu0[rows],
+                                                        test.sigma0[rows], test.sign[rows]))
+        sign = np.where(rng.random(null.sum()) < 0.5, -1.0, 1.0)
+        oracle_null.append(det.cusum(det.oracle_llr(test.x[null], kind, magnitude, test.mu0[null],
+                                                    test.sigma0[null], sign)))
+    out["CUSUM oracle"] = oracle_changed
+    out["CUSUM oracle null"] = np.stack(oracle_null)          # (cells, n_null, T)
+    return out
+
+
+def cached_classical(root: Path, config: dict) -> dict[str, np.ndarray]:
+    """The classical scores for these test streams, computed once and kept in <root>/classical.npz."""
+    key = {k: config[k] for k in ("length", "window", "test_per_cell", "test_null", "data_seed")}
+    path, meta = root / "classical.npz", root / "classical.json"
+    if path.exists() and meta.exists():
+        try:
+            if json.loads(meta.read_text()) == key:
+                return runs.load_npz(path)
+        except (OSError, ValueError):
+            pass
+    test, cells = test_streams(config)
+    scores = classical_scores(test, cells, config["data_seed"])
+    runs.save_npz(path, {k: v.astype(np.float32) for k, v in scores.items()})
+    atomic_write_json(meta, key)
+    return scores
+
+
+# --------------------------------------------------------------------------- the evidence
+def evaluate_all(root: Path, config: dict, seeds: list[int]) -> dict:
+    """Per detector (per seed for the learned ones): delay at 5% false alarms, detection rate and per-step
+    accuracy per cell, delay-vs-false-alarm curves per kind, and the mean aligned probability per kind."""
+    test, cells = test_streams(config)
+    null = cells < 0
+    classical = cached_classical(root, config)
+    detectors: dict[str, list[np.ndarray]] = {}
+    for name in LEARNED:
+        for s in seeds:
+            path = root / "detectors" / slug(name) / f"seed_{s}" / "scores.npz"
+            if path.exists():
+                detectors.setdefault(name, []).append(runs.load_npz(path)["p"])
+    for name in ("CUSUM estimated", "BOCPD"):
+        detectors[name] = [classical[name]]
+    if not detectors:
+        raise UserError(f"no detector scores in {root}; run the study first (without --report-only)")
+    targets = test.targets()
+    results: dict = {"cells": [list(c) for c in grid()], "detectors": {}}
+    for name, per_seed in detectors.items():
+        entry = {"delay": [], "detected": [], "accuracy": [], "curve": [], "aligned": []}
+        for scores in per_seed:
+            h = det.null_thresholds(scores[null], [FA_RATE])[0]
+            delay, detected, accuracy = [], [], []
+            for i in range(len(grid())):
+                rows = cells == i
+                d, hit = det.delays(scores[rows], test.t_star[rows], h)
+                delay.append(d.mean())
+                detected.append(hit.mean())
+                accuracy.append(det.step_accuracy(np.concatenate([scores[rows], scores[null]]),
+                                                  np.concatenate([targets[rows], targets[null]]), h))
+            entry["delay"].append(delay)
+            entry["detected"].append(detected)
+            entry["accuracy"].append(accuracy)
+            entry["curve"].append([det.delay_curve(scores[null], scores[test.kind == k], test.t_star[test.kind == k],
+                                                   RATES)["delay"].tolist() for k in seq.CHANGE_KINDS])
+            if name in LEARNED or name == "BOCPD":
+                entry["aligned"].append([np.nanmean(det.aligned(scores[test.kind == k], test.t_star[test.kind == k],
+                                                                40, 60), 0).tolist() for k in seq.CHANGE_KINDS])
+        results["detectors"][name] = entry
+    # the oracle: a threshold per cell, from the unchanged streams scored for that cell's change
+    entry = {"delay": [[]], "detected": [[]], "accuracy": [[]], "curve": [[]], "aligned": []}
+    curves = {k: [] for k in seq.CHANGE_KINDS}
+    for i, (kind, _) in enumerate(grid()):
+        rows = cells == i
+        oracle_null = classical["CUSUM oracle null"][i]
+        h = det.null_thresholds(oracle_null, [FA_RATE])[0]
+        d, hit = det.delays(classical["CUSUM oracle"][rows], test.t_star[rows], h)
+        entry["delay"][0].append(d.mean())
+        entry["detected"][0].append(hit.mean())
+        entry["accuracy"][0].append(det.step_accuracy(np.concatenate([classical["CUSUM oracle"][rows], oracle_null]),
+                                                      np.concatenate([targets[rows], targets[null]]), h))
+        curves[kind].append(det.delay_curve(oracle_null, classical["CUSUM oracle"][rows], test.t_star[rows],
+                                            RATES)["delay"])
+    entry["curve"][0] = [np.mean(curves[k], 0).tolist() for k in seq.CHANGE_KINDS]
+    results["detectors"]["CUSUM oracle"] = entry
+    for e in results["detectors"].values():
+        for key in ("delay", "detected", "accuracy"):
+            e[key] = np.asarray(e[key], dtype=float).tolist()
+    return results
+
+
+def kind_mean(values: list[list[float]], kind: str) -> list[float]:
+    """Per seed, the mean over a kind's magnitudes (its cells hold equally many streams)."""
+    idx = [i for i, (k, _) in enumerate(grid()) if k == kind]
+    return [float(np.mean([v[i] for i in idx])) for v in values]
+
+
+def paired_difference(a: list[float], b: list[float]) -> str:
+    """mean [95% CI] of a - b over paired seeds (the same seed trains every learned detector on the same streams)."""
+    diff = np.asarray(a) - np.asarray(b)
+    s = stats.summarize(diff)
+    return f"{s.mean:+.2f}" if s.n == 1 else f"{s.mean:+.2f} [{s.mean - s.ci95:+.2f}, {s.mean + s.ci95:+.2f}]"
+
+
+def report(root: Path, config: dict, seeds: list[int]) -> dict:
+    results = evaluate_all(root, config, seeds)
+    atomic_write_json(root / "results.json", results)
+    dets = results["detectors"]
+    names = [n for n in LEARNED if n in dets] + list(CLASSICAL)
+    expected = len(seeds)
+    # table 1: mean delay at 5% false alarms per kind, and the detection rate
+    rows = []
+    for name in names:
+        e = dets[name]
+        n_exp = expected if name in LEARNED else None
+        rows.append([name] + [stats.ci_cell(kind_mean(e["delay"], k), n_exp) + " (" +
+                              stats.ci_cell([100 * v for v in kind_mean(e["detected"], k)], n_exp, digits=0) + "%)"
+                              for k in seq.CHANGE_KINDS])
+    stats.write_table(["detector"] + [f"{k}: delay (detected)" for k in seq.CHANGE_KINDS], rows, root / "delays",
+                      caption=f"Mean detection delay (steps) at a {FA_RATE:.0%} per-sequence false-alarm rate, "
+                              f"averaged over each kind's magnitudes {dict(seq.MAGNITUDE_GRIDS)}, and the share of "
+                              f"changes detected before the stream ends; learned: mean ± 95% CI over seeds {seeds}.")
+    # table 2: per magnitude
+    rows = []
+    for name in names:
+        e = dets[name]
+        rows.append([name] + [stats.ci_cell([v[i] for v in e["delay"]]) for i in range(len(grid()))])
+    stats.write_table(["detector"] + [f"{k} {m:g}" for k, m in grid()], rows, root / "delays_by_magnitude",
+                      caption=f"Mean delay (steps) at {FA_RATE:.0%} false alarms per kind and magnitude")
+    # the goals
+    best = min((n for n in LEARNED if n in dets), key=lambda n: np.mean(kind_mean(dets[n]["delay"], "mean")))
+    oracle_mean = kind_mean(dets["CUSUM oracle"]["delay"], "mean")[0]
+    ratios = [v / oracle_mean for v in kind_mean(dets[best]["delay"], "mean")]
+    shape_best = min((n for n in LEARNED if n in dets), key=lambda n: np.mean(kind_mean(dets[n]["delay"], "shape")))
+    findings = {
+        "mean_best_learned": best, "mean_ratio_to_oracle": stats.ci_cell(ratios, digits=3),
+        "mean_ratio_values": ratios,
+        "shape_best_learned": shape_best,
+        "shape_delay": {n: stats.ci_cell(kind_mean(dets[n]["delay"], "shape")) for n in names},
+        "tcn_minus_recurrent": {f"TCN - {r}": {k: paired_difference(kind_mean(dets["TCN"]["delay"], k),
+                                                                    kind_mean(dets[r]["delay"], k))
+                                               for k in seq.CHANGE_KINDS}
+                                for r in ("RNN", "LSTM", "GRU") if r in dets and "TCN" in dets},
+    }
+    atomic_write_json(root / "findings.json", findings)
+    if findings["tcn_minus_recurrent"]:
+        stats.write_table(["comparison"] + list(seq.CHANGE_KINDS),
+                          [[c] + [v[k] for k in seq.CHANGE_KINDS] for c, v in findings["tcn_minus_recurrent"].items()],
+                          root / "tcn_vs_recurrent",
+                          caption="TCN delay minus each recurrent net's (steps, at 5% false alarms; negative = the CNN "
+                                  "detects sooner): mean [95% CI] of the paired per-seed differences")
+    figures(root, results, config, seeds)
+    return findings
+
+
+def _mean_band(values) -> tuple[np.ndarray, np.ndarray]:
+    v = np.asarray(values, dtype=float)
+    if len(v) == 1:
+        return v[0], np.zeros_like(v[0])
+    from scipy.stats import t
+
+    return v.mean(0), t.ppf(0.975, len(v) - 1) * v.std(0, ddof=1) / math.sqrt(len(v))
+
+
+def detector_styles() -> dict[str, dict]:
+    """One colour per detector in every figure; the classical ones dashed."""
+    return {n: {"color": plots.PALETTE[i], **({"linestyle": "--"} if n in CLASSICAL else {})}
+            for i, n in enumerate(LEARNED + CLASSICAL)}
+
+
+def figures(root: Path, results: dict, config: dict, seeds: list[int]) -> None:
+    dets = results["detectors"]
+    names = [n for n in LEARNED if n in dets] + list(CLASSICAL)
+    dashed = detector_styles()
+    nseeds = f"{len(seeds)} seed(s)"
+    # detection probability aligned on t*
+    offsets = np.arange(-40, 61)
+    panels = []
+    for j, kind in enumerate(seq.CHANGE_KINDS):
+        series, bands = {}, {}
+        for name in [n for n in names if dets[n]["aligned"]]:
+            mean, half = _mean_band([a[j] for a in dets[name]["aligned"]])
+            series[name], bands[name] = (offsets, mean), half
+        panels.append({"series": series, "bands": bands, "styles": dashed, "markers": False,
+                       "title": KIND_TITLES[kind], "xlabel": "steps since the change (t - t*)",
+                       "ylabel": "mean P(change by step)"})
+    plots.line_panels(panels, root / "aligned_probability.png", title="Detection probability aligned on the change, "
+                      f"all magnitudes pooled ({config['test_per_cell'] * 4} streams per kind; band: 95% CI over {nseeds})")
+    # delay vs false-alarm rate
+    panels = []
+    for j, kind in enumerate(seq.CHANGE_KINDS):
+        series, bands = {}, {}
+        for name in names:
+            mean, half = _mean_band([c[j] for c in dets[name]["curve"]])
+            series[name], bands[name] = (100 * RATES, mean), half
+        panels.append({"series": series, "bands": bands, "styles": dashed, "logx": True, "title": KIND_TITLES[kind],
+                       "xticks": [1, 2, 5, 10, 20, 50],
+                       "xlabel": "per-sequence false-alarm rate (%, log scale)", "ylabel": "mean detection delay (steps)"})
+    plots.line_panels(panels, root / "delay_vs_false_alarms.png",
+                      title="Detection delay against false-alarm rate, sweeping each detector's threshold "
+                            f"(undetected changes count the rest of the stream; band: 95% CI over {nseeds})")
+    # delay and per-step accuracy by magnitude
+    for key, fname, ylabel, scale in (("delay", "delay_by_magnitude.png", "mean delay at 5% false alarms (steps)", 1),
+                                      ("accuracy", "accuracy_by_magnitude.png", "per-step accuracy at 5% false alarms (%)",
+                                       100)):
+        panels = []
+        for kind in seq.CHANGE_KINDS:
+            idx = [i for i, (k, _) in enumerate(grid()) if k == kind]
+            mags = [m for k, m in grid() if k == kind]
+            series, bands = {}, {}
+            for name in names:
+                mean, half = _mean_band([[scale * v[i] for i in idx] for v in dets[name][key]])
+                series[name], bands[name] = (mags, mean), half
+            unit = {"mean": "shift (sd)", "variance": "sd ratio - 1", "shape": "mixture share m",
+                    "ar": "AR(1) coefficient"}[kind]
+            panels.append({"series": series, "bands": bands, "styles": dashed, "title": KIND_TITLES[kind],
+                           "xlabel": f"magnitude: {unit}", "ylabel": ylabel, "xticks": mags})
+        plots.line_panels(panels, root / fname, title=f"{ylabel.split(' at ')[0].capitalize()} by magnitude of the "
+                          f"change ({config['test_per_cell']} streams per point; band: 95% CI over {nseeds})")
+    example_figure(root, config, seeds[0])
+
+
+def example_figure(root: Path, config: dict, seed: int) -> None:
+    test, cells = test_streams(config)
+    classical = cached_classical(root, config)
+    learned = {}
+    for name in LEARNED:
+        path = root / "detectors" / slug(name) / f"seed_{seed}" / "scores.npz"
+        if path.exists():
+            learned[name] = runs.load_npz(path)["p"]
+    panels = []
+    for kind in seq.CHANGE_KINDS:
+        idx = [i for i, (k, _) in enumerate(grid()) if k == kind]
+        row = int(np.nonzero(cells == idx[1])[0][0])            # the first stream of the second-easiest... cell
+        scores = {n: p[row] for n, p in learned.items()}
+        scores["BOCPD"] = classical["BOCPD"][row]
+        panels.append({"x": test.x[row], "scores": scores, "t_star": int(test.t_star[row]),
+                       "title": f"{KIND_TITLES[kind]}, magnitude {test.magnitude[row]:g}", "ylabel": "stream value"})
+    row = int(np.nonzero(cells < 0)[0][0])
+    panels.append({"x": test.x[row], "scores": {**{n: p[row] for n, p in learned.items()},
+                                                "BOCPD": classical["BOCPD"][row]},
+                   "t_star": None, "title": "no change", "ylabel": "stream value"})
+    colors = {n: style["color"] for n, style in detector_styles().items()}
+    for panel in panels:
+        panel["colors"] = colors
+    plots.streams_with_scores(panels, root / "examples.png", ncols=2,
+                              title=f"Example test streams (grey) and each detector's output (seed {seed})")
+
+
+# --------------------------------------------------------------------------- command line
+def main(argv=None):
+    p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
+                   quick={"epochs": 1, "train_size": 512, "val_size": 128, "test_per_cell": 16, "test_null": 64,
+                          "length": 80, "window": [35, 60], "budget": 600})
+    p.add_argument("--length", type=int, default=HP["length"],
+                   help="steps per stream (T)")
+    p.add_argument("--window", type=int, nargs=2, default=HP["window"], metavar=("FIRST", "LAST"),
+                   help="t* is drawn uniformly from FIRST..LAST (inclusive)")
+    p.add_argument("--budget", type=cli.bounded_int(100, 10_000_000, " parameters"), default=HP["budget"],
+                   help="weights per learned detector (each architecture's width is set to match)")
+    p.add_argument("--train-size", type=cli.bounded_int(16, 10_000_000, " streams"), default=HP["train_size"])
+    p.add_argument("--val-size", type=cli.bounded_int(16, 1_000_000, " streams"), default=HP["val_size"])
+    p.add_argument("--test-per-cell", type=cli.bounded_int(4, 1_000_000, " streams"), default=HP["test_per_cell"],
+                   help="changed test streams per kind and magnitude")
+    p.add_argument("--test-null", type=cli.bounded_int(20, 1_000_000, " streams"), default=HP["test_null"],
+                   help="unchanged test streams (they set the 5%% false-alarm thresholds)")
+    p.add_argument("--models", nargs="+", choices=LEARNED, default=list(LEARNED))
+    p.add_argument("--report-only", action="store_true", help="redraw the tables and figures from the run folders")
+    cli.add_study_flags(p)
+    args = cli.parse(p, argv)
+    seq.check_change_settings(args.length, tuple(args.window))
+    if args.length > 100_000:
+        raise UserError(f"--length {args.length} is more than 100,000 steps; choose a shorter stream")
+    if args.window[0] <= WARMUP:
+        raise UserError(f"--window starts at {args.window[0]}, inside the estimated CUSUM's {WARMUP}-step warm-up; "
+                        f"start it after step {WARMUP}")
+    root = runs.root(__file__, out=args.out) / "change_points"
+    base = {**cli.hyperparameters(HP, args), **cli.data_settings(args), "window": list(args.window)}
+    if args.report_only and not (root / "detectors").is_dir():
+        raise UserError(f"no runs in {root}; run the study first (without --report-only)")
+    if not args.report_only:
+        study = Study("detectors", trial, {m: CONDITIONS[m] for m in args.models}, args.seeds, root, base=base,
+                      resume=args.resume, cost=lambda c: {"gru": 1.6, "tcn": 1.2}.get(c["model"], 1.0))
+        result = study.run(**cli.study_backend(args))
+        result.report({"delay_mean": "mean-shift delay (steps)", "delay_shape": "shape-change delay (steps)",
+                       "parameters": "parameters", "val_step_acc": "val per-step acc (%)"},
+                      scale={"val_step_acc": 100}, bars=["mean-shift delay (steps)"],
+                      bar_ylabel="mean-shift delay at 5% false alarms (steps)", bar_xlabel="detector",
+                      curves=("train_loss", "val_loss"))
+        result.raise_for_failures()
+    findings = report(root, base, args.seeds)
+    print(json.dumps({k: v for k, v in findings.items() if k != "mean_ratio_values"}, indent=1))
+    print(f"tables and figures in {root}")
+    return findings
+
+
+if __name__ == "__main__":
+    cli.run(main)
