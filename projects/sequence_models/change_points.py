@@ -45,7 +45,9 @@ HP = {"epochs": 20, "batch_size": 128, "lr": 3e-3, "optimizer": "adam", "weight_
       "test_null": 2000}
 CONDITIONS = {"RNN": {"model": "rnn"}, "LSTM": {"model": "lstm"}, "GRU": {"model": "gru"}, "TCN": {"model": "tcn"}}
 LEARNED = tuple(CONDITIONS)
-CLASSICAL = ("CUSUM oracle", "CUSUM estimated", "BOCPD")
+ORACLE, KNOWN_CHANGE = "CUSUM oracle", "CUSUM known change, estimated baseline"
+CLASSICAL = (ORACLE, "CUSUM estimated", "BOCPD")       # the figures' classical detectors
+PER_CELL = (ORACLE, KNOWN_CHANGE)                      # thresholds set per cell: each knows the change it watches for
 FA_RATE = 0.05
 RATES = np.geomspace(0.01, 0.5, 12)
 WARMUP = 30                        # steps the estimated CUSUM learns the baseline from (before any change)
@@ -128,29 +130,42 @@ def predict(model: torch.nn.Module, x: np.ndarray, device, batch: int = 1000) ->
 
 # --------------------------------------------------------------------------- classical baselines
 def classical_scores(test: seq.ChangeSequences, cells: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """Scores of the three classical detectors on every test stream. The oracle is run once per cell (kind,
-    magnitude): on the cell's changed streams with their own parameters, and on all unchanged streams as if
-    it were watching for that cell's change (its threshold is set there), so it returns one null block per cell."""
+    """Scores of the classical detectors on every test stream. The per-cell CUSUMs (the oracle, and the one that
+    knows the change but estimates the baseline) run once per cell (kind, magnitude): on the cell's changed
+    streams, and on all unchanged streams as if watching for that cell's change (their threshold is set there),
+    so each also returns one null block per cell under "<name> null"."""
     out = {"CUSUM estimated": det.estimated_cusum(test.x, warmup=WARMUP), "BOCPD": det.bocpd(test.x)}
+    head = test.x[:, :WARMUP].astype(np.float64)
+    baselines = {ORACLE: (test.mu0, test.sigma0, 0),
+                 KNOWN_CHANGE: (head.mean(1), np.maximum(head.std(1, ddof=1), 1e-8), WARMUP)}
+    for name, (mu, sd, skip) in baselines.items():
+        rng = np.random.default_rng(seed)           # the same hypothesised signs on the unchanged streams
+        out[name], out[f"{name} null"] = _per_cell_cusum(test, cells, rng, mu, sd, skip)
+    return out
+
+
+def _per_cell_cusum(test, cells, rng, mu, sd, skip: int) -> tuple[np.ndarray, np.ndarray]:
+    """CUSUM on the generator's exact log-likelihood ratio for each cell's change, given the baseline (mu, sd)
+    per stream; the first ``skip`` steps (a warm-up the baseline was estimated from) add nothing."""
     null = cells < 0
-    rng = np.random.default_rng(seed)
-    oracle_changed = np.zeros(test.x.shape)
-    oracle_null = []
+    changed, null_blocks = np.zeros(test.x.shape), []
+
+    def run(rows, kind, magnitude, sign):
+        llr = det.oracle_llr(test.x[rows], kind, magnitude, mu[rows], sd[rows], sign)
+        llr[:, :skip] = 0.0
+        return det.cusum(llr)
+
     for i, (kind, magnitude) in enumerate(grid()):
         rows = cells == i
-        oracle_changed[rows] = det.cusum(det.oracle_llr(test.x[rows], kind, magnitude, test.mu0[rows],
-                                                        test.sigma0[rows], test.sign[rows]))
-        sign = np.where(rng.random(null.sum()) < 0.5, -1.0, 1.0)
-        oracle_null.append(det.cusum(det.oracle_llr(test.x[null], kind, magnitude, test.mu0[null],
-                                                    test.sigma0[null], sign)))
-    out["CUSUM oracle"] = oracle_changed
-    out["CUSUM oracle null"] = np.stack(oracle_null)          # (cells, n_null, T)
-    return out
+        changed[rows] = run(rows, kind, magnitude, test.sign[rows])
+        null_blocks.append(run(null, kind, magnitude, np.where(rng.random(null.sum()) < 0.5, -1.0, 1.0)))
+    return changed, np.stack(null_blocks)               # (cells, n_null, T)
 
 
 def cached_classical(root: Path, config: dict) -> dict[str, np.ndarray]:
     """The classical scores for these test streams, computed once and kept in <root>/classical.npz."""
     key = {k: config[k] for k in ("length", "window", "test_per_cell", "test_null", "data_seed")}
+    key["detectors"] = sorted(CLASSICAL + PER_CELL)
     path, meta = root / "classical.npz", root / "classical.json"
     if path.exists() and meta.exists():
         try:
@@ -205,22 +220,22 @@ def evaluate_all(root: Path, config: dict, seeds: list[int]) -> dict:
                 entry["aligned"].append([np.nanmean(det.aligned(scores[test.kind == k], test.t_star[test.kind == k],
                                                                 40, 60), 0).tolist() for k in seq.CHANGE_KINDS])
         results["detectors"][name] = entry
-    # the oracle: a threshold per cell, from the unchanged streams scored for that cell's change
-    entry = {"delay": [[]], "detected": [[]], "accuracy": [[]], "curve": [[]], "aligned": []}
-    curves = {k: [] for k in seq.CHANGE_KINDS}
-    for i, (kind, _) in enumerate(grid()):
-        rows = cells == i
-        oracle_null = classical["CUSUM oracle null"][i]
-        h = det.null_thresholds(oracle_null, [FA_RATE])[0]
-        d, hit = det.delays(classical["CUSUM oracle"][rows], test.t_star[rows], h)
-        entry["delay"][0].append(d.mean())
-        entry["detected"][0].append(hit.mean())
-        entry["accuracy"][0].append(det.step_accuracy(np.concatenate([classical["CUSUM oracle"][rows], oracle_null]),
-                                                      np.concatenate([targets[rows], targets[null]]), h))
-        curves[kind].append(det.delay_curve(oracle_null, classical["CUSUM oracle"][rows], test.t_star[rows],
-                                            RATES)["delay"])
-    entry["curve"][0] = [np.mean(curves[k], 0).tolist() for k in seq.CHANGE_KINDS]
-    results["detectors"]["CUSUM oracle"] = entry
+    # the per-cell CUSUMs: a threshold per cell, from the unchanged streams scored for that cell's change
+    for name in PER_CELL:
+        entry = {"delay": [[]], "detected": [[]], "accuracy": [[]], "curve": [[]], "aligned": []}
+        curves = {k: [] for k in seq.CHANGE_KINDS}
+        for i, (kind, _) in enumerate(grid()):
+            rows = cells == i
+            null_scores, scores = classical[f"{name} null"][i], classical[name][rows]
+            h = det.null_thresholds(null_scores, [FA_RATE])[0]
+            d, hit = det.delays(scores, test.t_star[rows], h)
+            entry["delay"][0].append(d.mean())
+            entry["detected"][0].append(hit.mean())
+            entry["accuracy"][0].append(det.step_accuracy(np.concatenate([scores, null_scores]),
+                                                          np.concatenate([targets[rows], targets[null]]), h))
+            curves[kind].append(det.delay_curve(null_scores, scores, test.t_star[rows], RATES)["delay"])
+        entry["curve"][0] = [np.mean(curves[k], 0).tolist() for k in seq.CHANGE_KINDS]
+        results["detectors"][name] = entry
     for e in results["detectors"].values():
         for key in ("delay", "detected", "accuracy"):
             e[key] = np.asarray(e[key], dtype=float).tolist()
@@ -244,7 +259,7 @@ def report(root: Path, config: dict, seeds: list[int]) -> dict:
     results = evaluate_all(root, config, seeds)
     atomic_write_json(root / "results.json", results)
     dets = results["detectors"]
-    names = [n for n in LEARNED if n in dets] + list(CLASSICAL)
+    names = [n for n in LEARNED if n in dets] + list(CLASSICAL) + [KNOWN_CHANGE]
     expected = len(seeds)
     # table 1: mean delay at 5% false alarms per kind, and the detection rate
     rows = []
@@ -267,12 +282,15 @@ def report(root: Path, config: dict, seeds: list[int]) -> dict:
                       caption=f"Mean delay (steps) at {FA_RATE:.0%} false alarms per kind and magnitude")
     # the goals
     best = min((n for n in LEARNED if n in dets), key=lambda n: np.mean(kind_mean(dets[n]["delay"], "mean")))
-    oracle_mean = kind_mean(dets["CUSUM oracle"]["delay"], "mean")[0]
+    oracle_mean = kind_mean(dets[ORACLE]["delay"], "mean")[0]
     ratios = [v / oracle_mean for v in kind_mean(dets[best]["delay"], "mean")]
+    known = kind_mean(dets[KNOWN_CHANGE]["delay"], "mean")[0]
     shape_best = min((n for n in LEARNED if n in dets), key=lambda n: np.mean(kind_mean(dets[n]["delay"], "shape")))
     findings = {
         "mean_best_learned": best, "mean_ratio_to_oracle": stats.ci_cell(ratios, digits=3),
         "mean_ratio_values": ratios,
+        "mean_ratio_to_known_change_estimated_baseline": stats.ci_cell([v / known for v in
+                                                                        kind_mean(dets[best]["delay"], "mean")], digits=3),
         "shape_best_learned": shape_best,
         "shape_delay": {n: stats.ci_cell(kind_mean(dets[n]["delay"], "shape")) for n in names},
         "tcn_minus_recurrent": {f"TCN - {r}": {k: paired_difference(kind_mean(dets["TCN"]["delay"], k),
