@@ -13,7 +13,8 @@ For each (encoder, d, L) of the grid (--dims x --lengths, --seeds per cell) the 
 accuracy by query type; linear probes then read from the summaries the count of each of the tokens 0-31 and,
 where it occurs once, its position (against the same probes on the untrained encoder). Baselines with the
 same 8 d bits: a Bloom filter holding every token and every adjacent pair of the sequence, and one holding
-the tokens and only the (X, X+1) pairs the questions can ask about; the exact sets answer every query (100%).
+the tokens and only the (X, X+1) pairs the questions can ask about; a bitmap of the tokens and of
+the (X, X+1) pairs (2V - 1 bits) answers every query exactly.
 Outputs in projects/sequence_models/runs/summaries/.
 """
 from __future__ import annotations
@@ -143,8 +144,9 @@ def cell_values(study_root: Path, name: str, seeds: list[int], key: str) -> list
 def report(root: Path, args, base: dict) -> dict:
     study_root = root / "grid"
     blooms = bloom_table(args, base)
-    findings: dict = {"bloom": blooms, "crossover": {}}
+    findings: dict = {"bloom": blooms, "learned_beats_bloom": {}}
     seeds = args.seeds
+    colours = {enc: {"color": plots.PALETTE[i]} for i, enc in enumerate(memory.ENCODERS)}   # one per encoder
     # heat maps: accuracy (8-bit summary) against d and L, one per encoder
     for enc in args.encoders:
         grid = np.full((len(args.lengths), len(args.dims)), np.nan)
@@ -176,21 +178,23 @@ def report(root: Path, args, base: dict) -> dict:
         series["Bloom (tokens + all pairs)"] = (bits, [100 * blooms[f"all, d={d}, L={L}"]["acc"] for d in args.dims])
         series["Bloom (tokens + X,X+1 pairs)"] = (bits, [100 * blooms[f"successor, d={d}, L={L}"]["acc"]
                                                          for d in args.dims])
-        series["exact sets"] = (bits, [100.0] * len(bits))
+        exact = 2 * args.vocab - 1     # a bit per token and a bit per (X, X+1) pair answers every query
+        series[f"exact bitmaps ({exact} bits)"] = ([exact], [100.0])
         panels.append({"series": series, "bands": bands, "logx": True, "xticks": bits, "title": f"L = {L} tokens",
                        "xlabel": "memory (bits: 8 x d for a learned summary)", "ylabel": "held-out query accuracy (%)",
-                       "styles": {"Bloom (tokens + all pairs)": {"linestyle": "--"},
-                                  "Bloom (tokens + X,X+1 pairs)": {"linestyle": "--"},
-                                  "exact sets": {"linestyle": ":", "color": "black"}}})
-        # the smallest budget where the best learned encoder beats each Bloom filter
+                       "styles": {**colours, "Bloom (tokens + all pairs)": {"linestyle": "--", "color": plots.PALETTE[3]},
+                                  "Bloom (tokens + X,X+1 pairs)": {"linestyle": "--", "color": plots.PALETTE[4]},
+                                  f"exact bitmaps ({exact} bits)": {"marker": "*", "markersize": 12,
+                                                                    "color": "black", "linestyle": "none"}}})
+        # the budgets at which the best learned encoder beats each Bloom filter (and by how much)
         for variant, label in (("all", "all pairs"), ("successor", "X,X+1 pairs")):
-            beat = None
+            wins = {}
             for j, d in enumerate(args.dims):
                 best = max((series[e][1][j] for e in args.encoders if np.isfinite(series[e][1][j])), default=np.nan)
-                if np.isfinite(best) and best > 100 * blooms[f"{variant}, d={d}, L={L}"]["acc"]:
-                    beat = 8 * d
-                    break
-            findings["crossover"][f"L={L}, Bloom {label}"] = beat
+                bloom = 100 * blooms[f"{variant}, d={d}, L={L}"]["acc"]
+                if np.isfinite(best) and best > bloom:
+                    wins[8 * d] = round(best - bloom, 2)
+            findings["learned_beats_bloom"][f"L={L}, Bloom {label}"] = wins
     plots.line_panels(panels, root / "accuracy_vs_bits.png", ncols=2,
                       title=f"Learned 8-bit summaries against Bloom filters of the same size (V={args.vocab}; "
                             f"band: 95% CI over seeds {seeds})")
@@ -207,11 +211,12 @@ def report(root: Path, args, base: dict) -> dict:
                 ms.append(s.mean if s else np.nan)
                 hs.append(0.0 if not s or s.n == 1 else s.ci95)
             series[enc], bands[enc] = (args.dims, ms), hs
-        panels.append({"series": series, "bands": bands, "logx": True, "xticks": list(args.dims),
+        panels.append({"series": series, "bands": bands, "logx": True, "xticks": list(args.dims), "styles": colours,
                        "title": f"{title} (L={L})", "xlabel": "summary size d", "ylabel": "held-out accuracy (%)"})
     for key, title in (("count_r2", "count of X"), ("position_r2", "position of X (when it occurs once)")):
         series, bands, styles = {}, {}, {}
         for enc in args.encoders:
+            colour = plots.PALETTE[memory.ENCODERS.index(enc)]
             for label in ("trained", "untrained"):
                 ms, hs = [], []
                 for d in args.dims:
@@ -220,8 +225,7 @@ def report(root: Path, args, base: dict) -> dict:
                     ms.append(s.mean if s else np.nan)
                     hs.append(0.0 if not s or s.n == 1 else s.ci95)
                 series[f"{enc}, {label}"], bands[f"{enc}, {label}"] = (args.dims, ms), hs
-                if label == "untrained":
-                    styles[f"{enc}, {label}"] = {"linestyle": ":"}
+                styles[f"{enc}, {label}"] = {"color": colour, **({"linestyle": ":"} if label == "untrained" else {})}
         panels.append({"series": series, "bands": bands, "styles": styles, "logx": True, "xticks": list(args.dims),
                        "title": f"linear probe: {title} (L={L})", "xlabel": "summary size d",
                        "ylabel": "held-out R² of the probe"})
@@ -237,11 +241,12 @@ def report(root: Path, args, base: dict) -> dict:
                 cells = [stats.ci_cell([100 * x for x in cell_values(study_root, name, seeds, k)], len(seeds), 1)
                          for k in ("acc_float", "acc_8bit", "acc_appear_8bit", "acc_bigram_8bit")]
                 cells += [stats.ci_cell(cell_values(study_root, name, seeds, k), len(seeds), 2)
-                          for k in ("trained_count_r2", "trained_position_r2", "untrained_count_r2")]
+                          for k in ("trained_count_r2", "trained_position_r2", "untrained_count_r2",
+                                    "untrained_position_r2")]
                 rows.append([enc, Lc, d, 8 * d] + cells + [f"{100 * blooms[f'all, d={d}, L={Lc}']['acc']:.1f}",
                                                           f"{100 * blooms[f'successor, d={d}, L={Lc}']['acc']:.1f}"])
     stats.write_table(["encoder", "L", "d", "bits", "acc float (%)", "acc 8-bit (%)", "appear (%)", "bigram (%)",
-                       "count R²", "position R²", "count R² untrained", "Bloom all pairs (%)",
+                       "count R²", "position R²", "count R² untrained", "position R² untrained", "Bloom all pairs (%)",
                        "Bloom X,X+1 pairs (%)"], rows, root / "summaries",
                       caption=f"Held-out accuracy (10,000 sequences) and probes, mean ± 95% CI over seeds {seeds}; "
                               f"V={args.vocab}; Bloom filters with 8 d bits on the same queries")
@@ -283,7 +288,7 @@ def main(argv=None):
                       curves=None)
         result.raise_for_failures()
     findings = report(root, args, base)
-    print(json.dumps(findings["crossover"], indent=1))
+    print(json.dumps(findings["learned_beats_bloom"], indent=1))
     print(f"tables and figures in {root}")
     return findings
 
