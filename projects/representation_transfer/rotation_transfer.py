@@ -462,7 +462,7 @@ PARTS = ("pretrain", "features", "transfer", "crosstask")
 
 def main(argv=None):
     p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
-                   quick={"epochs": 1, "limit_train": 1500, "val_size": 300, "test_subset": 500, "labels": [100],
+                   quick={"epochs": 1, "limit_train": 800, "val_size": 200, "test_subset": 300, "labels": [100],
                           "cross_labels": 50, "min_steps": 5, "pretrain_epochs": 1, "batch_size": 64,
                           "blocks": [1, 4]})
     p.add_argument("--labels", type=labels_arg, nargs="+", default=list(LABEL_BUDGETS),

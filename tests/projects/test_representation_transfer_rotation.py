@@ -74,19 +74,19 @@ def test_quick_run_pretrains_transfers_and_keeps_frozen_features_fixed(tmp_path)
                  "crosstask_vs_block.png", "filters.png", "steps_to_50.md", "analysis.json"):
         assert (root / name).is_file(), name
     rotation = json.loads((root / "pretrain" / "rotation" / "seed_0" / "summary.json").read_text())
-    assert rotation["images"] == 1500                       # train and validation images, unlabelled
+    assert rotation["images"] == 800                       # train and validation images, unlabelled
     assert 0.25 < rotation["test_acc"] <= 1.0               # four turns of every test image
     # the saved block-1 features are the rotation checkpoint's block 1 applied to the normalised images
     state = torch.load(root / "pretrain" / "rotation" / "seed_0" / "last.pt", weights_only=True)["model"]
     model = BlockCNN(classes=4)
     model.load_state_dict(state)
     feats = np.load(root / "features" / "rotation" / "seed_0" / "features.npz")
-    ds = rt.load({"val_size": 300, "limit_train": 1500, "test_subset": 500, "quiet": True})
+    ds = rt.load({"val_size": 200, "limit_train": 800, "test_subset": 300, "quiet": True})
     mean, std = torch.tensor(ds.mean).view(1, 3, 1, 1), torch.tensor(ds.std).view(1, 3, 1, 1)
     with torch.no_grad():
         x = (torch.as_tensor(ds.train.x[:8]).float() / 255 - mean) / std
         expected = torch.flatten(model.eval().features(x, 1), 1).numpy()
-    assert feats["train_1"].shape == (1200, 32 * 16 * 16)
+    assert feats["train_1"].shape == (600, 32 * 16 * 16)
     np.testing.assert_allclose(feats["train_1"][:8].astype(np.float32), expected, rtol=1e-2, atol=1e-2)
     np.testing.assert_array_equal(feats["train_y"], ds.train.y)
     frozen = json.loads((root / "transfer" / "rotation_frozen_k_1_100_labels" / "seed_0" / "summary.json").read_text())
@@ -123,7 +123,7 @@ def test_checkpoint_blocks_takes_only_the_first_k_blocks(tmp_path):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--labels", "5000"], "more than the 1,200 training images"),
+    (["--labels", "5000"], "more than the 600 training images"),
     (["--cross-labels", "900"], "--cross-labels 900"),
     (["--blocks", "5"], "--blocks"),
 ])
