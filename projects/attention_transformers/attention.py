@@ -152,3 +152,67 @@ class EncoderBlock(nn.Module):
         self.last_weights = weights.detach()
         x = x + attended
         return x + self.ff2(torch.relu(self.ff1(self.norm2(x))))
+
+
+class TransformerEncoder(nn.Module):
+    """Token embeddings, positions (``positions``: sinusoidal, learned or none), ``layers`` pre-LN blocks and a
+    final LayerNorm: (N, L) token ids -> (N, L, dim). ``attention_maps()`` returns each block's last weights."""
+
+    def __init__(self, vocab: int, dim: int = 64, heads: int = 4, hidden: int = 128, layers: int = 2,
+                 max_len: int = 512, positions: str = "sinusoidal"):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.positions = PositionalEncoding(positions, max_len, dim)
+        self.blocks = nn.ModuleList(EncoderBlock(dim, heads, hidden) for _ in range(layers))
+        self.norm = LayerNorm(dim)
+
+    def forward(self, tokens, *, key_padding=None, causal: bool = False):
+        x = self.positions(self.embed(tokens))
+        for block in self.blocks:
+            x = block(x, key_padding=key_padding, causal=causal)
+        return self.norm(x)
+
+    def attention_maps(self) -> list[torch.Tensor]:
+        return [b.last_weights for b in self.blocks]
+
+
+class ReadOut(nn.Module):
+    """A sequence model's states (N, L, dim) -> class logits, read at the last position ("last") or averaged
+    ("mean"), through one linear layer. Wraps any encoder mapping (N, L) tokens to (N, L, dim)."""
+
+    def __init__(self, encoder: nn.Module, dim: int, classes: int, pool: str = "last"):
+        super().__init__()
+        if pool not in ("last", "mean"):
+            raise ValueError(f"pool must be last or mean, got {pool!r}")
+        self.encoder, self.pool = encoder, pool
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, tokens):
+        h = self.encoder(tokens)
+        return self.head(h[:, -1] if self.pool == "last" else h.mean(1))
+
+
+class LSTMEncoder(nn.Module):
+    """Embeddings through a one-layer LSTM: (N, L) -> (N, L, dim)."""
+
+    def __init__(self, vocab: int, dim: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.lstm = nn.LSTM(dim, dim, batch_first=True)
+
+    def forward(self, tokens):
+        return self.lstm(self.embed(tokens))[0]
+
+
+class BagEncoder(nn.Module):
+    """The order-blind baseline: each token's embedding through a per-token MLP, every position given the mean
+    over the sequence (so "last" and "mean" read the same bag): (N, L) -> (N, L, dim)."""
+
+    def __init__(self, vocab: int, dim: int, hidden: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+
+    def forward(self, tokens):
+        bag = self.mlp(self.embed(tokens)).mean(1, keepdim=True)
+        return bag.expand(-1, tokens.shape[1], -1)

@@ -123,3 +123,21 @@ def test_sinusoidal_encoding_values_and_the_other_kinds():
     assert torch.equal(att.PositionalEncoding("none", 10, 6)(torch.ones(1, 4, 6)), torch.ones(1, 4, 6))
     with pytest.raises(ValueError):
         learned(torch.zeros(1, 11, 6))
+
+
+def test_encoders_and_read_out_shapes_and_what_each_can_see():
+    torch.manual_seed(3)
+    tokens = torch.randint(0, 20, (4, 9))
+    enc = att.TransformerEncoder(20, dim=16, heads=2, hidden=32, layers=2, max_len=16)
+    assert enc(tokens).shape == (4, 9, 16)
+    maps = enc.attention_maps()
+    assert len(maps) == 2 and maps[0].shape == (4, 2, 9, 9) and not maps[0].requires_grad
+    # causal: the first positions' states do not depend on later tokens
+    changed = tokens.clone()
+    changed[:, 6:] = (changed[:, 6:] + 1) % 20
+    assert torch.allclose(enc(tokens, causal=True)[:, :6], enc(changed, causal=True)[:, :6], atol=1e-6)
+    for encoder, dim in ((enc, 16), (att.LSTMEncoder(20, 12), 12), (att.BagEncoder(20, 12, 24), 12)):
+        assert att.ReadOut(encoder, dim, classes=5)(tokens).shape == (4, 5)
+    bag = att.ReadOut(att.BagEncoder(20, 12, 24), 12, classes=5)
+    perm = torch.randperm(9)
+    assert torch.allclose(bag(tokens), bag(tokens[:, perm]), atol=1e-6)    # order-blind by construction
