@@ -43,6 +43,19 @@ def summarize(values: Sequence[float]) -> Summary:
     return Summary(n, mean, std, float(t.ppf(0.975, n - 1) * std / math.sqrt(n)))
 
 
+def mean_ci(values) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and 95% t-interval half-width over the first axis of per-seed values (n, ...): a curve and its band.
+    One seed gives a zero half-width; no values give NaN."""
+    v = np.asarray(values, dtype=float)
+    if v.shape[0] == 0:
+        return np.full(v.shape[1:], np.nan), np.zeros(v.shape[1:])
+    if v.shape[0] == 1:
+        return v[0], np.zeros_like(v[0])
+    from scipy.stats import t
+
+    return v.mean(0), t.ppf(0.975, v.shape[0] - 1) * v.std(0, ddof=1) / math.sqrt(v.shape[0])
+
+
 def format_mean_std(s: Summary, digits: int = 2, scale: float = 1.0) -> str:
     if s.n == 1:
         return f"{s.mean * scale:.{digits}f}"

@@ -20,7 +20,6 @@ steps, and Bayesian online change-point detection. Outputs in projects/sequence_
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -188,11 +187,9 @@ def evaluate_all(root: Path, config: dict, seeds: list[int]) -> dict:
     null = cells < 0
     classical = cached_classical(root, config)
     detectors: dict[str, list[np.ndarray]] = {}
-    for name in LEARNED:
-        for s in seeds:
-            path = root / "detectors" / slug(name) / f"seed_{s}" / "scores.npz"
-            if path.exists():
-                detectors.setdefault(name, []).append(runs.load_npz(path)["p"])
+    for seed in seeds:
+        for name, p in learned_scores(root, seed).items():
+            detectors.setdefault(name, []).append(p)
     for name in ("CUSUM estimated", "BOCPD"):
         detectors[name] = [classical[name]]
     if not detectors:
@@ -240,9 +237,24 @@ def evaluate_all(root: Path, config: dict, seeds: list[int]) -> dict:
     return results
 
 
+def learned_scores(root: Path, seed: int) -> dict[str, np.ndarray]:
+    """{detector: (n, T) test-stream probabilities} of one seed's finished learned detectors (the trials' scores.npz)."""
+    out = {}
+    for name in LEARNED:
+        path = root / "detectors" / slug(name) / f"seed_{seed}" / "scores.npz"
+        if path.exists():
+            out[name] = runs.load_npz(path)["p"]
+    return out
+
+
+def cells_of(kind: str) -> list[int]:
+    """The indices of a kind's cells (one per magnitude, easiest last) in grid()."""
+    return [i for i, (k, _) in enumerate(grid()) if k == kind]
+
+
 def kind_mean(values: list[list[float]], kind: str) -> list[float]:
     """Per seed, the mean over a kind's magnitudes (its cells hold equally many streams)."""
-    idx = [i for i, (k, _) in enumerate(grid()) if k == kind]
+    idx = cells_of(kind)
     return [float(np.mean([v[i] for i in idx])) for v in values]
 
 
@@ -307,15 +319,6 @@ def report(root: Path, config: dict, seeds: list[int]) -> dict:
     return findings
 
 
-def _mean_band(values) -> tuple[np.ndarray, np.ndarray]:
-    v = np.asarray(values, dtype=float)
-    if len(v) == 1:
-        return v[0], np.zeros_like(v[0])
-    from scipy.stats import t
-
-    return v.mean(0), t.ppf(0.975, len(v) - 1) * v.std(0, ddof=1) / math.sqrt(len(v))
-
-
 def detector_styles() -> dict[str, dict]:
     """One colour per detector in every figure; the classical ones dashed."""
     return {n: {"color": plots.PALETTE[i], **({"linestyle": "--"} if n in CLASSICAL else {})}
@@ -333,7 +336,7 @@ def figures(root: Path, results: dict, config: dict, seeds: list[int]) -> None:
     for j, kind in enumerate(seq.CHANGE_KINDS):
         series, bands = {}, {}
         for name in [n for n in names if dets[n]["aligned"]]:
-            mean, half = _mean_band([a[j] for a in dets[name]["aligned"]])
+            mean, half = stats.mean_ci([a[j] for a in dets[name]["aligned"]])
             series[name], bands[name] = (offsets, mean), half
         panels.append({"series": series, "bands": bands, "styles": dashed, "markers": False,
                        "title": KIND_TITLES[kind], "xlabel": "steps since the change (t - t*)",
@@ -345,7 +348,7 @@ def figures(root: Path, results: dict, config: dict, seeds: list[int]) -> None:
     for j, kind in enumerate(seq.CHANGE_KINDS):
         series, bands = {}, {}
         for name in names:
-            mean, half = _mean_band([c[j] for c in dets[name]["curve"]])
+            mean, half = stats.mean_ci([c[j] for c in dets[name]["curve"]])
             series[name], bands[name] = (100 * RATES, mean), half
         panels.append({"series": series, "bands": bands, "styles": dashed, "logx": True, "title": KIND_TITLES[kind],
                        "xticks": [1, 2, 5, 10, 20, 50],
@@ -359,11 +362,11 @@ def figures(root: Path, results: dict, config: dict, seeds: list[int]) -> None:
                                        100)):
         panels = []
         for kind in seq.CHANGE_KINDS:
-            idx = [i for i, (k, _) in enumerate(grid()) if k == kind]
+            idx = cells_of(kind)
             mags = [m for k, m in grid() if k == kind]
             series, bands = {}, {}
             for name in names:
-                mean, half = _mean_band([[scale * v[i] for i in idx] for v in dets[name][key]])
+                mean, half = stats.mean_ci([[scale * v[i] for i in idx] for v in dets[name][key]])
                 series[name], bands[name] = (mags, mean), half
             unit = {"mean": "shift (sd)", "variance": "sd ratio - 1", "shape": "mixture share m",
                     "ar": "AR(1) coefficient"}[kind]
@@ -377,15 +380,11 @@ def figures(root: Path, results: dict, config: dict, seeds: list[int]) -> None:
 def example_figure(root: Path, config: dict, seed: int) -> None:
     test, cells = test_streams(config)
     classical = cached_classical(root, config)
-    learned = {}
-    for name in LEARNED:
-        path = root / "detectors" / slug(name) / f"seed_{seed}" / "scores.npz"
-        if path.exists():
-            learned[name] = runs.load_npz(path)["p"]
+    learned = learned_scores(root, seed)
     panels = []
     for kind in seq.CHANGE_KINDS:
-        idx = [i for i, (k, _) in enumerate(grid()) if k == kind]
-        row = int(np.nonzero(cells == idx[1])[0][0])            # the first stream of the second-easiest... cell
+        idx = cells_of(kind)
+        row = int(np.nonzero(cells == idx[1])[0][0])            # the first stream at the second magnitude
         scores = {n: p[row] for n, p in learned.items()}
         scores["BOCPD"] = classical["BOCPD"][row]
         panels.append({"x": test.x[row], "scores": scores, "t_star": int(test.t_star[row]),

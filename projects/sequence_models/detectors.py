@@ -76,10 +76,9 @@ def estimated_cusum(x: np.ndarray, warmup: int = 30, design_shift: float = 1.0) 
     head = x[:, :warmup]
     z = (x - head.mean(1, keepdims=True)) / np.maximum(head.std(1, ddof=1, keepdims=True), 1e-8)
     k = design_shift / 2.0
-    z[:, :warmup] = 0.0
-    upper = cusum(np.where(np.arange(x.shape[1]) < warmup, 0.0, design_shift * (z - k)))
-    lower = cusum(np.where(np.arange(x.shape[1]) < warmup, 0.0, design_shift * (-z - k)))
-    return np.maximum(upper, lower)
+    up, down = design_shift * (z - k), design_shift * (-z - k)
+    up[:, :warmup] = down[:, :warmup] = 0.0          # the warm-up adds no evidence
+    return np.maximum(cusum(up), cusum(down))
 
 
 # --------------------------------------------------------------------------- BOCPD

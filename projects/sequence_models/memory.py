@@ -11,7 +11,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from shared_utils.data.sequences import present_sets
 
 ENCODERS = ("RNN", "CNN", "attention")
 
@@ -258,8 +257,3 @@ def probe(z: np.ndarray, tokens: np.ndarray, vocab: int, probed: np.ndarray, spl
             pos_r2.append(ridge_r2(z[train], pos[rows < cut][:, None], z[test], pos[rows >= cut][:, None]))
     return {"count_r2": count_r2, "position_r2": float(np.mean(pos_r2)) if pos_r2 else float("nan")}
 
-
-def exact_answers(tokens: np.ndarray, query: np.ndarray, qtype: np.ndarray, vocab: int) -> np.ndarray:
-    """The exact set / bigram set's answers to (n, q) queries (the upper bound: always right)."""
-    seen, pairs = present_sets(tokens, vocab)
-    return np.where(qtype == 0, np.take_along_axis(seen, query, 1), np.take_along_axis(pairs, query, 1))

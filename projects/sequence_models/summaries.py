@@ -141,6 +141,14 @@ def cell_values(study_root: Path, name: str, seeds: list[int], key: str) -> list
     return values
 
 
+def along_d(study_root: Path, encoder: str, length: int, dims, seeds: list[int], key: str, scale: float = 1.0
+            ) -> tuple[list[float], list[float]]:
+    """A summary figure's seed mean and 95% CI half-width at each d (NaN where no seed finished)."""
+    cells = [stats.mean_ci([scale * v for v in cell_values(study_root, name_of(encoder, d, length), seeds, key)])
+             for d in dims]
+    return [float(m) for m, _ in cells], [float(h) for _, h in cells]
+
+
 def report(root: Path, args, base: dict) -> dict:
     study_root = root / "grid"
     blooms = bloom_table(args, base)
@@ -168,12 +176,7 @@ def report(root: Path, args, base: dict) -> dict:
         series, bands = {}, {}
         bits = [8 * d for d in args.dims]
         for enc in args.encoders:
-            means, halves = [], []
-            for d in args.dims:
-                v = [100 * x for x in cell_values(study_root, name_of(enc, d, L), seeds, "acc_8bit")]
-                s = stats.summarize(v) if v else None
-                means.append(s.mean if s else np.nan)
-                halves.append(0.0 if not s or s.n == 1 else s.ci95)
+            means, halves = along_d(study_root, enc, L, args.dims, seeds, "acc_8bit", 100)
             series[enc], bands[enc] = (bits, means), halves
         series["Bloom (tokens + all pairs)"] = (bits, [100 * blooms[f"all, d={d}, L={L}"]["acc"] for d in args.dims])
         series["Bloom (tokens + X,X+1 pairs)"] = (bits, [100 * blooms[f"successor, d={d}, L={L}"]["acc"]
@@ -204,12 +207,7 @@ def report(root: Path, args, base: dict) -> dict:
     for key, title in (("acc_appear_8bit", "did X appear?"), ("acc_bigram_8bit", "did X, X+1 appear consecutively?")):
         series, bands = {}, {}
         for enc in args.encoders:
-            ms, hs = [], []
-            for d in args.dims:
-                v = [100 * x for x in cell_values(study_root, name_of(enc, d, L), seeds, key)]
-                s = stats.summarize(v) if v else None
-                ms.append(s.mean if s else np.nan)
-                hs.append(0.0 if not s or s.n == 1 else s.ci95)
+            ms, hs = along_d(study_root, enc, L, args.dims, seeds, key, 100)
             series[enc], bands[enc] = (args.dims, ms), hs
         panels.append({"series": series, "bands": bands, "logx": True, "xticks": list(args.dims), "styles": colours,
                        "title": f"{title} (L={L})", "xlabel": "summary size d", "ylabel": "held-out accuracy (%)"})
@@ -218,12 +216,7 @@ def report(root: Path, args, base: dict) -> dict:
         for enc in args.encoders:
             colour = plots.PALETTE[memory.ENCODERS.index(enc)]
             for label in ("trained", "untrained"):
-                ms, hs = [], []
-                for d in args.dims:
-                    v = cell_values(study_root, name_of(enc, d, L), seeds, f"{label}_{key}")
-                    s = stats.summarize(v) if v else None
-                    ms.append(s.mean if s else np.nan)
-                    hs.append(0.0 if not s or s.n == 1 else s.ci95)
+                ms, hs = along_d(study_root, enc, L, args.dims, seeds, f"{label}_{key}")
                 series[f"{enc}, {label}"], bands[f"{enc}, {label}"] = (args.dims, ms), hs
                 styles[f"{enc}, {label}"] = {"color": colour, **({"linestyle": ":"} if label == "untrained" else {})}
         panels.append({"series": series, "bands": bands, "styles": styles, "logx": True, "xticks": list(args.dims),

@@ -51,3 +51,19 @@ def test_ci_cell_says_missing_and_how_many_seeds_it_found():
     assert stats.ci_cell([98.0], 3) == "98.00 (n=1 of 3)"
     s = stats.summarize([97.0, 98.0, 99.0])
     assert stats.ci_cell([97.0, 98.0, 99.0], 3) == f"98.00 ± {s.ci95:.2f}" and abs(s.ci95 - 2.484) < 1e-3
+
+
+def test_mean_ci_is_summarize_per_point_with_zero_band_for_one_seed():
+    import numpy as np
+
+    from shared_utils import stats
+
+    curves = np.array([[1.0, 2.0, 4.0], [3.0, 2.0, 5.0], [2.0, 5.0, 9.0]])
+    mean, half = stats.mean_ci(curves)
+    for j in range(3):
+        s = stats.summarize(curves[:, j])
+        assert mean[j] == pytest.approx(s.mean) and half[j] == pytest.approx(s.ci95)
+    one_mean, one_half = stats.mean_ci(curves[:1])
+    assert one_mean.tolist() == [1.0, 2.0, 4.0] and one_half.tolist() == [0.0, 0.0, 0.0]
+    empty_mean, _ = stats.mean_ci([])
+    assert np.isnan(empty_mean)
