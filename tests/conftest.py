@@ -15,6 +15,7 @@ DATA_DIR = resolve_data_dir(None)
 DATASET_MARKERS = {
     "mnist": DATA_DIR / "MNIST" / "raw",
     "cifar10": DATA_DIR / "cifar-10-batches-py",
+    "polarity": DATA_DIR / "rt-polaritydata",
 }
 
 

@@ -35,7 +35,8 @@ def flags_of(script: str) -> set[str]:
         flags.add("--seeds")
     if "add_study_flags" in text or "study_parser(" in text:
         flags.add("--workers")
-    if re.search(r"mnist|cifar", text, re.IGNORECASE) and "data." in text or "load_cifar" in text or "load_mnist" in text:
+    if re.search(r"mnist|cifar", text, re.IGNORECASE) and "data." in text or "load_cifar" in text or "load_mnist" in text \
+            or "load_sentences" in text:
         flags.add("data")
     return flags
 

@@ -19,12 +19,17 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     return h.hexdigest()
 
 
-def download(urls: Sequence[str], dest: Path, *, md5: str, quiet: bool = False) -> None:
-    """Fetch the first mirror that answers into ``dest``, verifying its md5; atomic.
+def download(urls: Sequence[str], dest: Path, *, md5: str | None = None, sha256: str | None = None,
+             quiet: bool = False) -> None:
+    """Fetch the first mirror that answers into ``dest``, verifying its md5 or sha256 (whichever the source
+    publishes); atomic.
 
     Raises ``OSError`` (network) or ``UserError`` (checksum) when nothing usable arrived.
     """
     from tqdm.auto import tqdm
+
+    if not (md5 or sha256):
+        raise ValueError("download() needs the file's md5 or sha256")
 
     created = [d for d in [dest.parent, *dest.parent.parents] if not d.exists()]   # deepest first
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -39,9 +44,10 @@ def download(urls: Sequence[str], dest: Path, *, md5: str, quiet: bool = False) 
                     for chunk in iter(lambda: response.read(1 << 16), b""):
                         out.write(chunk)
                         bar.update(len(chunk))
-            got = file_digest(tmp, "md5")
-            if got != md5:
-                raise UserError(f"{url} arrived with md5 {got}, expected {md5}; try again later")
+            algorithm, want = ("md5", md5) if md5 else ("sha256", sha256)
+            got = file_digest(tmp, algorithm)
+            if got != want:
+                raise UserError(f"{url} arrived with {algorithm} {got}, expected {want}; try again later")
             os.replace(tmp, dest)
             return
         except (OSError, UserError) as exc:

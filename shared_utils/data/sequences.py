@@ -1,5 +1,6 @@
 """Seeded synthetic sequences: streams whose distribution changes at an unknown step, and token sequences
-with membership and bigram queries. NumPy only; every array comes from ``numpy.random.default_rng(seed)``.
+with membership and bigram queries, and the reversal task (``reversal_task``). NumPy only; every array comes
+from ``numpy.random.default_rng(seed)``.
 
     s = change_point_sequences(2000, length=200, kind="mean", magnitude=(0.5, 2.0), seed=0)
     s.x          # float32 (2000, 200), the observed streams
@@ -244,3 +245,20 @@ def token_queries(n: int, *, vocab: int = 128, length: int = 32, queries: int = 
         query[:, j] = pick
     answer = np.where(qtype == 0, np.take_along_axis(seen, query, 1), np.take_along_axis(pairs, query, 1))
     return TokenQueries(tokens.astype(np.int64), query, qtype.astype(np.int64), answer.astype(np.int64), int(vocab))
+
+
+# --------------------------------------------------------------------------- sequence reversal
+def reversal_task(n: int, *, vocab: int = 16, length: int = 16, seed=0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` examples of "read L tokens, then write them backwards": inputs (n, 2 L + 1) int64 are the tokens
+    x_1..x_L (uniform over ``vocab``), a separator (token ``vocab``) and L blanks (token ``vocab + 1``); the
+    targets (n, L) are x_L..x_1, one per blank. A model answers at the blanks, after it has read the whole
+    input, so a left-to-right recurrent net is not short of information, only of memory. The output at blank j
+    must come from input position L - 1 - j: without positions a model cannot tell the blanks apart."""
+    if int(vocab) < 2:
+        raise UserError(f"the reversal task needs a vocabulary of at least 2 tokens, got {vocab}")
+    if int(length) < 2:
+        raise UserError(f"the reversal task needs sequences of at least 2 tokens, got length {length}")
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, vocab, (n, length))
+    tokens = np.concatenate([x, np.full((n, 1), vocab), np.full((n, length), vocab + 1)], 1).astype(np.int64)
+    return tokens, np.ascontiguousarray(x[:, ::-1]).astype(np.int64)

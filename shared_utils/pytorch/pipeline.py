@@ -343,6 +343,51 @@ class FreshLoader:
             yield x[index], y[index]
 
 
+class TokenBatches:
+    """Batches of token sequences padded at the end with ``pad`` (an (N, T) int array, as a tokenizer returns
+    them), each batch cut to its longest sequence. With ``shuffle`` the examples are permuted every epoch and,
+    within each run of ``bucket`` batches, grouped by length, so little compute goes to padding; the
+    generator is the loader's state, so a resumed run draws the same batches as an uninterrupted one."""
+
+    def __init__(self, tokens: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, *, batch_size: int,
+                 pad: int = 0, shuffle: bool = True, seed: int = 0, bucket: int = 50,
+                 device: torch.device | str = "cpu"):
+        if len(tokens) != len(labels):
+            raise ValueError(f"{len(tokens)} sequences but {len(labels)} targets")
+        self.tokens, self.labels = torch.as_tensor(tokens), torch.as_tensor(labels)
+        self.lengths = (self.tokens != pad).sum(1)
+        self.batch_size, self.shuffle, self.bucket = int(batch_size), shuffle, max(1, int(bucket))
+        self.device = torch.device(device)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+    def _batches(self) -> list[torch.Tensor]:
+        n, b = len(self.labels), self.batch_size
+        if not self.shuffle:
+            return [torch.arange(i, min(i + b, n)) for i in range(0, n, b)]
+        order = torch.randperm(n, generator=self.generator)
+        span = b * self.bucket
+        batches = []
+        for start in range(0, n, span):
+            chunk = order[start:start + span]
+            chunk = chunk[torch.argsort(self.lengths[chunk], stable=True)]
+            batches += [chunk[i:i + b] for i in range(0, len(chunk), b)]
+        return [batches[i] for i in torch.randperm(len(batches), generator=self.generator).tolist()]
+
+    def __iter__(self):
+        for index in self._batches():
+            width = max(1, int(self.lengths[index].max()))
+            yield self.tokens[index, :width].to(self.device), self.labels[index].to(self.device)
+
+
 # --------------------------------------------------------------------------- Dataset / DataLoader view
 def torch_dataset(ds, split: str = "train"):
     """A ``TensorDataset`` of normalised float32 images and int64 labels of a ``shared_utils.data.Dataset``."""
