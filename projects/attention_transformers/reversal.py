@@ -135,6 +135,7 @@ def token_label(t: int, vocab: int) -> str:
 
 
 def report(root: Path, args) -> dict:
+    """findings.json and the figures, written beside the study's table in <out>/reversal/."""
     study_root = root / "reversal"
     findings: dict = {"accuracy": {}, "transformer_minus": {}}
     acc: dict[str, dict[str, list[float]]] = {}
@@ -168,7 +169,7 @@ def report(root: Path, args) -> dict:
         panels.append({"series": series, "bands": bands, "title": f"L = {L} tokens (V = {args.vocab})",
                        "xlabel": "output position j (answer = input token L + 1 - j; j = L is the first read)",
                        "ylabel": "held-out token accuracy (%)"})
-    plots.line_panels(panels, root / "accuracy_by_position.png", ncols=2,
+    plots.line_panels(panels, study_root / "accuracy_by_position.png", ncols=2,
                       title=f"Reversal: accuracy at each output position (10,000 held-out sequences; "
                             f"band: 95% CI over seeds {args.seeds})")
     # attention maps of the first seed's transformers at the longest length
@@ -184,10 +185,10 @@ def report(root: Path, args) -> dict:
             maps.append({"weights": w.mean(0), "queries": labels, "keys": labels,
                          "title": f"{m}: layer {layer} (mean of {len(w)} heads)"})
     if maps:
-        plots.attention_maps(maps, root / "attention_maps.png", ncols=2,
+        plots.attention_maps(maps, study_root / "attention_maps.png", ncols=2,
                              title=f"Attention on one held-out sequence (L={L}, seed {args.seeds[0]}; "
                                    f"'|' separator, '_' blank: rows L+2.. are the answers)")
-    atomic_write_json(root / "findings.json", findings)
+    atomic_write_json(study_root / "findings.json", findings)
     return findings
 
 
@@ -228,7 +229,7 @@ def main(argv=None):
         result.raise_for_failures()
     findings = report(root, args)
     print(json.dumps(findings, indent=1))
-    print(f"tables and figures in {root}")
+    print(f"tables and figures in {root / 'reversal'}")
     return findings
 
 

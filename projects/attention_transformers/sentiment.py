@@ -252,6 +252,7 @@ def name_of(method: str, budget: int | None) -> str:
 
 
 def report(root: Path, args, budgets: list, pool: int) -> dict:
+    """findings.json, the accuracy table and the figures, written beside the study's runs in <out>/sentiment/."""
     study_root = root / "sentiment"
     acc = {}
     for m in args.methods:
@@ -281,11 +282,11 @@ def report(root: Path, args, budgets: list, pool: int) -> dict:
     plots.line_panels([{"series": series, "bands": bands, "styles": styles, "logx": True, "xticks": xs,
                         "title": f"{args.dataset_name}: held-out accuracy by label budget",
                         "xlabel": "labelled training sentences", "ylabel": "test accuracy (%)"}],
-                      root / "accuracy_vs_labels.png",
+                      study_root / "accuracy_vs_labels.png",
                       title=f"Sentiment with few labels ({args.dataset_name}; band: 95% CI over seeds {args.seeds}; "
                             "dotted: published 10-fold CV anchors)", ncols=1)
     rows = [[m] + [stats.ci_cell(acc[(m, b)], len(args.seeds), 2) for b in budgets] for m in args.methods]
-    stats.write_table(["method"] + [f"{budget_name(b)} labels (%)" for b in budgets], rows, root / "accuracy",
+    stats.write_table(["method"] + [f"{budget_name(b)} labels (%)" for b in budgets], rows, study_root / "accuracy",
                       caption=f"Test accuracy on {args.dataset_name}, mean ± 95% CI over seeds {args.seeds} "
                               f"(each seed: its own stratified 10% test split; 'all' = {pool} labels)")
     maps = []
@@ -297,11 +298,11 @@ def report(root: Path, args, budgets: list, pool: int) -> dict:
                 verdict = "positive" if s["label"] == 1 else "negative"
                 maps.append({"weights": s["weights"], "queries": s["tokens"], "keys": s["tokens"],
                              "title": f"{verdict}, P(positive) = {s['p_positive']:.2f}"})
-            plots.attention_maps(maps, root / "attention_maps.png", ncols=2,
+            plots.attention_maps(maps, study_root / "attention_maps.png", ncols=2,
                                  title=f"Fine-tuned MiniLM ({budget_name(b)} labels, seed {args.seeds[0]}): "
                                        f"layer {saved['layer']} attention, mean of its heads, on test sentences")
             break
-    atomic_write_json(root / "findings.json", findings)
+    atomic_write_json(study_root / "findings.json", findings)
     return findings
 
 
@@ -367,7 +368,7 @@ def main(argv=None):
         result.raise_for_failures()
     findings = report(root, args, budgets, pool)
     print(json.dumps(findings, indent=1))
-    print(f"tables and figures in {root}")
+    print(f"tables and figures in {root / 'sentiment'}")
     return findings
 
 

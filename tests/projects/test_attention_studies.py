@@ -58,13 +58,13 @@ def test_every_model_gets_the_same_parameter_budget():
 def test_reversal_quick_run_writes_table_positions_and_attention_maps(tmp_path):
     result = run_script(REVERSAL, "--quick", "--quiet", "--seeds", "0", "1", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
-    root = tmp_path
-    for name in ("accuracy_by_position.png", "attention_maps.png", "findings.json", "reversal/table.md"):
+    root = tmp_path / "reversal"
+    for name in ("accuracy_by_position.png", "attention_maps.png", "findings.json", "table.md"):
         assert (root / name).stat().st_size > 0, name
     findings = json.loads((root / "findings.json").read_text())
     assert set(findings["accuracy"]) == {f"{m}, L=6" for m in reversal.MODELS}
     assert "LSTM, L=6" in findings["transformer_minus"]                  # paired by seed with two seeds
-    summary = json.loads((root / "reversal" / "transformer_L_6" / "seed_0" / "summary.json").read_text())
+    summary = json.loads((root / "transformer_L_6" / "seed_0" / "summary.json").read_text())
     assert 0.0 <= summary["test_token_acc"] <= 1.0 and summary["parameters"] == pytest.approx(6000, rel=0.2)
 
 
@@ -185,10 +185,11 @@ def test_splits_are_stratified_disjoint_and_budgets_nested():
 def test_sentiment_quick_run_scores_every_method_and_draws_attention(tmp_path):
     result = run_script(SENTIMENT, "--quick", "--quiet", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
-    findings = json.loads((tmp_path / "findings.json").read_text())
+    root = tmp_path / "sentiment"
+    findings = json.loads((root / "findings.json").read_text())
     assert set(findings["accuracy"]) == {f"{m}, 40 labels" for m in sentiment.METHODS}
     for name in ("accuracy_vs_labels.png", "attention_maps.png", "accuracy.md"):
-        assert (tmp_path / name).stat().st_size > 0, name
+        assert (root / name).stat().st_size > 0, name
     saved = json.loads((tmp_path / "sentiment" / "MiniLM_fine-tuned_40_labels" / "seed_0" / "attention.json")
                        .read_text())
     weights = np.array(saved["sentences"][0]["weights"])
