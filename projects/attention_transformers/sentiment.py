@@ -83,8 +83,8 @@ def fetch_texts(dataset: str | None, data_dir: str | None, quiet: bool) -> tuple
     try:
         from datasets import load_dataset
     except ImportError:
-        raise UserError(f"--dataset {dataset} needs the datasets package (pip install datasets); without "
-                        "--dataset the study uses rt-polarity from --data-dir") from None
+        raise UserError(f"--dataset {dataset} needs the datasets package (pip install datasets); or run without "
+                        "--dataset to use rt-polarity from --data-dir") from None
     if not tx.hub_reachable():
         raise UserError(f"--dataset {dataset}: {tx.HUB_HOST} cannot be reached (offline?); run without "
                         "--dataset to use rt-polarity from --data-dir")

@@ -200,6 +200,7 @@ def test_sentiment_quick_run_scores_every_method_and_draws_attention(tmp_path):
 @requires("polarity")
 @pytest.mark.parametrize("args,fragment", [
     (["--model", "no-such-org/no-such-model"], "run without --model to use the bundled"),
+    (["--dataset", "imdb"], "run without --dataset to use rt-polarity"),
     (["--budgets", "100000"], "more than the"),
     (["--budgets", "1"], "--budgets"),
 ])
