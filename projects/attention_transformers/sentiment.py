@@ -221,6 +221,8 @@ def save_attention(model, tokenizer, texts, labels, config, run, device) -> None
     for c in (1, 0):
         short = [i for i, t in enumerate(texts) if labels[i] == c and 6 <= len(t.split()) <= 14]
         chosen += short[:ATTENTION_SENTENCES // 2]
+    if not chosen:                 # no test sentence of 6-14 words (a tiny --limit-train): nothing to draw
+        return
     model.eval()
     out = []
     for i in chosen:
