@@ -19,24 +19,35 @@ from numpy.lib.stride_tricks import as_strided
 from section2_optimization.layers import INITIALIZERS, Module, Parameter, write_grad
 
 
+def pair(value: int | tuple[int, int], name: str = "size") -> tuple[int, int]:
+    """An int or an (h, w) pair -> (h, w); kernel sizes, strides and paddings take either, as in torch."""
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (int, np.integer)) for v in value):
+        return int(value[0]), int(value[1])
+    raise ValueError(f"{name} must be an int or an (h, w) pair of ints, got {value!r}")
+
+
 def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
     """floor((size + 2*padding - kernel) / stride) + 1, the size of a convolution or pool output."""
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def windows(x: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
+def windows(x: np.ndarray, kh: int, kw: int, stride: int | tuple[int, int]) -> np.ndarray:
     """A read-only strided view of every kh x kw window: (N, H, W, C) -> (N, Ho, Wo, kh, kw, C)."""
     n, h, w, c = x.shape
-    ho, wo = output_size(h, kh, stride), output_size(w, kw, stride)
+    th, tw = pair(stride, "stride")
+    ho, wo = output_size(h, kh, th), output_size(w, kw, tw)
     sn, sh, sw, sc = x.strides
-    return as_strided(x, shape=(n, ho, wo, kh, kw, c), strides=(sn, sh * stride, sw * stride, sh, sw, sc),
+    return as_strided(x, shape=(n, ho, wo, kh, kw, c), strides=(sn, sh * th, sw * tw, sh, sw, sc),
                       writeable=False)
 
 
-def im2col(x: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
+def im2col(x: np.ndarray, kh: int, kw: int, stride: int | tuple[int, int]) -> np.ndarray:
     """(N, H, W, C) -> patch matrix (N*Ho*Wo, kh*kw*C), one row per output pixel."""
     n, h, w, c = x.shape
-    ho, wo = output_size(h, kh, stride), output_size(w, kw, stride)
+    th, tw = pair(stride, "stride")
+    ho, wo = output_size(h, kh, th), output_size(w, kw, tw)
     if c >= 4:
         return windows(x, kh, kw, stride).reshape(n * ho * wo, kh * kw * c)  # the one copy
     # with one or a few channels, a copy through the 6-D strided view moves a handful of bytes
@@ -44,22 +55,23 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
     cols = np.empty((n, ho, wo, kh, kw, c), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            cols[:, :, :, i, j, :] = x[:, i:i + stride * ho:stride, j:j + stride * wo:stride, :]
+            cols[:, :, :, i, j, :] = x[:, i:i + th * ho:th, j:j + tw * wo:tw, :]
     return cols.reshape(n * ho * wo, kh * kw * c)
 
 
-def col2im(cols: np.ndarray, shape: tuple, kh: int, kw: int, stride: int) -> np.ndarray:
+def col2im(cols: np.ndarray, shape: tuple, kh: int, kw: int, stride: int | tuple[int, int]) -> np.ndarray:
     """Adjoint of im2col: sum every patch row back onto the (N, H, W, C) image it came from.
 
     Overlapping windows add up; that is kh*kw strided slice additions, whatever the image size.
     """
     n, h, w, c = shape
-    ho, wo = output_size(h, kh, stride), output_size(w, kw, stride)
+    th, tw = pair(stride, "stride")
+    ho, wo = output_size(h, kh, th), output_size(w, kw, tw)
     patches = cols.reshape(n, ho, wo, kh, kw, c)
     out = np.zeros(shape, dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
-            out[:, i:i + stride * ho:stride, j:j + stride * wo:stride, :] += patches[:, :, :, i, j, :]
+            out[:, i:i + th * ho:th, j:j + tw * wo:tw, :] += patches[:, :, :, i, j, :]
     return out
 
 
@@ -81,15 +93,19 @@ class ChannelsLast(Module):
 class Conv2D(Module):
     """2-D convolution (cross-correlation, like torch), any kernel, stride and zero padding.
 
-    x (N, H, W, C_in) -> (N, Ho, Wo, C_out), Ho = (H + 2p - kh) // s + 1.
+    x (N, H, W, C_in) -> (N, Ho, Wo, C_out), Ho = (H + 2 ph - kh) // sh + 1 (and likewise Wo). The kernel size,
+    stride and padding are each an int or an (h, w) pair.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], *,
-                 stride: int = 1, padding: int = 0, bias: bool = True, rng: np.random.Generator | None = None,
-                 init: str = "he_normal", dtype=np.float32):
-        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0, bias: bool = True,
+                 rng: np.random.Generator | None = None, init: str = "he_normal", dtype=np.float32):
+        kh, kw = pair(kernel_size, "kernel_size")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kh, self.kw, self.stride, self.padding = kh, kw, stride, padding
+        self.kh, self.kw = kh, kw
+        self.stride, self.padding = pair(stride, "stride"), pair(padding, "padding")
+        if min(kh, kw, *self.stride) < 1 or min(self.padding) < 0:
+            raise ValueError(f"kernel {kh, kw} and stride {self.stride} must be >= 1, padding {self.padding} >= 0")
         rng = rng if rng is not None else np.random.default_rng(0)
         # initialised in torch's (out, in, kh, kw) layout so fan-in and fan-out mean the same thing
         w = INITIALIZERS[init]((out_channels, in_channels, kh, kw), rng=rng, dtype=dtype)
@@ -102,18 +118,18 @@ class Conv2D(Module):
             yield "bias", self.bias
 
     def _pad(self, x):
-        p = self.padding
-        if not p:
+        ph, pw = self.padding
+        if not (ph or pw):
             return x
         n, h, w, c = x.shape
-        xp = np.zeros((n, h + 2 * p, w + 2 * p, c), dtype=x.dtype)   # np.pad is several times slower
-        xp[:, p:p + h, p:p + w, :] = x
+        xp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)   # np.pad is several times slower
+        xp[:, ph:ph + h, pw:pw + w, :] = x
         return xp
 
     def forward(self, x, train=True):
         xp = self._pad(x)
         n = x.shape[0]
-        ho, wo = output_size(xp.shape[1], self.kh, self.stride), output_size(xp.shape[2], self.kw, self.stride)
+        ho, wo = output_size(xp.shape[1], self.kh, self.stride[0]), output_size(xp.shape[2], self.kw, self.stride[1])
         self._padded_shape = xp.shape
         self._cols = im2col(xp, self.kh, self.kw, self.stride)                      # (N*Ho*Wo, kh*kw*C)
         out = self._cols @ self.weight.data.reshape(-1, self.out_channels)         # (N*Ho*Wo, F)
@@ -137,15 +153,15 @@ class Conv2D(Module):
         the input gradient, which never materialises the (N*Ho*Wo, kh*kw*C) matrix."""
         g = self.backward_params(grad_out)
         n, hp, wp, c = self._padded_shape
-        ho, wo = output_size(hp, self.kh, self.stride), output_size(wp, self.kw, self.stride)
-        s = self.stride
+        sh, sw = self.stride
+        ho, wo = output_size(hp, self.kh, sh), output_size(wp, self.kw, sw)
         taps = self.weight.data                                                     # (kh, kw, C, F)
         dx = np.zeros(self._padded_shape, dtype=g.dtype)
         for i in range(self.kh):
             for j in range(self.kw):
-                dx[:, i:i + s * ho:s, j:j + s * wo:s, :] += (g @ taps[i, j].T).reshape(n, ho, wo, c)
-        p = self.padding
-        return dx[:, p:hp - p, p:wp - p, :] if p else dx
+                dx[:, i:i + sh * ho:sh, j:j + sw * wo:sw, :] += (g @ taps[i, j].T).reshape(n, ho, wo, c)
+        ph, pw = self.padding
+        return dx[:, ph:hp - ph, pw:wp - pw, :] if (ph or pw) else dx
 
     def _ones(self, n: int, dtype) -> np.ndarray:
         cached = getattr(self, "_ones_cache", None)
@@ -162,16 +178,19 @@ class MaxPool2D(Module):
     """Max over k x k windows; the gradient goes to the first maximum of each window in
     row-major order (PyTorch's rule when values tie), and adds up where windows overlap.
 
+    The kernel size and stride are each an int or an (h, w) pair (the stride defaults to the kernel size).
     The common 2x2, stride-2 case on even sizes takes a fast path: the four window corners are
     four strided views, so the max is three element-wise maxima and no patch copy is made.
     """
 
-    def __init__(self, kernel_size: int = 2, stride: int | None = None):
-        self.k = kernel_size
-        self.stride = stride or kernel_size
+    def __init__(self, kernel_size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None):
+        self.kernel = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride") if stride is not None else self.kernel
+        if min(*self.kernel, *self.stride) < 1:
+            raise ValueError(f"kernel {self.kernel} and stride {self.stride} must be >= 1")
 
     def _fast(self, shape) -> bool:
-        return self.k == 2 and self.stride == 2 and shape[1] % 2 == 0 and shape[2] % 2 == 0
+        return self.kernel == (2, 2) and self.stride == (2, 2) and shape[1] % 2 == 0 and shape[2] % 2 == 0
 
     def forward(self, x, train=True):
         self._shape = x.shape
@@ -182,15 +201,16 @@ class MaxPool2D(Module):
             not_a, not_b, not_c = (np.not_equal(corner, out).view(np.uint8) for corner in corners[:3])
             self._argmax = not_a * (1 + not_b * (1 + not_c))
             return out
-        win = windows(x, self.k, self.k, self.stride)                               # (N, Ho, Wo, k, k, C)
+        kh, kw = self.kernel
+        win = windows(x, kh, kw, self.stride)                                       # (N, Ho, Wo, kh, kw, C)
         n, ho, wo, _, _, c = win.shape
-        flat = win.reshape(n, ho, wo, self.k * self.k, c)
+        flat = win.reshape(n, ho, wo, kh * kw, c)
         self._argmax = flat.argmax(axis=3)                                          # (N, Ho, Wo, C)
         return np.take_along_axis(flat, self._argmax[:, :, :, None, :], axis=3)[:, :, :, 0, :]
 
     def backward(self, grad_out):
         ho, wo = grad_out.shape[1:3]
-        s, k = self.stride, self.k
+        (sh, sw), (kh, kw) = self.stride, self.kernel
         if self._fast(self._shape):
             n, h, w, c = self._shape
             dx = np.empty((n, h // 2, 2, w // 2, 2, c), dtype=grad_out.dtype)   # every entry written below
@@ -199,35 +219,38 @@ class MaxPool2D(Module):
             return dx.reshape(self._shape)
         zero = grad_out.dtype.type(0)
         dx = np.zeros(self._shape, dtype=grad_out.dtype)
-        for i in range(k):
-            for j in range(k):
-                dx[:, i:i + s * ho:s, j:j + s * wo:s, :] += np.where(self._argmax == i * k + j, grad_out, zero)
+        for i in range(kh):
+            for j in range(kw):
+                dx[:, i:i + sh * ho:sh, j:j + sw * wo:sw, :] += np.where(self._argmax == i * kw + j, grad_out, zero)
         return dx
 
     def __repr__(self):
-        return f"MaxPool2D({self.k}, stride={self.stride})"
+        return f"MaxPool2D({self.kernel}, stride={self.stride})"
 
 
 class AvgPool2D(Module):
-    """Mean over kh x kw windows; each input receives grad / (k*k) from every window it is in."""
+    """Mean over kh x kw windows; each input receives grad / (kh*kw) from every window it is in. The kernel
+    size and stride are each an int or an (h, w) pair (the stride defaults to the kernel size)."""
 
-    def __init__(self, kernel_size: int = 2, stride: int | None = None):
-        self.k = kernel_size
-        self.stride = stride or kernel_size
+    def __init__(self, kernel_size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None):
+        self.kernel = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride") if stride is not None else self.kernel
+        if min(*self.kernel, *self.stride) < 1:
+            raise ValueError(f"kernel {self.kernel} and stride {self.stride} must be >= 1")
 
     def forward(self, x, train=True):
         self._shape = x.shape
-        return windows(x, self.k, self.k, self.stride).mean(axis=(3, 4))
+        return windows(x, *self.kernel, self.stride).mean(axis=(3, 4))
 
     def backward(self, grad_out):
         dx = np.zeros(self._shape, dtype=grad_out.dtype)
         ho, wo = grad_out.shape[1:3]
-        s, k = self.stride, self.k
-        share = grad_out / grad_out.dtype.type(k * k)
-        for i in range(k):
-            for j in range(k):
-                dx[:, i:i + s * ho:s, j:j + s * wo:s, :] += share
+        (sh, sw), (kh, kw) = self.stride, self.kernel
+        share = grad_out / grad_out.dtype.type(kh * kw)
+        for i in range(kh):
+            for j in range(kw):
+                dx[:, i:i + sh * ho:sh, j:j + sw * wo:sw, :] += share
         return dx
 
     def __repr__(self):
-        return f"AvgPool2D({self.k}, stride={self.stride})"
+        return f"AvgPool2D({self.kernel}, stride={self.stride})"

@@ -5,13 +5,23 @@
 
 Channel counts are kept small on purpose: on a 2-core CPU every multiply counts, and 8/16
 filters already separate MNIST's digits; the widths are arguments for anyone with more time.
+
+Layouts. Activations are channels-last inside the network, so Flatten orders the first fully connected
+layer's input rows as (h, w, c): row h * W * C + w * C + c. PyTorch flattens (c, h, w). Linear weights are
+(in, out) here and (out, in) in torch; conv weights (kh, kw, C_in, C_out) here and (C_out, C_in, kh, kw) there.
+``torch_state_dict`` and ``load_torch_state_dict`` do all three conversions, so the same weights run in both
+frameworks (NumPy arrays only; no torch import):
+
+    state = torch_state_dict(model)                   # names and layouts of the matching nn.Sequential
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    load_torch_state_dict(model, {k: v.numpy() for k, v in net.state_dict().items()})
 """
 from __future__ import annotations
 
 import numpy as np
 
 from section2_optimization import layers
-from section3_cnn.layers import AvgPool2D, ChannelsLast, Conv2D, MaxPool2D
+from section3_cnn.layers import AvgPool2D, ChannelsLast, Conv2D, MaxPool2D, torch_weight_layout
 
 POOLS = {"max": MaxPool2D, "avg": AvgPool2D}
 
@@ -43,6 +53,77 @@ def build_cnn(*, pool: str = "max", channels: tuple[int, int] = (8, 16), hidden:
         *([layers.Dropout(dropout, seed=seed)] if dropout else []),
         layers.Linear(hidden, classes, rng=rng, dtype=dtype),
     )
+
+
+def _torch_layout_plan(model: layers.Sequential) -> list[tuple[str, str, object]]:
+    """(our name, torch name, layer) for every parameterised layer. The matching nn.Sequential has the same
+    layers minus ChannelsLast (torch takes (N, C, H, W) as it is), so its indices are one lower after it."""
+    plan, offset, channels = [], 0, None
+    for i, layer in enumerate(model):
+        if isinstance(layer, ChannelsLast):
+            offset += 1
+            continue
+        if isinstance(layer, Conv2D):
+            channels = layer.out_channels
+        if isinstance(layer, (Conv2D, layers.Linear)):
+            plan.append((str(i), str(i - offset), layer))
+        if isinstance(layer, layers.Flatten):
+            plan.append(("flatten", "", channels))
+    return plan
+
+
+def _flat_shape(in_features: int, channels: int) -> tuple[int, int, int]:
+    side = int(round((in_features / channels) ** 0.5))
+    if channels * side * side != in_features:
+        raise ValueError(f"a first Linear of {in_features} inputs is not {channels} channels of a square map")
+    return side, side, channels
+
+
+def torch_state_dict(model: layers.Sequential) -> dict[str, np.ndarray]:
+    """The model's weights under the names and in the layouts of the equivalent torch nn.Sequential
+    (Conv2d ... Flatten, Linear ...), the first Linear's input rows reordered from (h, w, c) to (c, h, w)."""
+    out, flat = {}, None
+    for ours, theirs, layer in _torch_layout_plan(model):
+        if ours == "flatten":
+            flat = layer
+            continue
+        if isinstance(layer, Conv2D):
+            w = torch_weight_layout(layer.weight.data)
+        else:
+            w = layer.weight.data
+            if flat is not None:                      # the first Linear after Flatten
+                h, wd, c = _flat_shape(layer.in_features, flat)
+                w = w.reshape(h, wd, c, -1).transpose(2, 0, 1, 3).reshape(h * wd * c, -1)
+                flat = None
+            w = w.T
+        out[f"{theirs}.weight"] = np.ascontiguousarray(w)
+        if layer.bias is not None:
+            out[f"{theirs}.bias"] = layer.bias.data.copy()
+    return out
+
+
+def load_torch_state_dict(model: layers.Sequential, state: dict[str, np.ndarray]) -> layers.Sequential:
+    """The inverse of torch_state_dict: load a torch nn.Sequential's weights (as NumPy arrays) into the model."""
+    flat = None
+    for ours, theirs, layer in _torch_layout_plan(model):
+        if ours == "flatten":
+            flat = layer
+            continue
+        w = np.asarray(state[f"{theirs}.weight"])
+        if isinstance(layer, Conv2D):
+            w = torch_weight_layout(w, to="ours")
+        else:
+            w = w.T
+            if flat is not None:
+                h, wd, c = _flat_shape(layer.in_features, flat)
+                w = w.reshape(c, h, wd, -1).transpose(1, 2, 0, 3).reshape(h * wd * c, -1)
+                flat = None
+        if w.shape != layer.weight.data.shape:
+            raise ValueError(f"{theirs}.weight has shape {w.shape} here, the model needs {layer.weight.data.shape}")
+        layer.weight.data[...] = w
+        if layer.bias is not None:
+            layer.bias.data[...] = np.asarray(state[f"{theirs}.bias"])
+    return model
 
 
 def conv_layers(model: layers.Sequential) -> list[tuple[int, Conv2D]]:

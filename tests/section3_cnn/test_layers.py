@@ -16,6 +16,8 @@ CONV_CASES = [  # (N, C, H, W, F, k, stride, padding)
     (1, 3, 8, 8, 2, 5, 2, 2),
     (2, 4, 5, 7, 2, 1, 1, 0),
     (1, 2, 6, 6, 3, 2, 2, 0),
+    (2, 2, 8, 7, 3, (3, 2), (2, 1), (1, 0)),      # (h, w) pairs for kernel, stride and padding
+    (1, 3, 7, 9, 2, (1, 3), 1, (0, 2)),
 ]
 
 
@@ -37,7 +39,8 @@ def test_conv_gradcheck(case):
 
 
 @pytest.mark.parametrize("pool, k, s", [(cl.MaxPool2D, 2, 2), (cl.MaxPool2D, 3, 2), (cl.MaxPool2D, 2, 1),
-                                        (cl.AvgPool2D, 2, 2), (cl.AvgPool2D, 3, 1)])
+                                        (cl.AvgPool2D, 2, 2), (cl.AvgPool2D, 3, 1), (cl.MaxPool2D, (2, 3), (1, 2)),
+                                        (cl.AvgPool2D, (3, 2), (2, 1))])
 def test_pool_gradcheck(pool, k, s):
     x = RNG.permutation(2 * 8 * 6 * 3).reshape(2, 8, 6, 3) / 10.0  # distinct values: no ties for finite differences
     for r in gradcheck.check_module(pool(k, s), x):
@@ -77,7 +80,8 @@ def test_conv_matches_torch(case):
 
 
 @pytest.mark.parametrize("name, k, s", [("max", 2, 2), ("max", 3, 2), ("max", 2, 1), ("max", 3, 3),
-                                        ("avg", 2, 2), ("avg", 3, 2), ("avg", 2, 1)])
+                                        ("avg", 2, 2), ("avg", 3, 2), ("avg", 2, 1), ("max", (2, 3), (1, 2)),
+                                        ("max", (3, 1), (2, 1)), ("avg", (2, 3), (2, 1))])
 def test_pools_match_torch_including_ties(name, k, s):
     x = np.round(RNG.standard_normal((2, 3, 8, 6)))  # rounded: many tied maxima
     x[0, 0, :4, :4] = 0.0                             # and whole windows of equal values, like MNIST's background
@@ -90,6 +94,48 @@ def test_pools_match_torch_including_ties(name, k, s):
     ref.backward(torch.tensor(nchw(g)))
     np.testing.assert_allclose(nchw(out), ref.detach().numpy(), atol=1e-12)
     np.testing.assert_allclose(nchw(dx), xt.grad.numpy(), atol=1e-12)
+
+
+def test_layers_refuse_malformed_sizes():
+    for bad in ((2, 2, 2), (0, 1), "3", 2.5):
+        with pytest.raises(ValueError, match="kernel"):
+            cl.Conv2D(1, 1, bad)
+    with pytest.raises(ValueError, match=">= 1"):
+        cl.MaxPool2D((2, 0))
+
+
+def test_whole_cnn_converts_to_and_from_the_equivalent_torch_network():
+    """Identical weights, identical outputs and gradients in float64: the layouts (conv weights, Linear
+    transposes, the first Linear's (h, w, c) -> (c, h, w) rows) convert exactly."""
+    from section3_cnn.model import load_torch_state_dict, torch_state_dict
+
+    model = build_cnn(channels=(3, 5), hidden=16, seed=4, dtype=np.float64)
+    for p in model.parameters():                           # non-zero biases, so their layout is tested too
+        p.data[...] = RNG.standard_normal(p.data.shape) * 0.3
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                              torch.nn.Conv2d(3, 5, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                              torch.nn.Flatten(), torch.nn.Linear(5 * 49, 16), torch.nn.ReLU(),
+                              torch.nn.Linear(16, 10)).double()
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in torch_state_dict(model).items()})
+    x = RNG.standard_normal((4, 1, 28, 28))
+    out = model.forward(x)
+    xt = torch.tensor(x, requires_grad=True)
+    ref = net(xt)
+    np.testing.assert_allclose(out, ref.detach().numpy(), atol=1e-10)
+    g = RNG.standard_normal(out.shape)
+    ref.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(model.backward(g), xt.grad.numpy(), atol=1e-10)
+    for p in model.parameters():                           # our gradients, converted the way the weights are
+        p.data, p.grad = p.grad, p.data
+    grads = torch_state_dict(model)
+    for name, tensor in net.named_parameters():
+        np.testing.assert_allclose(grads[name], tensor.grad.numpy(), atol=1e-10, err_msg=name)
+    for p in model.parameters():
+        p.data, p.grad = p.grad, p.data
+    back = build_cnn(channels=(3, 5), hidden=16, seed=9, dtype=np.float64)
+    load_torch_state_dict(back, {k: v.detach().numpy() for k, v in net.state_dict().items()})
+    for (name, a), (_, b) in zip(model.state_dict().items(), back.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
 
 
 def test_float32_training_dtypes_stay_float32():
