@@ -19,13 +19,14 @@ DEFAULT_CKPT = Path(__file__).resolve().parent / "runs" / "mnist_numpy" / "best.
 
 
 def feature_maps(model: layers.Sequential, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    """The ReLU output after each convolution, (N, H, W, C), for input (N, 1, 28, 28)."""
+    """The ReLU of each convolution's output at full resolution, (N, H, W, C), for input (N, 1, 28, 28).
+    (With max pooling the network pools before its ReLU, so the maps are rectified here, not read off a layer.)"""
     maps, h = [], x
     convs = {i for i, _ in conv_layers(model)}
     for i, layer in enumerate(model):
         h = layer.forward(h, train=False)
-        if i - 1 in convs and isinstance(layer, layers.ReLU):
-            maps.append((f"conv{len(maps) + 1}", h))
+        if i in convs:
+            maps.append((f"conv{len(maps) + 1}", np.maximum(h, 0)))
     return maps
 
 

@@ -96,6 +96,24 @@ def test_pools_match_torch_including_ties(name, k, s):
     np.testing.assert_allclose(nchw(dx), xt.grad.numpy(), atol=1e-12)
 
 
+def test_max_pool_before_relu_is_the_same_network_as_relu_before_pool():
+    """build_cnn pools before its ReLUs (max pooling only); swapping them back must change nothing: outputs and
+    every gradient equal, with many exact ties (negative windows, zeros) in the activations."""
+    fast = build_cnn(channels=(3, 4), hidden=8, image_size=12, seed=5, dtype=np.float64)
+    assert [type(layer).__name__ for layer in fast][2:4] == ["MaxPool2D", "ReLU"]
+    textbook = build_cnn(channels=(3, 4), hidden=8, image_size=12, seed=5, dtype=np.float64)
+    textbook.layers[2:4], textbook.layers[5:7] = textbook.layers[3:1:-1], textbook.layers[6:4:-1]
+    x = np.round(RNG.standard_normal((6, 1, 12, 12)))          # integers: tied maxima and exact zeros
+    y = RNG.integers(0, 10, 6)
+    for model in (fast, textbook):
+        _, g = softmax_cross_entropy(model.forward(x), y)
+        model.backward(g)
+    np.testing.assert_array_equal(fast.forward(x), textbook.forward(x))
+    for (name, a), b in zip(fast.named_parameters(), textbook.parameters()):
+        np.testing.assert_array_equal(a.grad, b.grad, err_msg=name)
+    assert [type(layer).__name__ for layer in build_cnn(pool="avg")][2:4] == ["ReLU", "AvgPool2D"]
+
+
 def test_layers_refuse_malformed_sizes():
     for bad in ((2, 2, 2), (0, 1), "3", 2.5):
         with pytest.raises(ValueError, match="kernel"):
