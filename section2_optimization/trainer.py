@@ -7,6 +7,7 @@ stop when the loss turns NaN or infinite.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -15,6 +16,7 @@ import numpy as np
 
 from section2_optimization.layers import Module
 from section2_optimization.optim import LRScheduler, Optimizer
+from section2_optimization.parallel import DataParallel
 from shared_utils import cli
 from shared_utils.errors import UserError
 from shared_utils.runs import RunDir
@@ -67,13 +69,16 @@ def fit(model: Module, loss_fn: LossFn, optimizer: Optimizer, train: tuple[np.nd
         accuracy: bool = True, quiet: bool = True, checkpoint: str | None = "best.npz",
         on_batch: Callable[[int, float], None] | None = None, desc: str = "",
         checkpoint_extra: dict[str, np.ndarray] | None = None,
-        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None) -> History:
+        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+        threads: int = 1) -> History:
     """Train ``model`` and return its History; ``run`` receives metrics.csv rows and best.npz.
 
     ``schedule_per`` is ``"batch"`` or ``"epoch"``: when the scheduler steps. ``on_batch(step, loss)``
     sees every batch loss (for per-iteration curves). ``checkpoint_extra`` is saved beside the
     weights (e.g. the architecture, so a checkpoint can rebuild its model). ``augment(x_batch, rng)``
     transforms each training batch (never validation data), drawing from the loop's seeded RNG.
+    ``threads > 1`` splits every batch (and every validation pass) across that many threads with
+    DataParallel: the same gradients within rounding, reproducible for a given number of threads.
     """
     x_train, y_train = train
     rng = np.random.default_rng(seed)
@@ -82,10 +87,12 @@ def fit(model: Module, loss_fn: LossFn, optimizer: Optimizer, train: tuple[np.nd
     if restore_input_grad is not None:
         model.requires_input_grad = False
     try:
-        return _fit(model, loss_fn, optimizer, x_train, y_train, val, rng, epochs=epochs, batch_size=batch_size,
-                    run=run, scheduler=scheduler, schedule_per=schedule_per, accuracy=accuracy, quiet=quiet,
-                    checkpoint=checkpoint, on_batch=on_batch, desc=desc, checkpoint_extra=checkpoint_extra,
-                    augment=augment)
+        with contextlib.ExitStack() as stack:
+            net = stack.enter_context(DataParallel(model, threads)) if threads > 1 else model
+            return _fit(net, loss_fn, optimizer, x_train, y_train, val, rng, epochs=epochs, batch_size=batch_size,
+                        run=run, scheduler=scheduler, schedule_per=schedule_per, accuracy=accuracy, quiet=quiet,
+                        checkpoint=checkpoint, on_batch=on_batch, desc=desc, checkpoint_extra=checkpoint_extra,
+                        augment=augment)
     finally:
         if restore_input_grad is not None:
             model.requires_input_grad = restore_input_grad

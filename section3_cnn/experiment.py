@@ -20,9 +20,11 @@ def load_mnist(args) -> data.Dataset:
 
 
 def train_cnn(args, ds: data.Dataset, run: RunDir, *, seed: int, pool: str = "max",
-              channels: tuple[int, int] = (8, 16), hidden: int = 128, dropout: float = 0.0, shift: int = 0) -> dict:
+              channels: tuple[int, int] = (8, 16), hidden: int = 128, dropout: float = 0.0, shift: int = 0,
+              threads: int = 1) -> dict:
     """Adam with a per-step cosine decay, optional random shifts of up to ``shift`` pixels; the best
-    validation checkpoint is scored on the test set."""
+    validation checkpoint is scored on the test set. ``threads`` splits each batch across that many threads
+    (section 2's DataParallel)."""
     train, val, test = (ds.arrays(s) for s in ("train", "val", "test"))   # float32 (N, 1, 28, 28)
     arch = dict(pool=pool, channels=tuple(channels), hidden=hidden, kernel=3, dropout=dropout)
     model = build_cnn(**arch, seed=seed)
@@ -32,7 +34,7 @@ def train_cnn(args, ds: data.Dataset, run: RunDir, *, seed: int, pool: str = "ma
                   batch_size=args.batch_size, seed=seed, run=run, quiet=args.quiet,
                   scheduler=CosineAnnealingLR(optimizer, T_max=steps), schedule_per="batch",
                   checkpoint_extra=architecture(**arch), desc=f"NumPy CNN ({pool} pool, seed {seed})",
-                  augment=(lambda xb, rng: random_shift(xb, rng, shift)) if shift else None)
+                  augment=(lambda xb, rng: random_shift(xb, rng, shift)) if shift else None, threads=threads)
     best = load_cnn(run / "best.npz")
     test_loss, test_acc = evaluate(best, softmax_cross_entropy, *test)
     plots.learning_curves(run.path, title=f"NumPy CNN on MNIST, {pool} pooling ({model.num_parameters():,} parameters)")

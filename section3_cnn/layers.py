@@ -59,6 +59,32 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride: int | tuple[int, int]) -> np
     return cols.reshape(n * ho * wo, kh * kw * c)
 
 
+def im2col_pool_order(x: np.ndarray, kh: int, kw: int) -> np.ndarray:
+    """Stride-1 patch matrix with its rows in 2x2-window-major order, for an even output (2 Ho2, 2 Wo2):
+    row (n, dh, dw, a, b) holds the patch of output pixel (2a + dh, 2b + dw). Each of the four window
+    positions is then one contiguous block per image, which is what makes a following 2x2 max pool fast."""
+    n, h, w, c = x.shape
+    ho2, wo2 = output_size(h, kh) // 2, output_size(w, kw) // 2
+    if c >= 4:
+        sn, sh, sw, sc = x.strides
+        view = as_strided(x, shape=(n, 2, 2, ho2, wo2, kh, kw, c),
+                          strides=(sn, sh, sw, 2 * sh, 2 * sw, sh, sw, sc), writeable=False)
+        return view.reshape(n * 4 * ho2 * wo2, kh * kw * c)
+    cols = np.empty((n, 2, 2, ho2, wo2, kh, kw, c), dtype=x.dtype)   # few channels: slice copies (see im2col)
+    for dh in range(2):
+        for dw in range(2):
+            for i in range(kh):
+                for j in range(kw):
+                    cols[:, dh, dw, :, :, i, j, :] = x[:, dh + i:dh + i + 2 * ho2:2, dw + j:dw + j + 2 * wo2:2, :]
+    return cols.reshape(n * 4 * ho2 * wo2, kh * kw * c)
+
+
+def pool_order_to_image(x: np.ndarray) -> np.ndarray:
+    """(N, 2, 2, H/2, W/2, C) window-major -> the usual (N, H, W, C), a copy."""
+    n, _, _, h2, w2, c = x.shape
+    return x.transpose(0, 3, 1, 4, 2, 5).reshape(n, 2 * h2, 2 * w2, c)
+
+
 def col2im(cols: np.ndarray, shape: tuple, kh: int, kw: int, stride: int | tuple[int, int]) -> np.ndarray:
     """Adjoint of im2col: sum every patch row back onto the (N, H, W, C) image it came from.
 
@@ -73,6 +99,21 @@ def col2im(cols: np.ndarray, shape: tuple, kh: int, kw: int, stride: int | tuple
         for j in range(kw):
             out[:, i:i + th * ho:th, j:j + tw * wo:tw, :] += patches[:, :, :, i, j, :]
     return out
+
+
+def add_bias(out: np.ndarray, bias: np.ndarray) -> None:
+    """out (M, F) += bias (F,), in place, the same additions as ``out += bias``, about 4x faster for a few channels.
+
+    Broadcasting an F-vector over M rows runs NumPy's inner loop M times over F elements, and with F = 8 the
+    per-loop overhead is most of the cost. Seen as (M / k, k * F) rows against the bias tiled k times, the
+    inner loop covers k * F elements instead (k the largest divisor of M up to 64 // F).
+    """
+    m, f = out.shape
+    k = max((d for d in range(1, max(1, 64 // f) + 1) if m % d == 0), default=1)
+    if k == 1 or not out.flags.c_contiguous:
+        out += bias
+        return
+    np.add(out.reshape(m // k, k * f), np.tile(bias, k), out=out.reshape(m // k, k * f))
 
 
 def torch_weight_layout(weight: np.ndarray, to: str = "torch") -> np.ndarray:
@@ -95,11 +136,18 @@ class Conv2D(Module):
 
     x (N, H, W, C_in) -> (N, Ho, Wo, C_out), Ho = (H + 2 ph - kh) // sh + 1 (and likewise Wo). The kernel size,
     stride and padding are each an int or an (h, w) pair.
+
+    ``pool_order=True`` is for a convolution followed by MaxPool2D(2) (build_cnn sets it): in training mode, when
+    the stride is 1 and the output size even, forward returns the output in 2x2-window-major layout,
+    (N, 2, 2, Ho/2, Wo/2, C_out), element [n, dh, dw, a, b] being output pixel (2a + dh, 2b + dw), and backward
+    takes its gradient in that layout. MaxPool2D reads it as four contiguous blocks instead of four
+    interleaved strided views, the same values and gradients (tested). Evaluation mode always returns (N, Ho, Wo, C).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], *,
                  stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0, bias: bool = True,
-                 rng: np.random.Generator | None = None, init: str = "he_normal", dtype=np.float32):
+                 rng: np.random.Generator | None = None, init: str = "he_normal", dtype=np.float32,
+                 pool_order: bool = False):
         kh, kw = pair(kernel_size, "kernel_size")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kh, self.kw = kh, kw
@@ -111,6 +159,7 @@ class Conv2D(Module):
         w = INITIALIZERS[init]((out_channels, in_channels, kh, kw), rng=rng, dtype=dtype)
         self.weight = Parameter(np.ascontiguousarray(torch_weight_layout(w, to="ours")))
         self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
+        self.pool_order = pool_order
 
     def _own_parameters(self):
         yield "weight", self.weight
@@ -131,10 +180,16 @@ class Conv2D(Module):
         n = x.shape[0]
         ho, wo = output_size(xp.shape[1], self.kh, self.stride[0]), output_size(xp.shape[2], self.kw, self.stride[1])
         self._padded_shape = xp.shape
-        self._cols = im2col(xp, self.kh, self.kw, self.stride)                      # (N*Ho*Wo, kh*kw*C)
+        self._pool_order = train and self.pool_order and self.stride == (1, 1) and ho % 2 == 0 and wo % 2 == 0
+        if self._pool_order:
+            self._cols = im2col_pool_order(xp, self.kh, self.kw)
+        else:
+            self._cols = im2col(xp, self.kh, self.kw, self.stride)                  # (N*Ho*Wo, kh*kw*C)
         out = self._cols @ self.weight.data.reshape(-1, self.out_channels)         # (N*Ho*Wo, F)
         if self.bias is not None:
-            out += self.bias.data
+            add_bias(out, self.bias.data)
+        if self._pool_order:
+            return out.reshape(n, 2, 2, ho // 2, wo // 2, self.out_channels)
         return out.reshape(n, ho, wo, self.out_channels)
 
     def backward_params(self, grad_out):
@@ -152,6 +207,8 @@ class Conv2D(Module):
         g @ W[i, j]^T is a contiguous (N*Ho*Wo, C) block added straight onto its shifted slice of
         the input gradient, which never materialises the (N*Ho*Wo, kh*kw*C) matrix."""
         g = self.backward_params(grad_out)
+        if self._pool_order:          # rows in window-major order: back to image order for the shifted adds
+            g = pool_order_to_image(grad_out).reshape(-1, self.out_channels)
         n, hp, wp, c = self._padded_shape
         sh, sw = self.stride
         ho, wo = output_size(hp, self.kh, sh), output_size(wp, self.kw, sw)
@@ -180,7 +237,9 @@ class MaxPool2D(Module):
 
     The kernel size and stride are each an int or an (h, w) pair (the stride defaults to the kernel size).
     The common 2x2, stride-2 case on even sizes takes a fast path: the four window corners are
-    four strided views, so the max is three element-wise maxima and no patch copy is made.
+    four strided views, so the max is three element-wise maxima and no patch copy is made. It also takes
+    the (N, 2, 2, H/2, W/2, C) window-major layout of a Conv2D with pool_order=True, where the corners are
+    contiguous blocks, and then returns its input gradient in that layout too.
     """
 
     def __init__(self, kernel_size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None):
@@ -194,8 +253,15 @@ class MaxPool2D(Module):
 
     def forward(self, x, train=True):
         self._shape = x.shape
-        if self._fast(x.shape):
+        if x.ndim == 6:
+            if self.kernel != (2, 2) or self.stride != (2, 2) or x.shape[1:3] != (2, 2):
+                raise ValueError(f"the window-major (N, 2, 2, H/2, W/2, C) layout is for MaxPool2D(2) only, not {self}")
+            corners = (x[:, 0, 0], x[:, 0, 1], x[:, 1, 0], x[:, 1, 1])
+        elif self._fast(x.shape):
             corners = (x[:, 0::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 0::2], x[:, 1::2, 1::2])
+        else:
+            corners = None
+        if corners is not None:
             out = np.maximum(np.maximum(corners[0], corners[1]), np.maximum(corners[2], corners[3]))
             # index of the first corner equal to the max: 0 if a, else 1 if b, else 2 if c, else 3
             not_a, not_b, not_c = (np.not_equal(corner, out).view(np.uint8) for corner in corners[:3])
@@ -211,6 +277,11 @@ class MaxPool2D(Module):
     def backward(self, grad_out):
         ho, wo = grad_out.shape[1:3]
         (sh, sw), (kh, kw) = self.stride, self.kernel
+        if len(self._shape) == 6:
+            dx = np.empty(self._shape, dtype=grad_out.dtype)
+            for index, (i, j) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+                np.multiply(self._argmax == index, grad_out, out=dx[:, i, j])
+            return dx
         if self._fast(self._shape):
             n, h, w, c = self._shape
             dx = np.empty((n, h // 2, 2, w // 2, 2, c), dtype=grad_out.dtype)   # every entry written below

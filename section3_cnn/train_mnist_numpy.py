@@ -25,6 +25,8 @@ def main(argv=None):
     p.add_argument("--dropout", type=cli.unit_float, default=0.0, help="dropout before the last layer")
     p.add_argument("--shift", type=int, choices=range(0, 5), default=1, metavar="{0..4}",
                    help="augment: shift each training image by up to this many pixels")
+    p.add_argument("--threads", type=cli.positive_int, default=2,
+                   help="split each batch across this many threads; results depend on it, not on the machine")
     p.add_argument("--experiment", default="mnist_numpy", help="run folder name under runs/")
     args = cli.parse(p, argv)
     device.numpy_device(args.device)
@@ -32,7 +34,8 @@ def main(argv=None):
     ds = load_mnist(args)
     run = runs.RunDir(__file__, args.experiment, args)
     summary = train_cnn(args, ds, run, seed=args.seed, pool=args.pool, channels=tuple(args.channels),
-                        hidden=args.hidden, dropout=args.dropout, shift=args.shift)
+                        hidden=args.hidden, dropout=args.dropout, shift=args.shift,
+                        threads=args.threads)
     print(f"test accuracy {summary['test_acc']:.4f} (best epoch {summary['best_epoch']}), "
           f"{summary['seconds_per_epoch']:.1f} s/epoch, {summary['wall_time_s']:.0f} s in all -> {run.path}")
     return summary

@@ -114,6 +114,35 @@ def test_max_pool_before_relu_is_the_same_network_as_relu_before_pool():
     assert [type(layer).__name__ for layer in build_cnn(pool="avg")][2:4] == ["ReLU", "AvgPool2D"]
 
 
+def test_window_major_conv_output_is_the_same_network():
+    """build_cnn's convolutions hand their training output to the max pool in 2x2-window-major layout
+    (pool_order=True); with it switched off the network must compute the same outputs and gradients (input
+    gradient too), ties included, and evaluation mode must return the usual (N, H, W, C) maps."""
+    fast = build_cnn(channels=(3, 4), hidden=8, image_size=12, seed=5, dtype=np.float64)
+    plain = build_cnn(channels=(3, 4), hidden=8, image_size=12, seed=5, dtype=np.float64)
+    convs = [layer for layer in plain if isinstance(layer, cl.Conv2D)]
+    assert all(conv.pool_order for conv in convs)
+    for conv in convs:
+        conv.pool_order = False
+    x = np.round(RNG.standard_normal((6, 1, 12, 12)))          # integers: tied maxima and exact zeros
+    x[:, :, :4] = 0                                            # blank rows: whole windows tie, as in MNIST
+    y = RNG.integers(0, 10, 6)
+    results = []
+    for model in (fast, plain):
+        out = model.forward(x)
+        _, g = softmax_cross_entropy(out, y)
+        results.append((out, model.backward(g)))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-13)
+    for (name, a), b in zip(fast.named_parameters(), plain.parameters()):
+        np.testing.assert_allclose(a.grad, b.grad, rtol=1e-12, atol=1e-13, err_msg=name)
+    conv = fast[1]
+    assert conv.forward(x.transpose(0, 2, 3, 1), train=True).shape == (6, 2, 2, 6, 6, 3)
+    assert conv.forward(x.transpose(0, 2, 3, 1), train=False).shape == (6, 12, 12, 3)
+    with pytest.raises(ValueError, match="window-major"):
+        cl.MaxPool2D(3).forward(np.zeros((1, 2, 2, 3, 3, 1)))
+
+
 def test_layers_refuse_malformed_sizes():
     for bad in ((2, 2, 2), (0, 1), "3", 2.5):
         with pytest.raises(ValueError, match="kernel"):
