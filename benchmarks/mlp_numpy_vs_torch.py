@@ -40,7 +40,7 @@ class NumpyRunner:
     def epoch(self, epoch, train, val) -> float:
         history = fit(self.model, softmax_cross_entropy, self.optimizer, train, val, epochs=1,
                       batch_size=self.args.batch_size, seed=self.args.seed + epoch, quiet=True, checkpoint=None,
-                      scheduler=self.schedule, schedule_per="batch")
+                      scheduler=self.schedule, schedule_per="batch", threads=self.args.threads)
         return history.rows[-1]["seconds"]
 
     def test_acc(self, test) -> float:
@@ -86,6 +86,7 @@ class TorchRunner:
 
 def main(argv=None):
     p = cli.parser(__doc__, epochs=10, batch_size=64, lr=1e-3, quick={"epochs": 1, "limit_train": 6000})
+    p.add_argument("--threads", type=cli.positive_int, default=1, help="NumPy threads per batch (DataParallel)")
     args = cli.parse(p, argv)
     ds = data.mnist(args.data_dir, limit=args.limit_train, val_size=5000 if not args.limit_train else 1000,
                     seed=args.seed, quiet=args.quiet)
@@ -112,7 +113,7 @@ def main(argv=None):
                     "torch_threads": threads},
         "versions": {"numpy": np.__version__, "torch": torch_version},
         "config": {"sizes": SIZES, "optimizer": "Adam + cosine decay per step", "lr": args.lr, "batch_size": args.batch_size,
-                   "epochs": args.epochs, "train_size": len(train[1])},
+                   "epochs": args.epochs, "train_size": len(train[1]), "numpy_threads": args.threads},
         "numpy": {"seconds_per_epoch": np_seconds, "median_s": np_med, "test_acc": np_acc},
         "torch": {"seconds_per_epoch": t_seconds, "median_s": t_med, "test_acc": t_acc},
         "time_ratio_numpy_over_torch": np_med / t_med,

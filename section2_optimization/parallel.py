@@ -104,6 +104,16 @@ def _backward(replica: Module, grad: np.ndarray):
     return replica.backward(grad)
 
 
+def _train_shard(replica: Module, batch, loss_fn, n: int):
+    x, y = batch
+    out = replica.forward(x, True)
+    loss, grad = loss_fn(out, y)
+    if len(x) != n:
+        grad = grad * grad.dtype.type(len(x) / n)
+    replica.backward(grad)
+    return out, loss
+
+
 class DataParallel(Module):
     """Run ``module`` on ``threads`` shards of every batch at once; see the module docstring for what is equal
     to a single-thread pass. Parameters, state_dict and load_state_dict are the wrapped module's own (same
@@ -183,21 +193,41 @@ class DataParallel(Module):
             raise errors[0]
         return results
 
-    def forward(self, x, train=True):
+    def _share_weights(self):
         shared = self.module.parameters()
         for replica in self._replicas[1:]:
             for mine, theirs in zip(shared, replica.parameters()):
                 theirs.data = mine.data
-        self._bounds = shard_bounds(len(x), self.threads)
-        outs = self._map(_forward, [x[lo:hi] for lo, hi in self._bounds], (train,))
-        return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
-    def backward(self, grad_out):
-        grads = self._map(_backward, [grad_out[lo:hi] for lo, hi in self._bounds])
+    def _gather_grads(self):
         shared = self.module.parameters()
         for replica in self._replicas[1:len(self._bounds)]:
             for mine, theirs in zip(shared, replica.parameters()):
                 mine.grad += theirs.grad
+
+    def forward(self, x, train=True):
+        self._share_weights()
+        self._bounds = shard_bounds(len(x), self.threads)
+        outs = self._map(_forward, [x[lo:hi] for lo, hi in self._bounds], (train,))
+        return outs[0] if len(outs) == 1 else np.concatenate(outs)
+
+    def train_step(self, x, y, loss_fn):
+        """Forward, loss and backward of every shard in one pass on its own thread, one hand-over per batch
+        instead of two: returns (outputs, loss) and leaves the batch's gradient in the parameters. ``loss_fn``
+        must average over the rows (softmax cross-entropy, mean squared error): shard k's loss and gradient
+        are weighted by its share n_k / n, which sums to the whole batch's mean."""
+        self._share_weights()
+        n = len(x)
+        self._bounds = shard_bounds(n, self.threads)
+        parts = self._map(_train_shard, [(x[lo:hi], y[lo:hi]) for lo, hi in self._bounds], (loss_fn, n))
+        self._gather_grads()
+        outs = [out for out, _ in parts]
+        loss = sum(float(part_loss) * (hi - lo) / n for (_, part_loss), (lo, hi) in zip(parts, self._bounds))
+        return (outs[0] if len(outs) == 1 else np.concatenate(outs)), loss
+
+    def backward(self, grad_out):
+        grads = self._map(_backward, [grad_out[lo:hi] for lo, hi in self._bounds])
+        self._gather_grads()
         if any(g is None for g in grads):
             return None
         return grads[0] if len(grads) == 1 else np.concatenate(grads)

@@ -115,12 +115,16 @@ def _fit(model, loss_fn, optimizer, x_train, y_train, val, rng, *, epochs, batch
             xb, yb = x_train[idx], y_train[idx]
             if augment is not None:
                 xb = augment(xb, rng)
-            outputs = model.forward(xb, train=True)
-            loss, grad = loss_fn(outputs, yb)
+            if isinstance(model, DataParallel):   # forward, loss and backward per shard, one hand-over
+                outputs, loss = model.train_step(xb, yb, loss_fn)
+            else:
+                outputs = model.forward(xb, train=True)
+                loss, grad = loss_fn(outputs, yb)
             if not np.isfinite(loss):
                 raise TrainingDiverged(f"loss became {loss} at epoch {epoch}, step {step + 1}; "
                                        f"lower the learning rate (now {optimizer.lr:g})")
-            model.backward(grad)
+            if not isinstance(model, DataParallel):
+                model.backward(grad)
             optimizer.step()
             if scheduler is not None and schedule_per == "batch":
                 scheduler.step()
