@@ -1,7 +1,7 @@
 """Benchmark: the NumPy CNN (section 3) against the identical network in PyTorch on the CPU.
 
-1. Speed: seconds per epoch on full MNIST (55,000 images), same architecture (Conv -> MaxPool -> ReLU, twice,
-   then FC-ReLU-FC, in both frameworks), Adam, batch 64, float32, measured in this one process in
+1. Speed: seconds per epoch on full MNIST (55,000 images), the main job's network (Conv -> MaxPool -> ReLU,
+   twice, then FC-ReLU-FC, in both frameworks), Adam and batch (train_mnist_numpy.RECIPE), float32, in
    alternating blocks (NumPy with the main job's threads, NumPy on one thread, PyTorch; then again),
    medians reported. Goal: NumPy at most 0.8x PyTorch's time. PyTorch uses all its default threads.
 2. Efficiency: achieved GFLOP/s of a NumPy training step (multiply-adds counted from the layer
@@ -32,6 +32,7 @@ from section2_optimization.trainer import fit
 from section3_cnn.layers import Conv2D
 from section2_optimization.layers import Linear
 from section3_cnn.model import build_cnn
+from section3_cnn.train_mnist_numpy import RECIPE
 from shared_utils import cli, data, runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,14 +105,14 @@ def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
-def layer_profile(model, x, y, steps: int = 50) -> list[dict]:
+def layer_profile(model, x, y, batch: int, steps: int = 50) -> list[dict]:
     optimizer = Adam(model.parameters(), lr=1e-3)
     model.requires_input_grad = False
     fwd, bwd = np.zeros(len(model)), np.zeros(len(model))
     first = next(i for i, layer in enumerate(model) if layer.parameters())
     loss_t = opt_t = 0.0
     for s in range(steps):
-        xb, yb = x[s * 64:(s + 1) * 64], y[s * 64:(s + 1) * 64]
+        xb, yb = x[s * batch:(s + 1) * batch], y[s * batch:(s + 1) * batch]
         h = xb
         for i, layer in enumerate(model):
             t = time.perf_counter()
@@ -135,11 +136,12 @@ def layer_profile(model, x, y, steps: int = 50) -> list[dict]:
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, epochs=4, batch_size=64, lr=0.002, quick={"epochs": 2, "limit_train": 6000})
-    p.add_argument("--channels", type=cli.channels, nargs=2, default=[8, 16])
-    p.add_argument("--hidden", type=cli.width, default=128)
-    p.add_argument("--threads", type=cli.positive_int, default=2,
-                   help="NumPy threads per batch (DataParallel), as train_mnist_numpy.py's default")
+    p = cli.parser(__doc__, epochs=4, batch_size=RECIPE["batch_size"], lr=RECIPE["lr"],
+                   quick={"epochs": 2, "limit_train": 6000})
+    p.add_argument("--channels", type=cli.channels, nargs=2, default=list(RECIPE["channels"]))
+    p.add_argument("--hidden", type=cli.width, default=RECIPE["hidden"])
+    p.add_argument("--threads", type=cli.positive_int, default=RECIPE["threads"],
+                   help="NumPy threads per batch (DataParallel); the main job's by default")
     p.add_argument("--skip-main-job", action="store_true", help="do not time the 5-epoch main job")
     args = cli.parse(p, argv)
     import torch
@@ -153,9 +155,9 @@ def main(argv=None):
     toptimizer = torch.optim.Adam(tmodel.parameters(), lr=args.lr)
     numpy_runs = {"numpy": args.threads, "numpy_1_thread": 1} if args.threads > 1 else {"numpy": 1}
     models = {}
-    for name in numpy_runs:
+    for name, threads in numpy_runs.items():
         model = build_cnn(channels=tuple(args.channels), hidden=args.hidden, seed=args.seed)
-        models[name] = (model, Adam(model.parameters(), lr=args.lr))
+        models[name] = (model, Adam(model.parameters(), lr=args.lr, threads=threads))
     seconds = {name: [] for name in [*numpy_runs, "torch"]}
     half = (args.epochs + 1) // 2
     for block in (range(0, half), range(half, args.epochs)):  # A B C A B C: each sees early and late machine load
@@ -176,7 +178,7 @@ def main(argv=None):
     flops = step_flops(model, args.batch_size)
     achieved = flops * steps_per_epoch / np_med / 1e9
     peak = matmul_gflops()
-    profile = layer_profile(model, x, y)
+    profile = layer_profile(model, x, y, args.batch_size)
     result = {
         "machine": {"cpu": cpu_name(), "platform": platform.platform(), "cpus": os.cpu_count(),
                     "torch_threads": torch.get_num_threads()},

@@ -1,6 +1,8 @@
 """Training the section 3 CNN on MNIST: the one recipe every section 3 script shares."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from section2_optimization.losses import softmax_cross_entropy
@@ -21,16 +23,18 @@ def load_mnist(args) -> data.Dataset:
 
 def train_cnn(args, ds: data.Dataset, run: RunDir, *, seed: int, pool: str = "max",
               channels: tuple[int, int] = (8, 16), hidden: int = 128, dropout: float = 0.0, shift: int = 0,
-              threads: int = 1) -> dict:
+              threads: int = 1, label_smoothing: float = 0.0) -> dict:
     """Adam with a per-step cosine decay, optional random shifts of up to ``shift`` pixels; the best
     validation checkpoint is scored on the test set. ``threads`` splits each batch across that many threads
     (section 2's DataParallel)."""
     train, val, test = (ds.arrays(s) for s in ("train", "val", "test"))   # float32 (N, 1, 28, 28)
     arch = dict(pool=pool, channels=tuple(channels), hidden=hidden, kernel=3, dropout=dropout)
     model = build_cnn(**arch, seed=seed)
-    optimizer = Adam(model.parameters(), lr=args.lr)
+    optimizer = Adam(model.parameters(), lr=args.lr, threads=threads)
     steps = args.epochs * -(-len(train[1]) // args.batch_size)
-    history = fit(model, softmax_cross_entropy, optimizer, train, val, epochs=args.epochs,
+    loss_fn = (functools.partial(softmax_cross_entropy, label_smoothing=label_smoothing) if label_smoothing
+               else softmax_cross_entropy)
+    history = fit(model, loss_fn, optimizer, train, val, epochs=args.epochs,
                   batch_size=args.batch_size, seed=seed, run=run, quiet=args.quiet,
                   scheduler=CosineAnnealingLR(optimizer, T_max=steps), schedule_per="batch",
                   checkpoint_extra=architecture(**arch), desc=f"NumPy CNN ({pool} pool, seed {seed})",

@@ -1,11 +1,12 @@
 """How accurate and how fast can a CNN written in NumPy be on MNIST?
 
-Conv(3x3, 8) -> ReLU -> MaxPool(2) -> Conv(3x3, 16) -> ReLU -> MaxPool(2) -> FC(128) -> ReLU -> FC(10),
-trained on the full MNIST training set (55,000 images; 5,000 held out for validation) with
-Adam, a cosine learning-rate decay and random 1-pixel shifts, then scored on the 10,000 test
-images with the best validation checkpoint. Everything is NumPy: section 3's im2col convolutions on section 2's
-layers, optimizer and training loop. Writes section3_cnn/runs/mnist_numpy/: metrics.csv,
-curves.png, best.npz (weights plus architecture; loads without pickle) and summary.json.
+Conv(3x3, 12) -> MaxPool(2) -> ReLU -> Conv(3x3, 24) -> MaxPool(2) -> ReLU -> FC(128) -> ReLU -> FC(10)
+(max pooling before ReLU is the same function as after it, on a quarter of the values), trained on the full
+MNIST training set (55,000 images; 5,000 held out for validation) with Adam, a cosine learning-rate decay,
+batches of 32 split across two threads and random 1-pixel shifts, then scored on the 10,000 test images with
+the best validation checkpoint. Everything is NumPy: section 3's im2col convolutions on section 2's layers,
+optimizer and training loop. Writes section3_cnn/runs/mnist_numpy/: metrics.csv, curves.png, best.npz
+(weights plus architecture; loads without pickle) and summary.json.
 """
 from __future__ import annotations
 
@@ -15,17 +16,25 @@ from shared_utils import cli, device, runs
 from shared_utils.seed import seed_everything
 
 
+# The main job's recipe; benchmarks/cnn_numpy_vs_torch.py times this same network, batch and optimizer.
+# Chosen on validation accuracy over seeds 0-2 (README, section 3): (8, 16) channels stayed at 99.1-99.2% test
+# accuracy whatever the batch, learning rate, width of the hidden layer, dropout or label smoothing; (12, 24)
+# with batches of 32 reached 99.15% validation and 99.28% test accuracy on average.
+RECIPE = {"epochs": 5, "batch_size": 32, "lr": 0.003, "channels": (12, 24), "hidden": 128, "shift": 1, "threads": 2}
+
+
 def main(argv=None):
-    # defaults: 5 epochs and batch 64 as in the source; Adam at 0.003 with cosine decay and 1-pixel
-    # shifts reached 99.00-99.07% test accuracy over seeds 0-1 (0.002 without shifts: 98.84%)
-    p = cli.parser(__doc__, epochs=5, batch_size=64, lr=0.003, quick={"epochs": 1, "limit_train": 3000})
+    p = cli.parser(__doc__, epochs=RECIPE["epochs"], batch_size=RECIPE["batch_size"], lr=RECIPE["lr"],
+                   quick={"epochs": 1, "limit_train": 3000})
     p.add_argument("--pool", choices=sorted(POOLS), default="max")
-    p.add_argument("--channels", type=cli.channels, nargs=2, default=[8, 16], metavar=("C1", "C2"))
-    p.add_argument("--hidden", type=cli.width, default=128)
+    p.add_argument("--channels", type=cli.channels, nargs=2, default=list(RECIPE["channels"]), metavar=("C1", "C2"))
+    p.add_argument("--hidden", type=cli.width, default=RECIPE["hidden"])
     p.add_argument("--dropout", type=cli.unit_float, default=0.0, help="dropout before the last layer")
-    p.add_argument("--shift", type=int, choices=range(0, 5), default=1, metavar="{0..4}",
+    p.add_argument("--shift", type=int, choices=range(0, 5), default=RECIPE["shift"], metavar="{0..4}",
                    help="augment: shift each training image by up to this many pixels")
-    p.add_argument("--threads", type=cli.positive_int, default=2,
+    p.add_argument("--label-smoothing", type=cli.unit_float, default=0.0,
+                   help="train against (1 - s) * one-hot + s / 10 targets, as torch's cross_entropy")
+    p.add_argument("--threads", type=cli.positive_int, default=RECIPE["threads"],
                    help="split each batch across this many threads; results depend on it, not on the machine")
     p.add_argument("--experiment", default="mnist_numpy", help="run folder name under runs/")
     args = cli.parse(p, argv)
@@ -35,7 +44,7 @@ def main(argv=None):
     run = runs.RunDir(__file__, args.experiment, args)
     summary = train_cnn(args, ds, run, seed=args.seed, pool=args.pool, channels=tuple(args.channels),
                         hidden=args.hidden, dropout=args.dropout, shift=args.shift,
-                        threads=args.threads)
+                        threads=args.threads, label_smoothing=args.label_smoothing)
     print(f"test accuracy {summary['test_acc']:.4f} (best epoch {summary['best_epoch']}), "
           f"{summary['seconds_per_epoch']:.1f} s/epoch, {summary['wall_time_s']:.0f} s in all -> {run.path}")
     return summary
