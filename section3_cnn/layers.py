@@ -50,13 +50,16 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride: int | tuple[int, int]) -> np
     ho, wo = output_size(h, kh, th), output_size(w, kw, tw)
     if c >= 4:
         return windows(x, kh, kw, stride).reshape(n * ho * wo, kh * kw * c)  # the one copy
-    # with one or a few channels, a copy through the 6-D strided view moves a handful of bytes
-    # per inner step; kh*kw slice copies move whole image rows and run about 3x faster
-    cols = np.empty((n, ho, wo, kh, kw, c), dtype=x.dtype)
+    # with one or a few channels, a copy through the 6-D strided view moves a handful of bytes per inner
+    # step; kh*kw*c slice copies into a (kh*kw*c, rows) buffer move whole image rows (about 3x faster than
+    # the view, and 2x faster than writing the slices into the row-major matrix). The result is that
+    # buffer's transpose: the same matrix, column-major, which BLAS multiplies without a copy.
+    cols = np.empty((kh, kw, c, n, ho, wo), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            cols[:, :, :, i, j, :] = x[:, i:i + th * ho:th, j:j + tw * wo:tw, :]
-    return cols.reshape(n * ho * wo, kh * kw * c)
+            for k in range(c):
+                cols[i, j, k] = x[:, i:i + th * ho:th, j:j + tw * wo:tw, k]
+    return cols.reshape(kh * kw * c, n * ho * wo).T
 
 
 def im2col_pool_order(x: np.ndarray, kh: int, kw: int) -> np.ndarray:
@@ -70,13 +73,14 @@ def im2col_pool_order(x: np.ndarray, kh: int, kw: int) -> np.ndarray:
         view = as_strided(x, shape=(n, 2, 2, ho2, wo2, kh, kw, c),
                           strides=(sn, sh, sw, 2 * sh, 2 * sw, sh, sw, sc), writeable=False)
         return view.reshape(n * 4 * ho2 * wo2, kh * kw * c)
-    cols = np.empty((n, 2, 2, ho2, wo2, kh, kw, c), dtype=x.dtype)   # few channels: slice copies (see im2col)
+    cols = np.empty((kh, kw, c, n, 2, 2, ho2, wo2), dtype=x.dtype)   # few channels: column-major (see im2col)
     for dh in range(2):
         for dw in range(2):
             for i in range(kh):
                 for j in range(kw):
-                    cols[:, dh, dw, :, :, i, j, :] = x[:, dh + i:dh + i + 2 * ho2:2, dw + j:dw + j + 2 * wo2:2, :]
-    return cols.reshape(n * 4 * ho2 * wo2, kh * kw * c)
+                    for k in range(c):
+                        cols[i, j, k, :, dh, dw] = x[:, dh + i:dh + i + 2 * ho2:2, dw + j:dw + j + 2 * wo2:2, k]
+    return cols.reshape(kh * kw * c, n * 4 * ho2 * wo2).T
 
 
 def pool_order_to_image(x: np.ndarray) -> np.ndarray:
