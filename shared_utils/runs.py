@@ -103,6 +103,24 @@ def _column_order(row: dict) -> list[str]:
     return [c for c in METRIC_COLUMNS if c in row] + [c for c in row if c not in METRIC_COLUMNS]
 
 
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory so far, in MB: VmHWM on Linux. (getrusage's ru_maxrss is no
+    substitute there: it keeps the size of the process that forked this one, which it had before exec.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)   # bytes on macOS
+    except (ImportError, OSError):
+        return None
+
+
 class RunDir:
     """One run's folder: config, per-epoch metrics, summary, checkpoints, plots."""
 
@@ -224,6 +242,7 @@ class RunDir:
                 summary["train_seconds"] = round(float(np.nansum(metrics["seconds"])), 3)
         summary.update(fields)
         summary["wall_time_s"] = round(time.perf_counter() - self.started, 3)
+        summary["peak_rss_mb"] = peak_rss_mb()
         summary["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         if self.writes:
             atomic_write_json(self.path / "summary.json", summary)
