@@ -154,9 +154,9 @@ def main(argv=None):
     toptimizer = torch.optim.Adam(tmodel.parameters(), lr=args.lr)
     numpy_runs = {"numpy": args.threads, "numpy_1_thread": 1} if args.threads > 1 else {"numpy": 1}
     models = {}
-    for name, threads in numpy_runs.items():
+    for name in numpy_runs:
         model = build_cnn(channels=tuple(args.channels), hidden=args.hidden, seed=args.seed)
-        models[name] = (model, Adam(model.parameters(), lr=args.lr, threads=threads))
+        models[name] = (model, Adam(model.parameters(), lr=args.lr))
     seconds = {name: [] for name in [*numpy_runs, "torch"]}
     half = (args.epochs + 1) // 2
     for block in (range(0, half), range(half, args.epochs)):  # A B C A B C: each sees early and late machine load

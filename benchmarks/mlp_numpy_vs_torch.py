@@ -33,7 +33,7 @@ def total_steps(args, n_train: int) -> int:
 class NumpyRunner:
     def __init__(self, args, n_train):
         self.model = layers.mlp(SIZES, activation="relu", seed=args.seed)
-        self.optimizer = Adam(self.model.parameters(), lr=args.lr, threads=args.threads)
+        self.optimizer = Adam(self.model.parameters(), lr=args.lr)
         self.schedule = CosineAnnealingLR(self.optimizer, T_max=total_steps(args, n_train))
         self.args = args
 

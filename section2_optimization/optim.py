@@ -16,7 +16,6 @@ from typing import Sequence
 
 import numpy as np
 
-from section2_optimization import parallel
 from section2_optimization.layers import Parameter
 
 
@@ -138,12 +137,9 @@ class Adam(Optimizer):
     decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, threads: int = 1):
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False):
         super().__init__(params, lr)
         self.betas, self.eps, self.weight_decay, self.amsgrad = tuple(betas), eps, weight_decay, amsgrad
-        # threads > 1: the element-wise update runs on that many slices of the flat buffers at once,
-        # bit-for-bit the same result (every element sees the same operations)
-        self.threads = threads
 
     def _update(self, data, grad, state):
         beta1, beta2 = self.betas
@@ -164,21 +160,8 @@ class Adam(Optimizer):
         dtype = data.dtype.type
         scalars = (dtype(1 - beta1), dtype(beta2), dtype(1 - beta2), dtype(math.sqrt(1 - beta2 ** t)),
                    dtype(self.eps), dtype(self.lr / (1 - beta1 ** t)))
-        arrays = (data, grad, state["exp_avg"], state["exp_avg_sq"], state["scratch"], state.get("max_exp_avg_sq"))
-        threads = getattr(self, "threads", 1)
-        if threads > 1 and data.size >= PARALLEL_MIN_SIZE:
-            parallel.map_slices(_adam_slice, arrays, data.size, threads, scalars)
-        else:
-            _adam_slice(arrays, slice(None), scalars)
-
-
-PARALLEL_MIN_SIZE = 32_768    # below this a thread hand-over costs more than the update it would split
-
-
-def _adam_slice(arrays, part: slice, scalars):
-    data, grad, m, v, tmp, v_max = arrays
-    _adam_kernel(data[part], grad[part], m[part], v[part], tmp[part], *scalars,
-                 v_max=None if v_max is None else v_max[part])
+        _adam_kernel(data, grad, state["exp_avg"], state["exp_avg_sq"], state["scratch"], *scalars,
+                     v_max=state.get("max_exp_avg_sq"))
 
 
 def _adam_kernel(param, grad, m, v, tmp, one_minus_beta1, beta2, one_minus_beta2, sqrt_bc2, eps, step_size,
@@ -208,8 +191,8 @@ class AdamW(Adam):
     decoupled = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, threads: int = 1):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, threads)
+                 weight_decay: float = 1e-2, amsgrad: bool = False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
 
 
 OPTIMIZERS = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}

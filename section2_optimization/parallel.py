@@ -9,12 +9,13 @@ run a full forward and backward pass on half of the batch keep two cores busy:
         out = net.forward(xb); loss, g = loss_fn(out, yb); net.backward(g); optimizer.step()
         out, loss = net.train_step(xb, yb, loss_fn); optimizer.step()      # the same, one hand-over per batch
 
-fit(..., threads=2) does the second. ``map_slices`` splits an element-wise update over flat buffers the same
-way (Adam(threads=2)), bit-for-bit equal to one thread.
+fit(..., threads=2) does the second. (Splitting Adam's element-wise update over two threads as well was
+measured and dropped: no difference in the training step's time, its passes are bound by memory bandwidth.)
 
 Whether it pays depends on the batch: each shard pays the full Python cost of a pass (about 0.4 ms for
-section 3's CNN), so halving a batch of 32 saves less than it costs, while batches of 64 and more gain (see
-benchmarks/cnn_numpy_vs_torch.py, which measures both).
+section 3's CNN) and the GIL lets only one thread run Python at a time. For the main job's CNN on the 2-core
+benchmark machine, two threads took 0.78-0.82x the one-thread time per epoch with batches of 64 and
+0.94-1.12x with batches of 32 (benchmarks/cnn_numpy_vs_torch.py measures both).
 
 What it computes. Rows ``[0, n)`` are cut into ``threads`` contiguous shards as evenly as possible; shard k
 runs on replica k, a copy of the model's layers whose parameters are the model's own arrays (re-bound every
@@ -102,38 +103,6 @@ class _Worker:
         self._jobs.put(None)
         if wait:
             self._thread.join()
-
-
-_SLICE_WORKERS: list[_Worker] = []        # long-lived helpers for map_slices, started on first use
-_SLICE_LOCK = threading.Lock()
-
-
-def map_slices(fn, arrays, size: int, threads: int, extra=()) -> None:
-    """fn(arrays, slice_k, extra) for ``threads`` contiguous slices of [0, size), the first in this thread: for
-    element-wise in-place updates (an optimizer step) over flat buffers, which give the same bits however
-    they are sliced."""
-    bounds = shard_bounds(size, threads)
-    with _SLICE_LOCK:                                        # one caller at a time owns the helpers
-        while len(_SLICE_WORKERS) < len(bounds) - 1:
-            _SLICE_WORKERS.append(_Worker(f"map_slices-{len(_SLICE_WORKERS) + 1}"))
-        _map_slices(fn, arrays, bounds, _SLICE_WORKERS[:len(bounds) - 1], extra)
-
-
-def _map_slices(fn, arrays, bounds, workers, extra) -> None:
-    for worker, (lo, hi) in zip(workers, bounds[1:]):
-        worker.submit(fn, arrays, slice(lo, hi), extra)
-    error = None
-    try:
-        fn(arrays, slice(*bounds[0]), extra)
-    except BaseException as exc:
-        error = exc
-    for worker in workers:
-        try:
-            worker.result()
-        except BaseException as exc:
-            error = error or exc
-    if error is not None:
-        raise error
 
 
 def _forward(replica: Module, x: np.ndarray, train: bool) -> np.ndarray:

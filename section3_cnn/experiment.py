@@ -30,7 +30,7 @@ def train_cnn(args, ds: data.Dataset, run: RunDir, *, seed: int, pool: str = "ma
     train, val, test = (ds.arrays(s) for s in ("train", "val", "test"))   # float32 (N, 1, 28, 28)
     arch = dict(pool=pool, channels=tuple(channels), hidden=hidden, kernel=3, dropout=dropout)
     model = build_cnn(**arch, seed=seed)
-    optimizer = Adam(model.parameters(), lr=args.lr, threads=threads)
+    optimizer = Adam(model.parameters(), lr=args.lr)
     steps = args.epochs * -(-len(train[1]) // args.batch_size)
     loss_fn = (functools.partial(softmax_cross_entropy, label_smoothing=label_smoothing) if label_smoothing
                else softmax_cross_entropy)

@@ -125,19 +125,3 @@ def test_add_bias_is_the_broadcast_addition():
         expected = out + bias
         add_bias(out, bias)
         assert np.array_equal(out, expected)
-
-
-@pytest.mark.parametrize("kwargs", [{}, {"amsgrad": True}, {"weight_decay": 0.1}])
-def test_threaded_adam_is_bit_for_bit_the_one_thread_update(kwargs):
-    from section2_optimization.layers import Parameter
-
-    start = RNG.standard_normal(70_001).astype(np.float32)        # odd size: unequal slices
-    params = [Parameter(start.copy()), Parameter(start.copy())]
-    one, two = Adam([params[0]], lr=1e-2, **kwargs), Adam([params[1]], lr=1e-2, threads=2, **kwargs)
-    for _ in range(4):
-        g = RNG.standard_normal(start.shape).astype(np.float32)
-        for optimizer, p in ((one, params[0]), (two, params[1])):
-            p.grad[...] = g
-            optimizer.step()
-    assert np.array_equal(params[0].data, params[1].data)
-    assert not np.array_equal(params[0].data, start)
