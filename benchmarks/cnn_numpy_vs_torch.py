@@ -48,17 +48,6 @@ def torch_cnn(channels, hidden):
                          nn.Linear(c2 * 49, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
 
-def cpu_name() -> str:
-    """The CPU's model name as Linux reports it (platform.processor() is often empty), else platform's guess."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def torch_epoch(model, optimizer, x, y, batch_size, seed) -> float:
     import torch
 
@@ -179,7 +168,7 @@ def main(argv=None):
     peak = matmul_gflops()
     profile = layer_profile(model, x, y, args.batch_size)
     result = {
-        "machine": {"cpu": cpu_name(), "platform": platform.platform(), "cpus": os.cpu_count(),
+        "machine": {"cpu": runs.cpu_name(), "platform": platform.platform(), "cpus": os.cpu_count(),
                     "torch_threads": torch.get_num_threads()},
         "versions": {"numpy": np.__version__, "torch": torch.__version__},
         "config": {"channels": args.channels, "hidden": args.hidden, "batch_size": args.batch_size,
@@ -192,7 +181,7 @@ def main(argv=None):
         "training_step_gflop": flops / 1e9, "achieved_gflops": achieved, "matmul_gflops": peak,
         "share_of_matmul_rate": achieved / peak, "profile_ms_per_step": profile,
     }
-    print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs")
+    print(f"machine: {runs.cpu_name()}, {os.cpu_count()} CPUs")
     print(f"NumPy  : {np_med:.2f} s/epoch (median of {len(seconds['numpy'])}, {args.threads} threads)")
     if "numpy_1_thread" in medians:
         print(f"NumPy  : {medians['numpy_1_thread']:.2f} s/epoch on one thread "

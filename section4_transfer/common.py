@@ -47,13 +47,9 @@ def cifar_study(script_file, name: str, trial, conditions: Mapping[str, Mapping[
 
 
 def load_cifar(config: Mapping[str, Any]) -> data.Dataset:
-    """CIFAR-10 as the settings ask: a seeded random training subset (plus the validation images carved
-    from it), the same images for every condition and seed of a study (the subset follows --seed)."""
-    train_subset, val_size = config.get("train_subset"), config["val_size"]
-    limit = train_subset + val_size if train_subset else config.get("limit_train")
-    return data.cached("cifar10", config.get("data_dir"), limit=limit, limit_test=config.get("test_subset"),
-                       subset_mode="random", val_size=val_size, seed=config.get("data_seed", config.get("seed", 0)),
-                       quiet=bool(config.get("quiet")))
+    """CIFAR-10 as the settings ask (``data.cifar10_from_settings``): a seeded random training subset plus
+    the validation images carved from it, the same images for every condition and seed of a study."""
+    return data.cifar10_from_settings(config)
 
 
 def make_loaders(ds: data.Dataset, config: Mapping[str, Any], device, augment_names=(), seed: int = 0,

@@ -121,6 +121,31 @@ def peak_rss_mb() -> float | None:
         return None
 
 
+def cpu_name() -> str:
+    """The CPU's model name as Linux reports it (platform.processor() is often empty), else platform's guess."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_features() -> list[str]:
+    """The vector extensions that decide how fast this CPU trains (Linux flags): AVX2, AVX-512, and the
+    bfloat16 units (AVX512-BF16, AMX) that make bfloat16 autocast several times faster than float32."""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return [f for f in wanted if f in flags]
+    except OSError:
+        pass
+    return []
+
+
 class RunDir:
     """One run's folder: config, per-epoch metrics, summary, checkpoints, plots."""
 
@@ -139,7 +164,8 @@ class RunDir:
             "args": dict(vars(args)) if args is not None else {},
             "git_commit": git_commit(script_file),
             "versions": library_versions(),
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "cpu": cpu_name(),
+                        "cpu_features": cpu_features()},
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]) if sys.argv else "",
             **extra_config,

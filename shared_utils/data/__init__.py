@@ -33,7 +33,7 @@ from shared_utils.data.synthetic import (REGRESSION_FORMULAS, REGRESSION_TARGETS
 from shared_utils.errors import UserError
 
 __all__ = [  # the names a script uses as data.<name>
-    "Dataset", "Split", "ENV_VAR", "REGISTRY", "load", "cached", "mnist", "cifar10", "digits", "subset",
+    "Dataset", "Split", "ENV_VAR", "REGISTRY", "load", "cached", "cifar10_from_settings", "mnist", "cifar10", "digits", "subset",
     "train_val_split", "resolve_data_dir", "download", "file_digest", "fetch", "parse_idx", "read_cifar_batch",
     "MNIST_FILES", "MNIST_MEAN", "MNIST_STD", "MNIST_MIRRORS", "CIFAR10_BATCHES", "CIFAR10_CLASSES", "CIFAR10_MD5",
     "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR10_URL", "moons", "circles", "spirals", "nonlinear_tabular",
@@ -59,6 +59,18 @@ def load(name: str, data_dir: str | os.PathLike | None = None, *, limit: int | N
     test = subset(test, limit_test, mode=subset_mode, seed=seed)
     train, val = train_val_split(train, val_size, seed=seed)
     return Dataset(name, train, test, val, classes, tuple(mean), tuple(std))
+
+
+def cifar10_from_settings(config) -> Dataset:
+    """CIFAR-10 as a study trial's data settings ask (``train_subset``, ``val_size``, ``test_subset``,
+    ``data_dir``, ``data_seed``; see ``cli.data_settings``): a seeded random training subset plus the
+    validation images carved from it, the same images for every condition and seed of a study (the subset
+    follows ``data_seed``, i.e. --seed). Cached per process like :func:`cached`."""
+    train_subset, val_size = config.get("train_subset"), config.get("val_size", 0) or 0
+    limit = train_subset + val_size if train_subset else config.get("limit_train")
+    return cached("cifar10", config.get("data_dir"), limit=limit, limit_test=config.get("test_subset"),
+                  subset_mode="random", val_size=val_size, seed=config.get("data_seed", config.get("seed", 0)),
+                  quiet=bool(config.get("quiet")))
 
 
 def mnist(data_dir=None, **kwargs) -> Dataset:

@@ -11,17 +11,19 @@ metrics.csv (``train_<metric>`` and ``val_<metric>`` per epoch), checkpoints, re
 on a NaN the same way. "Best" is a named metric and direction (``best_metric="val_loss",
 best_mode="min"`` for a reconstruction).
 
-What it does, so scripts don't: SGD (Nesterov) / Adam / AdamW (optionally AMSGrad) with weight
-decay; per-step schedules (step, cosine, one-cycle, each with optional linear warm-up); label
-smoothing; gradient clipping; mixed precision and channels-last memory on CUDA; ``best.pt`` and
+What it does, so scripts don't: SGD (Nesterov) / Adam / AdamW (optionally AMSGrad, optionally inside
+Lookahead) with weight decay; per-step schedules (step, cosine, linear decay, one-cycle, each but one-cycle
+with optional linear warm-up); label smoothing; gradient clipping; mixed precision and channels-last
+memory on CUDA, and on request on the CPU (``cpu_amp``: bfloat16, ``cpu_channels_last``); ``best.pt`` and
 ``last.pt`` loaded with ``weights_only=True``; ``resume=True`` continues from ``last.pt`` to the
 same result as an uninterrupted run, and refuses a checkpoint made with other settings. Optional,
 off by default: an exponential moving average of the weights (``ema_decay``), test-time
-augmentation (``tta="flip"``) and TensorBoard scalars beside metrics.csv (``tensorboard=True``).
+augmentation (``tta="flip"`` or ``"flip_translate"``) and TensorBoard scalars beside metrics.csv (``tensorboard=True``).
 Under ``torchrun`` it trains with DistributedDataParallel (see :mod:`.distributed`).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, fields
@@ -54,13 +56,17 @@ class TrainConfig:
     nesterov: bool = True             # SGD only, when momentum > 0
     amsgrad: bool = False             # Adam/AdamW only
     weight_decay: float = 5e-4
-    schedule: str = "cosine"          # cosine | step | onecycle | none
+    schedule: str = "cosine"          # cosine | linear (to zero) | step | onecycle | none
     warmup_epochs: float = 0.0        # linear warm-up before the schedule (not used by onecycle)
     step_size: int = 30               # epochs between x0.1 drops for schedule="step"
     label_smoothing: float = 0.0      # used by the default classification task
     grad_clip: float | None = None    # max global gradient norm
-    amp: bool = True                  # mixed precision, only ever on CUDA
-    channels_last: bool = True        # only ever on CUDA
+    amp: bool = True                  # mixed precision (float16) on CUDA
+    channels_last: bool = True        # channels-last memory on CUDA
+    cpu_amp: bool = False             # bfloat16 autocast on the CPU too (fast on CPUs with AMX or AVX512-BF16)
+    cpu_channels_last: bool = False   # channels-last memory on the CPU too (oneDNN's fast convolution layout)
+    lookahead_steps: int = 0          # > 0: Lookahead (Zhang et al. 2019) around the optimizer, every k steps ...
+    lookahead_alpha: float = 0.5      # ... the slow weights move this share of the way to the fast ones
     best_metric: str = "val_acc"      # the metrics.csv column that picks best.pt ...
     best_mode: str = "max"            # ... and whether higher (max) or lower (min) is better
     ema_decay: float | None = None    # e.g. 0.999: evaluate and keep an exponential moving average
@@ -75,13 +81,29 @@ class TrainConfig:
         return cls(**{k: v for k, v in config.items() if k in names})
 
     def __post_init__(self):
-        choices = {"optimizer": ("sgd", "adam", "adamw"), "schedule": ("cosine", "step", "onecycle", "none"),
+        choices = {"optimizer": ("sgd", "adam", "adamw"), "schedule": SCHEDULES,
                    "best_mode": ("max", "min"), "tta": tuple(TTA_VIEWS)}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"TrainConfig.{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"TrainConfig.ema_decay must be in (0, 1), got {self.ema_decay}")
+        if self.lookahead_steps < 0 or not 0.0 < self.lookahead_alpha <= 1.0:
+            raise ValueError(f"TrainConfig.lookahead_steps must be >= 0 and lookahead_alpha in (0, 1], got "
+                             f"{self.lookahead_steps} and {self.lookahead_alpha}")
+
+    def autocast(self, device: torch.device):
+        """The autocast context of a forward pass on ``device``: float16 on CUDA (``amp``), bfloat16 on
+        the CPU (``cpu_amp``), otherwise off."""
+        if device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16, enabled=self.amp)
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cpu_amp and device.type == "cpu")
+
+    def uses_channels_last(self, device: torch.device) -> bool:
+        return self.channels_last if device.type == "cuda" else self.cpu_channels_last and device.type == "cpu"
+
+
+SCHEDULES = ("cosine", "linear", "step", "onecycle", "none")
 
 
 # --------------------------------------------------------------------------- tasks
@@ -123,7 +145,18 @@ def regression() -> LossFn:
 TTA_VIEWS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], ...]] = {
     "none": (lambda x: x,),
     "flip": (lambda x: x, lambda x: x.flip(3)),
+    # the image and its mirror, each also shifted one pixel left and right (edges repeated): six views
+    "flip_translate": tuple(
+        (lambda x, f=flip, d=shift: _shift(x.flip(3) if f else x, d)) for flip in (False, True) for shift in (0, -1, 1)),
 }
+
+
+def _shift(x: torch.Tensor, dx: int) -> torch.Tensor:
+    """The batch moved ``dx`` pixels along its width, the edge column repeated into the gap."""
+    if dx == 0:
+        return x
+    padded = F.pad(x, (1, 1, 0, 0), mode="replicate")
+    return padded[..., 1 + dx: 1 + dx + x.shape[-1]]
 
 
 class TestTimeAugmentation(nn.Module):
@@ -157,6 +190,35 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
 
 
+class Lookahead:
+    """Lookahead (Zhang et al. 2019) around an optimizer: it takes ``k`` ordinary ("fast") steps, then the
+    slow weights move ``alpha`` of the way to the fast ones, phi <- phi + alpha (theta - phi), and the fast
+    weights restart from there, theta <- phi. The slow copy is this object's state (``state_dict``), so a
+    resumed run continues exactly. The wrapped optimizer and its schedule are used as they are."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5):
+        self.optimizer, self.k, self.alpha, self.steps = optimizer, int(k), float(alpha), 0
+        self.params = [p for group in optimizer.param_groups for p in group["params"]]
+        self.slow = [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps % self.k:
+            return
+        for fast, slow in zip(self.params, self.slow):
+            slow.add_(fast - slow, alpha=self.alpha)
+            fast.copy_(slow)
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "slow": [t.clone() for t in self.slow]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = int(state["steps"])
+        for mine, saved in zip(self.slow, state["slow"]):
+            mine.copy_(saved)
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
     """A per-step schedule as a LambdaLR multiplier, so its state is one integer (resumable)."""
     total = max(1, cfg.epochs * steps_per_epoch)
@@ -172,6 +234,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per
         t = (step - warmup) / max(1, total - warmup)
         if cfg.schedule == "cosine":
             return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+        if cfg.schedule == "linear":
+            return max(0.0, 1.0 - t)
         if cfg.schedule == "step":
             return 0.1 ** ((step - warmup) // (cfg.step_size * steps_per_epoch))
         return 1.0
@@ -186,9 +250,11 @@ def _batch_size(batch: Batch) -> int:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, loss_fn: LossFn | None = None,
-             tta: str = "none") -> dict[str, float]:
+             tta: str = "none", cfg: TrainConfig | None = None) -> dict[str, float]:
     """Mean loss and metrics over a loader, in eval mode: ``{"loss": ..., "acc": ...}`` for the default
-    classification task. Under torchrun each rank scores its shard and the sums are all-reduced."""
+    classification task. Under torchrun each rank scores its shard and the sums are all-reduced. Given the
+    run's ``cfg``, the forward passes use its autocast and memory layout (bfloat16 / channels-last when it
+    trained that way)."""
     loss_fn = loss_fn or classification()
     net = TestTimeAugmentation(model, tta) if tta != "none" else model
     model.eval()
@@ -196,7 +262,10 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, loss_fn: 
     count = torch.zeros((), device=device)
     for x, y in loader:
         batch = (x.to(device, non_blocking=True), y.to(device, non_blocking=True))
-        loss, metrics = loss_fn(net, batch)
+        if cfg is not None and cfg.uses_channels_last(device) and batch[0].dim() == 4:
+            batch = (batch[0].contiguous(memory_format=torch.channels_last), batch[1])
+        with cfg.autocast(device) if cfg is not None else contextlib.nullcontext():
+            loss, metrics = loss_fn(net, batch)
         n = _batch_size(batch)
         for name, value in {"loss": loss, **metrics}.items():
             sums[name] = sums.get(name, torch.zeros((), device=device)) + value.detach().float() * n
@@ -218,7 +287,9 @@ def _check_resumable(state, cfg: TrainConfig, path) -> None:
         missing = sorted(needed - set(state)) if isinstance(state, dict) else ["(not a dict)"]
         raise UserError(f"{path} is not a resumable checkpoint of this engine (missing {', '.join(missing)}); "
                         "start without --resume or use another --out")
-    saved, now = dict(state["config"]), asdict(cfg)
+    # a field added to TrainConfig after the checkpoint was made counts as its default there
+    saved = {**asdict(TrainConfig()), **dict(state["config"])}
+    now = asdict(cfg)
     differ = sorted(k for k in set(saved) | set(now) if k != "epochs" and saved.get(k) != now.get(k))
     if differ:
         detail = ", ".join(f"{k}: {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in differ[:3])
@@ -254,13 +325,15 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, device:
         val_loss_fn = classification() if loss_fn is None else loss_fn
     loss_fn = loss_fn or classification(cfg.label_smoothing)
     model.to(device)
-    if cuda and cfg.channels_last:
+    channels_last = cfg.uses_channels_last(device)
+    if channels_last:
         model.to(memory_format=torch.channels_last)
     net = model
     if distributed.active():
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg, len(train_loader))
+    lookahead = Lookahead(optimizer, cfg.lookahead_steps, cfg.lookahead_alpha) if cfg.lookahead_steps else None
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp)
     ema = None
     if cfg.ema_decay is not None:
@@ -291,6 +364,8 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, device:
         scaler.load_state_dict(state["scaler"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
+        if lookahead is not None:
+            lookahead.load_state_dict(state.get("lookahead") or {"steps": 0, "slow": lookahead.slow})
         torch.set_rng_state(state["torch_rng"])
         if hasattr(train_loader, "load_state_dict"):
             train_loader.load_state_dict(state["loader"])
@@ -312,9 +387,9 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, device:
             seen = torch.zeros((), device=device)
             for x, y in cli.progress(train_loader, quiet=quiet, desc=f"{desc} {epoch}/{cfg.epochs}", unit="batch"):
                 batch = (x.to(device, non_blocking=True), y.to(device, non_blocking=True))
-                if cuda and cfg.channels_last and batch[0].dim() == 4:
+                if channels_last and batch[0].dim() == 4:
                     batch = (batch[0].contiguous(memory_format=torch.channels_last), batch[1])
-                with torch.autocast(device.type, dtype=torch.float16, enabled=cuda and cfg.amp):
+                with cfg.autocast(device):
                     loss, metrics = loss_fn(net, batch)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step + 1}; "
@@ -330,6 +405,8 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, device:
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
+                if lookahead is not None:
+                    lookahead.step()
                 if ema is not None:
                     ema.update_parameters(model)
                 n = _batch_size(batch)
@@ -343,7 +420,7 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, device:
             row.update({f"train_{k}": float(totals[i]) / float(totals[-1]) for i, k in enumerate(names)})
             scored = ema.module if ema is not None else model
             if val_loader is not None:
-                val = evaluate(scored, val_loader, device, val_loss_fn, tta=cfg.tta)
+                val = evaluate(scored, val_loader, device, val_loss_fn, tta=cfg.tta, cfg=cfg)
                 row.update({f"val_{k}": v for k, v in val.items()})
             row.update(lr=lr_start, seconds=seconds, images_per_s=float(totals[-1]) / seconds)
             history.append(row)
@@ -369,7 +446,8 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, device:
                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch, "step": step,
                     "best_score": best_score, "torch_rng": torch.get_rng_state(), "history": history,
                     "loader": train_loader.state_dict() if hasattr(train_loader, "state_dict") else {},
-                    "ema": ema.state_dict() if ema is not None else {}, "config": asdict(cfg)})
+                    "ema": ema.state_dict() if ema is not None else {},
+                    "lookahead": lookahead.state_dict() if lookahead is not None else {}, "config": asdict(cfg)})
             distributed.barrier()   # nobody races ahead of rank 0's checkpoint
             if not quiet and main:
                 print(f"{desc} epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
@@ -384,4 +462,13 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, device:
 def load_best(model: nn.Module, run: RunDir, device: torch.device | str = "cpu") -> nn.Module:
     """Load ``best.pt`` (weights only) into ``model`` (the averaged weights when the run used EMA)."""
     model.load_state_dict(load_torch(run / "best.pt", map_location=device)["model"])
+    return model
+
+
+def load_final(model: nn.Module, run: RunDir, device: torch.device | str = "cpu") -> nn.Module:
+    """Load the weights the run ended with, from ``last.pt`` (weights only): the moving average's when the
+    run kept one (``ema_decay``), else the model's own. A final figure that must not pick an epoch uses this."""
+    state = load_torch(run / "last.pt", map_location=device)
+    averaged = {k[len("module."):]: v for k, v in (state.get("ema") or {}).items() if k.startswith("module.")}
+    model.load_state_dict(averaged or state["model"])
     return model

@@ -1,7 +1,8 @@
 """The shared model zoo: an MLP baseline, a small CNN, PlainNet-n / ResNet-n as in He et al. 2016
-(section 4.2: 3 stages of 2n 3x3 layers, widths 16/32/64, 6n+2 layers), and torchvision's
-ResNet-18, adapted to 32x32 inputs or kept at ImageNet size. Sections and projects import models
-from here; a study that adds an encoder adds it here, so no folder imports a sibling's models.
+(section 4.2: 3 stages of 2n 3x3 layers, widths 16/32/64, 6n+2 layers), a wide ResNet (WRN-d-k),
+FastNet (a compact network that trains in few epochs) and torchvision's ResNet-18, adapted to 32x32
+inputs or kept at ImageNet size. Sections and projects import models from here; a study that adds an
+encoder adds it here, so no folder imports a sibling's models.
 
     model = build_model("resnet", depth=20)     # 0.27M parameters, the paper's ResNet-20
     model = build_model("plain", depth=56)      # the same layers without shortcuts
@@ -316,6 +317,116 @@ class CifarNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class WideBlock(nn.Module):
+    """A pre-activation residual block (BN-ReLU-conv twice) with a 1x1 projection when the shape changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int, dropout: float = 0.0):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.project = (nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+                        if stride != 1 or cin != cout else None)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(x))
+        shortcut = x if self.project is None else self.project(out)
+        out = self.conv1(out)
+        out = self.conv2(self.dropout(F.relu(self.bn2(out))))
+        return out + shortcut
+
+
+class WideResNet(nn.Module):
+    """WRN-d-k (Zagoruyko & Komodakis 2016): three stages of (d - 4) / 6 pre-activation blocks of widths
+    16k, 32k, 64k. WRN-16-4 has 2.7M parameters."""
+
+    def __init__(self, depth: int = 16, widen: int = 4, classes: int = CIFAR_CLASSES, dropout: float = 0.0):
+        super().__init__()
+        if (depth - 4) % 6 != 0:
+            raise ValueError(f"depth must be 6k + 4 (10, 16, 22, 28, ...), got {depth}")
+        blocks = (depth - 4) // 6
+        self.stem = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        layers, cin = [], 16
+        for i, width in enumerate((16 * widen, 32 * widen, 64 * widen)):
+            for b in range(blocks):
+                layers.append(WideBlock(cin, width, stride=2 if (i > 0 and b == 0) else 1, dropout=dropout))
+                cin = width
+        self.stages = nn.Sequential(*layers)
+        self.bn = nn.BatchNorm2d(cin)
+        self.fc = nn.Linear(cin, classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.stages(self.stem(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class FastNet(nn.Module):
+    """A compact network built to train in few epochs: a fixed patch-whitening stem, then three stages of
+    conv3x3 -> max pool 2 -> BN -> GELU -> conv3x3 -> BN -> GELU (``widths``), a global max pool and a
+    linear layer whose logits are scaled by ``logit_scale``.
+
+    The shape follows the fast-training family of Page (2018) and Jordan (2024): pooling right after the
+    first convolution of a stage keeps most of the compute at low resolution, and the whitening stem
+    (:meth:`init_whitening`: the 2x2 patches' covariance eigenvectors, scaled to unit variance, each with
+    its negation so a ReLU-like unit sees both signs) starts the network with decorrelated inputs instead
+    of learning that first. Without whitening the stem is an ordinary trainable 3x3 convolution.
+    ``bn_momentum`` is PyTorch's (the weight of the new batch); ``bn_weight=False`` fixes every BN scale
+    at 1 and trains only the shifts."""
+
+    def __init__(self, widths: tuple[int, int, int] = (64, 256, 256), classes: int = CIFAR_CLASSES, *,
+                 whiten: bool = True, logit_scale: float = 1 / 9, bn_momentum: float = 0.1, bn_weight: bool = True):
+        super().__init__()
+        self.whiten = whiten
+        stem_width = 24 if whiten else widths[0] // 2
+        self.stem = (nn.Conv2d(3, stem_width, 2, bias=True) if whiten else
+                     nn.Sequential(nn.Conv2d(3, stem_width, 3, padding=1, bias=False), nn.BatchNorm2d(stem_width),
+                                   nn.GELU()))
+        if whiten:
+            self.stem.weight.requires_grad_(False)
+            self.stem.bias.requires_grad_(False)
+
+        def bn(width):
+            norm = nn.BatchNorm2d(width, momentum=bn_momentum)
+            if not bn_weight:
+                norm.weight.requires_grad_(False)
+            return norm
+
+        stages, cin = [], stem_width
+        for width in widths:
+            stages.append(nn.Sequential(nn.Conv2d(cin, width, 3, padding=1, bias=False), nn.MaxPool2d(2), bn(width),
+                                        nn.GELU(), nn.Conv2d(width, width, 3, padding=1, bias=False), bn(width),
+                                        nn.GELU()))
+            cin = width
+        self.stages = nn.Sequential(*stages)
+        self.fc = nn.Linear(cin, classes, bias=False)
+        self.logit_scale = logit_scale
+
+    @torch.no_grad()
+    def init_whitening(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+        """Set the stem from (N, 3, H, W) normalised training images: for each eigenvector v (eigenvalue l)
+        of the 2x2 patches' covariance, filters v / sqrt(l + eps) and -v / sqrt(l + eps); the bias centres
+        the patches' mean at 0."""
+        if not self.whiten:
+            return
+        patches = F.unfold(images.float(), 2).transpose(1, 2).reshape(-1, 12).double()   # (N * 31 * 31, 12)
+        mean = patches.mean(0)
+        centred = patches - mean
+        cov = centred.T @ centred / len(centred)
+        values, vectors = torch.linalg.eigh(cov)
+        filters = (vectors / torch.sqrt(values + eps)).T.flip(0)          # largest variance first
+        weight = torch.cat([filters, -filters]).float().reshape(24, 3, 2, 2)
+        self.stem.weight.copy_(weight)
+        self.stem.bias.copy_(-(weight.reshape(24, 12) @ mean.float()))
+
+    def forward(self, x):
+        x = self.stages(self.stem(x))
+        return self.fc(torch.flatten(F.adaptive_max_pool2d(x, 1), 1)) * self.logit_scale
+
+
 def resnet18(classes: int = CIFAR_CLASSES, *, cifar_stem: bool = True, weights=None) -> nn.Module:
     """torchvision's ResNet-18. ``cifar_stem`` swaps the 7x7/2 stem and max pool for a 3x3/1 conv
     so 32x32 inputs keep their resolution; with ImageNet-size inputs keep the original stem."""
@@ -339,6 +450,8 @@ MODELS = {
     "plain": lambda depth=20, **kw: CifarNet(depth, residual=False, **kw),
     "resnet18": lambda **kw: resnet18(**kw),
     "blockcnn": lambda **kw: BlockCNN(**kw),
+    "wrn": lambda depth=16, widen=4, **kw: WideResNet(depth, widen, **kw),
+    "fastnet": lambda **kw: FastNet(**kw),
 }
 
 

@@ -7,12 +7,14 @@ training step, and on a GPU it never leaves the device.
                           augment=[random_crop(4), horizontal_flip()], device=device, seed=0)
     for x, y in loader: ...          # x float32 (B, 3, 32, 32) normalised, y int64 (B,)
 
-Two kinds of transform, both drawing their randomness from the loader's seeded
+Three kinds of transform, all drawing their randomness from the loader's seeded
 ``torch.Generator`` so runs repeat exactly:
 - an image augmentation ``(x, gen) -> x`` on a float batch in [0, 1] (flip, crop, cutout ...);
 - a labelled transform ``(x, y, gen) -> (x, y)``, marked with :func:`labelled`, which may change or
   make the targets: mixup and cutmix (soft labels), rotation prediction (the label becomes the
-  rotation), reconstruction (the target becomes the clean input).
+  rotation), reconstruction (the target becomes the clean input);
+- an indexed augmentation ``(x, index, epoch, gen) -> x``, marked ``takes_index``, which also sees the
+  images' dataset indices and the epoch (:func:`alternating_flip`).
 
 uint8 inputs are scaled to [0, 1]; any other dtype (sequences, features) is used as it is. Under
 ``torchrun`` each rank gets its slice of every global batch (see :mod:`.distributed`). Also here:
@@ -43,11 +45,12 @@ def _uniform(n: int, low: float, high: float, gen: torch.Generator, device) -> t
     return torch.rand(n, generator=gen, device=device) * (high - low) + low
 
 
-def random_crop(padding: int = 4) -> Augment:
-    """Zero-pad by ``padding`` and cut a random HxW window per image (one gather, no loop)."""
+def random_crop(padding: int = 4, mode: str = "constant") -> Augment:
+    """Pad by ``padding`` (zeros, or ``mode="reflect"``: the mirrored border, so no black edges) and cut a
+    random HxW window per image (one gather, no loop): a random translation by up to ``padding`` pixels."""
     def apply(x, gen):
         n, c, h, w = x.shape
-        padded = F.pad(x, (padding,) * 4)
+        padded = F.pad(x, (padding,) * 4, mode=mode)
         dy = torch.randint(0, 2 * padding + 1, (n,), generator=gen, device=x.device)
         dx = torch.randint(0, 2 * padding + 1, (n,), generator=gen, device=x.device)
         rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]          # (N, 1, H, 1)
@@ -55,7 +58,7 @@ def random_crop(padding: int = 4) -> Augment:
         batch = torch.arange(n, device=x.device)[:, None, None, None]
         chan = torch.arange(c, device=x.device)[None, :, None, None]
         return padded[batch, chan, rows, cols]
-    apply.__name__ = f"random_crop({padding})"
+    apply.__name__ = f"random_crop({padding})" if mode == "constant" else f"random_crop({padding}, {mode})"
     return apply
 
 
@@ -64,6 +67,21 @@ def horizontal_flip(p: float = 0.5) -> Augment:
         flip = torch.rand(x.shape[0], generator=gen, device=x.device) < p
         return torch.where(flip[:, None, None, None], x.flip(3), x)
     apply.__name__ = "horizontal_flip"
+    return apply
+
+
+def alternating_flip(seed: int = 0):
+    """Mirror each training image on every other epoch instead of by a fresh coin each time (Jordan 2024,
+    "alternating flip"): in epoch e image i is flipped iff bit(i) XOR (e odd), where bit(i) is a fixed
+    pseudo-random bit of the image's index. Over any two consecutive epochs every image is seen once each
+    way, which random flips only give on average. Stateless, so resuming repeats it exactly; it needs the
+    images' indices and the epoch, which :class:`TensorLoader` passes to transforms marked ``takes_index``."""
+    def apply(x, index, epoch, gen):
+        mixed = (index.to(torch.int64) * 2654435761 + 97 * (seed + 1)) % 4294967296   # Knuth's multiplicative hash
+        flip = ((mixed >> 16) & 1).bool() ^ bool(epoch % 2)
+        return torch.where(flip.to(x.device)[:, None, None, None], x.flip(3), x)
+    apply.takes_index = True
+    apply.__name__ = "alternating_flip"
     return apply
 
 
@@ -147,7 +165,9 @@ def resize(size: int) -> Augment:
 
 AUGMENTATIONS: dict[str, Callable[[], Augment]] = {
     "flip": horizontal_flip,
+    "altflip": alternating_flip,
     "crop": random_crop,
+    "translate": lambda: random_crop(2, mode="reflect"),
     "color": color_jitter,
     "rotation": rotation,
     "cutout": cutout,
@@ -273,23 +293,27 @@ class TensorLoader:
         self.device = torch.device(device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.shard = shard
+        self.epoch = 0      # passes begun so far: what transforms marked takes_index see as their epoch
 
     def __len__(self) -> int:
         n = len(self.labels)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
+        return {"generator": self.generator.get_state(), "epoch": self.epoch}
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+        self.epoch = int(state.get("epoch", 0))
 
-    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, index: torch.Tensor, epoch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.images[index]
         x = x.float().div_(255) if x.dtype == torch.uint8 else x
         y = self.labels[index]
         for transform in self.augment:
-            if getattr(transform, "takes_labels", False):
+            if getattr(transform, "takes_index", False):
+                x = transform(x, index, epoch, self.generator)
+            elif getattr(transform, "takes_labels", False):
                 x, y = transform(x, y, self.generator)
             else:
                 x = transform(x, self.generator)
@@ -302,11 +326,12 @@ class TensorLoader:
         order = (torch.randperm(n, generator=self.generator, device=self.device) if self.shuffle
                  else torch.arange(n, device=self.device))
         sharded = self.shard and distributed.world_size() > 1
+        epoch, self.epoch = self.epoch, self.epoch + 1
         for i in range(len(self)):
             index = order[i * self.batch_size:(i + 1) * self.batch_size]
             if sharded:   # every rank drew the same permutation; each keeps its part of the global batch
                 index = index[distributed.shard(0, len(index))]
-            yield self.batch(index)
+            yield self.batch(index, epoch)
 
 
 class FreshLoader:

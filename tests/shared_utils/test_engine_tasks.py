@@ -186,3 +186,24 @@ def test_cuda_path_mixed_precision_and_channels_last(tmp_path):
     assert np.isfinite(history[-1]["train_loss"])
     assert model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert load_torch(tmp_path / "r" / "last.pt")["scaler"]["scale"] > 0
+
+
+def test_cpu_bfloat16_and_channels_last_path_trains_and_resumes_to_the_same_weights(tmp_path):
+    x, y = images(64)
+    kw = dict(mean=(0.5,) * 3, std=(0.25,) * 3)
+    cfg = TrainConfig(epochs=2, lr=0.05, cpu_amp=True, cpu_channels_last=True)
+
+    def train(folder, resume=False, **extra):
+        torch.manual_seed(0)
+        model = SmallCNN(width=8)
+        history = fit(model, tp.TensorLoader(x, y, batch_size=32, seed=0, **kw), tp.TensorLoader(x, y, batch_size=64, **kw),
+                      cfg, device=torch.device("cpu"), run=run_dir(folder, resume=resume), **extra)
+        return model, history
+
+    model, history = train(tmp_path / "a")
+    assert np.isfinite(history[-1]["train_loss"]) and np.isfinite(history[-1]["val_loss"])
+    assert model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    _, first = train(tmp_path / "b", stop_after=1)
+    resumed, rows = train(tmp_path / "b", resume=True)
+    assert len(first) == 1 and [r["epoch"] for r in rows] == [1, 2]    # epoch 2 came from the checkpoint
+    assert torch.equal(resumed.features[0].weight, model.features[0].weight)

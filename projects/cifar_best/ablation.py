@@ -1,0 +1,121 @@
+"""What does each component of the final recipe buy? Remove one at a time, at the screening budget.
+
+Every condition is the final recipe (recipe.HP) with one component taken out (the flip, the translation,
+the whitening stem, label smoothing, weight decay, Nesterov momentum, the warm-up, test-time augmentation,
+bfloat16 ...), trained on the screening's 10,000-image subset for --epochs with a 5,000-image validation
+set, over --seeds (at least 3 for a 95% CI). The table gives each condition's test accuracy (mean ± std
+[95% CI]) and its paired drop against the full recipe (same seed, same images, same order), so a
+component whose interval of drops sits above 0 is one the recipe needs.
+
+The table is built from the run folders' summary.json files alone: --report-only redraws it without
+training. Outputs in projects/cifar_best/runs/ablation/.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from projects.cifar_best.common import check_config, train_trial
+from projects.cifar_best.recipe import HP
+from shared_utils import cli, data, plots, runs, stats
+from shared_utils.errors import UserError
+from shared_utils.pytorch import device as devices
+from shared_utils.study import Study, slug
+
+SCREEN_BUDGET = {"epochs": 4, "train_subset": 10_000, "val_size": 5000}
+QUICK = {"epochs": 1, "train_subset": 256, "val_size": 128, "test_subset": 256}
+
+
+def removals(hp: dict) -> dict[str, dict]:
+    """'full recipe' plus one condition per component the recipe uses, each taking only that one out."""
+    out: dict[str, dict] = {"full recipe": {}}
+    augment = list(hp["augment"])
+    for name in augment:
+        out[f"- {name}"] = {"augment": [a for a in augment if a != name]}
+    if hp.get("whiten") and hp["model"].startswith("fastnet"):
+        out["- whitening stem"] = {"whiten": False}
+    if hp.get("label_smoothing"):
+        out["- label smoothing"] = {"label_smoothing": 0.0}
+    if hp.get("weight_decay"):
+        out["- weight decay"] = {"weight_decay": 0.0}
+    if hp["optimizer"] == "sgd" and hp.get("nesterov"):
+        out["- nesterov (plain momentum)"] = {"nesterov": False}
+    if hp.get("lookahead_steps"):
+        out["- lookahead"] = {"lookahead_steps": 0}
+    if hp.get("warmup_epochs") and hp["schedule"] != "onecycle":
+        out["- warm-up"] = {"warmup_epochs": 0.0}
+    if hp["schedule"] != "none":
+        out[f"- {hp['schedule']} decay (constant lr)"] = {"schedule": "none"}
+    if hp.get("tta", "none") != "none":
+        out["- test-time augmentation"] = {"tta": "none"}
+    if hp.get("ema_epochs"):
+        out["- weight averaging (EMA)"] = {"ema_epochs": None}
+    if hp.get("precision", "auto") == "auto":
+        out["- bfloat16 (float32 throughout)"] = {"precision": "fp32"}
+    return out
+
+
+def trial(config: dict) -> dict:
+    return train_trial(config, __file__)
+
+
+def table_from_folders(study_path: Path, conditions) -> tuple[dict, str]:
+    """{condition: {column: per-seed values}} read from <study>/<condition>/seed_*/summary.json, with each
+    condition's paired drop against the full recipe (seeds both have), and the Markdown table."""
+    per: dict[str, dict[int, dict]] = {}
+    for c in conditions:
+        for folder in sorted((study_path / slug(c)).glob("seed_*")):
+            if (folder / "summary.json").exists():
+                per.setdefault(c, {})[int(folder.name.split("_")[1])] = runs.read_summary(folder)
+    if "full recipe" not in per:
+        raise UserError(f"no finished 'full recipe' run under {study_path}; run the ablation first")
+    full = per["full recipe"]
+    table = {}
+    for c, seeds in per.items():
+        row = {"test acc (%)": [100 * s["test_acc"] for s in seeds.values()],
+               "val acc (%)": [100 * s["final_val_acc"] for s in seeds.values()],
+               "train seconds": [s["train_seconds"] for s in seeds.values()]}
+        if c != "full recipe":
+            row["drop vs full (points)"] = [100 * (full[k]["test_acc"] - seeds[k]["test_acc"]) for k in seeds if k in full]
+        table[c] = row
+    text = stats.write_comparison(table, study_path / "ablation", digits=2,
+                                  caption="Ablation at the screening budget: the final recipe with one component "
+                                          "removed; test accuracy (last epoch) and its paired drop against the full "
+                                          "recipe, mean ± std [95% CI] over seeds")
+    return table, text
+
+
+def main(argv=None):
+    p = cli.parser(__doc__, epochs=SCREEN_BUDGET["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
+                   quick=QUICK)
+    p.add_argument("--train-subset", type=cli.positive_int, default=SCREEN_BUDGET["train_subset"])
+    p.add_argument("--val-size", type=cli.positive_int, default=SCREEN_BUDGET["val_size"])
+    p.add_argument("--test-subset", type=cli.positive_int, default=None)
+    p.add_argument("--report-only", action="store_true", help="rebuild the table and figure from the run folders")
+    cli.add_study_flags(p)
+    args = cli.parse(p, argv)
+    hp = {**HP, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
+    conditions = removals(hp)
+    for name, overrides in conditions.items():
+        check_config({**hp, **overrides}, where=f"ablation {name!r}")
+    out = runs.root(__file__, out=args.out)
+    if not args.report_only:
+        devices.resolve(args.device)
+        settings = {k: v for k, v in cli.data_settings(args).items() if k != "limit_train"}
+        data.cifar10_from_settings(settings)
+        study = Study("ablation", trial, conditions, args.seeds, out, base={**hp, **settings}, resume=args.resume)
+        result = study.run(**cli.study_backend(args))
+        result.raise_for_failures()
+    table, text = table_from_folders(out / "ablation", conditions)
+    drops = {c: {"drop": v["drop vs full (points)"]} for c, v in table.items() if "drop vs full (points)" in v}
+    means, errors = stats.bar_values(drops, {"drop": "drop"})
+    if means:
+        plots.grouped_bars(means, out / "ablation" / "drops.png", errors=errors, xlabel="component removed",
+                           ylabel="test accuracy lost (points)",
+                           title=f"Ablation: accuracy lost when one component is removed (mean and 95% CI, "
+                                 f"{len(args.seeds)} seed(s), {args.epochs} epochs on {args.train_subset} images)")
+    print(text)
+    return table
+
+
+if __name__ == "__main__":
+    cli.run(main)

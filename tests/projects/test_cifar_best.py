@@ -1,0 +1,243 @@
+"""projects/cifar_best: the screening and the final recipe on a few hundred real CIFAR-10 images, an
+ablation table that reads only its run folders, what TTA, EMA, Lookahead, alternating flip and the
+whitening stem do (as documented), and bad input."""
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_user_error, requires, run_script
+
+torch = pytest.importorskip("torch")
+
+from projects.cifar_best import ablation, common, recipe, screen  # noqa: E402
+from shared_utils.pytorch.engine import (TTA_VIEWS, Lookahead, TestTimeAugmentation, TrainConfig, fit,  # noqa: E402
+                                         load_final)
+from shared_utils.pytorch.models import FastNet  # noqa: E402
+from shared_utils.pytorch.pipeline import TensorLoader, alternating_flip  # noqa: E402
+from shared_utils.runs import RunDir  # noqa: E402
+
+CPU = torch.device("cpu")
+
+
+@requires("cifar10")
+def test_quick_screening_halves_each_group_and_carries_the_winner_on(tmp_path):
+    result = run_script("projects/cifar_best/screen.py", "--quick", "--quiet", "--groups", "batch", "batchnorm",
+                        "--out", tmp_path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for group, n in (("batch", 3), ("batchnorm", 4)):
+        halving = json.loads((tmp_path / f"screen_{group}" / "halving.json").read_text())
+        first, last = halving["rounds"]
+        assert (first["budget"], last["budget"]) == (1, 2) and len(first["scores"]) == n
+        assert len(last["scores"]) == n // 2 and len(last["kept"]) == 1
+        assert set(last["scores"]) == set(first["kept"])           # only the kept half continued
+        ranking = (tmp_path / f"screen_{group}" / "ranking.md").read_text()
+        assert "images/s" in ranking and ranking.count("\n| ") == n + 1   # header and one row per condition
+    summary = json.loads((tmp_path / "screen_summary.json").read_text())
+    winner = summary["batch"]["winner"]
+    assert winner in screen.GROUPS["batch"] and summary["recipe"]["batch_size"] == \
+        screen.resolve(screen.START, screen.GROUPS["batch"][winner])["batch_size"]
+    # the later group trained on the earlier winner's batch size
+    trial = json.loads(next((tmp_path / "screen_batchnorm").glob("*/seed_0/trial.json")).read_text())
+    assert trial["batch_size"] == summary["recipe"]["batch_size"]
+    # a survivor continued from its checkpoint: 2 epochs in all, one metrics row each
+    survivor = screen.slug(summary["batchnorm"]["winner"])
+    rows = (tmp_path / "screen_batchnorm" / survivor / "seed_0" / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2
+
+
+@requires("cifar10")
+def test_quick_recipe_scores_the_test_set_every_epoch_and_reports_the_last(tmp_path):
+    result = run_script("projects/cifar_best/recipe.py", "--quick", "--quiet", "--epochs", "2", "--out", tmp_path,
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "recipe" / "recipe" / "seed_0"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["val_is_test"] and summary["train_images"] == 256 and summary["epochs"] == 2
+    assert set(TTA_VIEWS) <= {k.removeprefix("test_acc_tta_") for k in summary}
+    # the reported figure is the last epoch's test accuracy with the recipe's TTA, which metrics.csv also logs
+    metrics = (run / "metrics.csv").read_text().splitlines()
+    last_val = float(metrics[-1].split(",")[metrics[0].split(",").index("val_acc")])
+    assert summary["test_acc"] == pytest.approx(last_val, abs=1e-6)
+    assert summary["test_acc"] == summary[f"test_acc_tta_{recipe.HP['tta']}"]
+    assert summary["precision"] in ("bf16", "fp32") and summary["cpu"]
+    for name in ("time_to_accuracy.png", "table.md", "bars.png"):
+        assert (tmp_path / "recipe" / name).is_file(), name
+
+
+def write_summary(folder, test_acc, val_acc, seconds=10.0):
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({"test_acc": test_acc, "final_val_acc": val_acc,
+                                                     "train_seconds": seconds}))
+
+
+def test_ablation_table_is_read_from_the_run_folders_with_paired_drops(tmp_path):
+    conditions = ablation.removals(recipe.HP)
+    assert "full recipe" in conditions and "- test-time augmentation" in conditions
+    assert all(len(o) == 1 for c, o in conditions.items() if c != "full recipe")     # one component each
+    study = tmp_path / "ablation"
+    full, noflip = [0.80, 0.82, 0.81], [0.78, 0.79, 0.80]
+    for seed in range(3):
+        write_summary(study / "full_recipe" / f"seed_{seed}", full[seed], 0.8)
+        write_summary(study / "-_flip" / f"seed_{seed}", noflip[seed], 0.7)
+    table, text = ablation.table_from_folders(study, conditions)
+    assert set(table) == {"full recipe", "- flip"}                  # what the folders hold, nothing invented
+    assert table["- flip"]["drop vs full (points)"] == pytest.approx([2.0, 3.0, 1.0])
+    assert "| - flip | 3 |" in (study / "ablation.md").read_text()
+    # --report-only rebuilds the same table without training
+    result = run_script("projects/cifar_best/ablation.py", "--report-only", "--seeds", "0", "1", "2",
+                        "--out", tmp_path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "2.00 ± 1.00" in (study / "ablation.md").read_text() and (study / "drops.png").is_file()
+
+
+def right(x):
+    """The batch moved one pixel right, its first column repeated."""
+    return torch.cat([x[..., :1], x[..., :-1]], dim=3)
+
+
+def left(x):
+    return torch.cat([x[..., 1:], x[..., -1:]], dim=3)
+
+
+def test_tta_averages_the_documented_views():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 5)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    flip = TestTimeAugmentation(model, "flip")(x)
+    assert torch.allclose(flip, (model(x) + model(x.flip(3))) / 2, atol=1e-6)
+    six = TestTimeAugmentation(model, "flip_translate")(x)
+    mirrored = x.flip(3)
+    views = [x, right(x), left(x), mirrored, right(mirrored), left(mirrored)]
+    assert torch.allclose(six, torch.stack([model(v) for v in views]).mean(0), atol=1e-6)
+    assert not torch.allclose(six, flip, atol=1e-4)      # the shifted views do change the prediction
+
+
+def test_ema_weights_are_the_documented_average_and_load_final_returns_them(tmp_path):
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 5), torch.randint(0, 3, (64,))
+    model = torch.nn.Linear(5, 3)
+    replay = torch.nn.Linear(5, 3)
+    replay.load_state_dict(model.state_dict())
+    cfg = TrainConfig(epochs=2, lr=0.1, momentum=0.0, weight_decay=0.0, schedule="none", ema_decay=0.9,
+                      best_metric="train_acc")
+    run = RunDir(__file__, "ema", path=tmp_path / "run")
+    fit(model, TensorLoader(x, y, batch_size=16, seed=0), None, cfg, device=CPU, run=run)
+    # replay the same 8 steps by hand, averaging as documented: the first step copies, then 0.9 old + 0.1 new
+    opt = torch.optim.SGD(replay.parameters(), lr=0.1)
+    loader, avg = TensorLoader(x, y, batch_size=16, seed=0), None
+    for _ in range(2):
+        for xb, yb in loader:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(replay(xb), yb).backward()
+            opt.step()
+            now = [p.detach().clone() for p in replay.parameters()]
+            avg = now if avg is None else [0.9 * a + 0.1 * n for a, n in zip(avg, now)]
+    assert torch.allclose(model.weight, replay.weight, atol=1e-6)   # the same training
+    final = load_final(torch.nn.Linear(5, 3), run)
+    for got, want in zip(final.parameters(), avg):
+        assert torch.allclose(got, want, atol=1e-6)
+    assert not torch.allclose(final.weight, model.weight, atol=1e-4)   # the average, not the last weights
+
+
+def test_lookahead_moves_slow_weights_alpha_of_the_way_every_k_steps():
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([w], lr=1.0)
+    look = Lookahead(opt, k=2, alpha=0.5)
+    for step in range(4):
+        w.grad = torch.full((1,), -1.0)       # each fast step adds 1
+        opt.step()
+        look.step()
+        if step == 1:
+            assert w.item() == pytest.approx(1.0)     # slow 0 -> 0 + 0.5 * (2 - 0)
+    assert w.item() == pytest.approx(2.0)             # slow 1 -> 1 + 0.5 * (3 - 1)
+    state = look.state_dict()
+    assert state["steps"] == 4 and state["slow"][0].item() == pytest.approx(2.0)
+
+
+def test_alternating_flip_shows_each_image_once_each_way_over_two_epochs():
+    x = torch.arange(2 * 1 * 1 * 4, dtype=torch.float32).reshape(2, 1, 1, 4).repeat(50, 1, 1, 1)
+    index = torch.arange(len(x))
+    flip = alternating_flip(seed=0)
+    e0, e1 = flip(x, index, 0, None), flip(x, index, 1, None)
+    flipped0 = (e0 != x).any(dim=(1, 2, 3))
+    flipped1 = (e1 != x).any(dim=(1, 2, 3))
+    assert bool((flipped0 ^ flipped1).all())                  # every image: one epoch as it is, one mirrored
+    assert 0.3 < flipped0.float().mean() < 0.7                # about half flipped in the first epoch
+    assert torch.equal(flip(x, index, 2, None), e0)           # and the pattern repeats
+
+
+def test_whitening_stem_decorrelates_the_patches():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(200, 1, 16, 16))
+    images = torch.tensor(np.concatenate([base, 0.5 * base + 0.1 * rng.normal(size=base.shape),
+                                          rng.normal(size=base.shape)], axis=1), dtype=torch.float32)
+    net = FastNet(widths=(8, 8, 8))
+    net.init_whitening(images, eps=0.0)
+    out = net.stem(images)[:, :12].permute(0, 2, 3, 1).reshape(-1, 12).double()
+    cov = torch.cov(out.T)
+    assert torch.allclose(cov, torch.eye(12, dtype=torch.float64), atol=0.05)
+    assert out.mean(0).abs().max() < 1e-3
+    assert not net.stem.weight.requires_grad
+
+
+def test_cpu_bfloat16_autocast_is_opt_in():
+    cfg = TrainConfig()
+    with cfg.autocast(CPU):
+        assert torch.nn.Linear(4, 4)(torch.randn(2, 4)).dtype == torch.float32
+    with TrainConfig(cpu_amp=True).autocast(CPU):
+        assert torch.nn.Linear(4, 4)(torch.randn(2, 4)).dtype == torch.bfloat16
+    assert not cfg.uses_channels_last(CPU) and TrainConfig(cpu_channels_last=True).uses_channels_last(CPU)
+
+
+def test_linear_schedule_decays_to_zero_after_its_warmup():
+    from shared_utils.pytorch.engine import make_scheduler
+
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([w], lr=1.0)
+    sched = make_scheduler(opt, TrainConfig(epochs=2, schedule="linear", warmup_epochs=0.5), steps_per_epoch=10)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert lrs[5] == pytest.approx(1.0) and lrs[-1] == pytest.approx(1 / 15) and lrs == sorted(lrs[:5]) + lrs[5:]
+
+
+def test_an_unknown_component_is_refused_before_anything_trains():
+    with pytest.raises(Exception, match="unknown model 'vgg'"):
+        common.check_config({**screen.START, "model": "vgg"})
+    with pytest.raises(Exception, match="unknown augmentation 'mixup'"):
+        common.check_config({**screen.START, "augment": ["flip", "mixup"]})
+
+
+@pytest.mark.parametrize("space, fragment", [
+    ({"model": {"vgg": {"model": "vgg16"}}}, "unknown model 'vgg16'"),
+    ({"augment": {"colour": {"augment": ["colour"]}}}, "unknown augmentation 'colour'"),
+    ({"optimizer": {"lion": {"optimiser": "lion"}}}, "unknown component 'optimiser'"),
+    ([1, 2], "expected {group"),
+])
+def test_screen_refuses_a_bad_search_space_in_one_line(tmp_path, space, fragment):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps(space))
+    result = run_script("projects/cifar_best/screen.py", "--quick", "--space", path, "--out", tmp_path / "out",
+                        cwd=tmp_path)
+    assert_user_error(result, fragment)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--eta", "1"], "--eta must be at least 2"),
+    (["--groups", "optimiser"], "unknown screening group 'optimiser'"),
+    (["--budgets", "4", "2"], "--budgets must increase"),
+])
+def test_screen_refuses_bad_settings_in_one_line(tmp_path, args, fragment):
+    result = run_script("projects/cifar_best/screen.py", "--quick", *args, "--out", tmp_path / "out", cwd=tmp_path)
+    assert_user_error(result, fragment)
+
+
+def test_recipe_refuses_an_unknown_precision(tmp_path):
+    result = run_script("projects/cifar_best/recipe.py", "--quick", "--precision", "fp8", "--out", tmp_path / "o",
+                        cwd=tmp_path)
+    assert_user_error(result, "--precision")
