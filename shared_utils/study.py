@@ -30,8 +30,9 @@ can reach, and the summaries come back to this process, which writes the study's
 pool the long ones overlap instead of the last of them running alone while the other workers idle.
 
 :meth:`Study.halving` screens by successive halving: all conditions at the smallest budget, the best
-``1/eta`` by a validation metric continue from their checkpoints to ``eta`` times the budget, and so on;
-it runs on every backend because each round is an ordinary :meth:`Study.run`.
+``1/eta`` by a validation metric continue from their checkpoints to ``eta`` times the budget, and so on
+(or, with ``restart=True``, train afresh at the larger budget); it runs on every backend because each
+round is an ordinary :meth:`Study.run`.
 """
 from __future__ import annotations
 
@@ -158,7 +159,7 @@ class Study:
     def __init__(self, name: str, trial_fn: TrialFn, conditions: Mapping[str, Mapping[str, Any]],
                  seeds: Sequence[int], out: str | os.PathLike, *, base: Mapping[str, Any] | None = None,
                  resume: bool = False, budget_key: str | None = None,
-                 cost: Callable[[dict], float] | None = None):
+                 cost: Callable[[dict], float] | None = None, restart_on_budget: bool = False):
         self.name, self.trial_fn = name, trial_fn
         self.conditions = {str(k): dict(v) for k, v in conditions.items()}
         self.seeds = [int(s) for s in seeds]
@@ -167,6 +168,7 @@ class Study:
         self.resume = resume
         self.budget_key = budget_key     # the one key successive halving may raise between rounds
         self.cost = cost                 # a trial's estimated cost (e.g. its FLOPs): the costliest start first
+        self.restart_on_budget = restart_on_budget   # a new budget trains afresh instead of continuing
         self._validate()
 
     @property
@@ -243,6 +245,8 @@ class Study:
                     continue
                 skipped.append(TrialOutcome(trial, "skipped", summary))
             else:
+                if not same_budget and self.restart_on_budget:
+                    trial.config["_fresh"] = True
                 to_run.append(trial)
         return to_run, skipped
 
@@ -343,10 +347,12 @@ class Study:
     # ----------------------------------------------------------------- successive halving
     def halving(self, budgets: Sequence[int], *, metric: str, mode: str = "max", eta: int = 2,
                 backend: str = "serial", workers: int = 1, address: str | None = None,
-                quiet: bool = False, **run_kwargs: Any) -> "HalvingResult":
+                quiet: bool = False, restart: bool = False, **run_kwargs: Any) -> "HalvingResult":
         """Successive halving over ``budgets`` (e.g. epochs 2, 4, 8): after each round keep the best
         ``max(1, n // eta)`` conditions by the seed-mean of summary ``metric``; survivors continue
-        from their checkpoints (their trial must resume, as engine runs do)."""
+        from their checkpoints (their trial must resume, as engine runs do). With ``restart`` they train
+        afresh at the new budget instead, so each round's score is that of a whole run at its budget (what
+        a learning-rate schedule that spans the budget needs: continued, a decayed schedule restarts)."""
         if not self.budget_key:
             raise UserError("successive halving needs the study's budget_key (e.g. 'epochs')")
         if list(budgets) != sorted(set(budgets)) or not budgets:
@@ -361,7 +367,7 @@ class Study:
         for i, budget in enumerate(budgets):
             sub = Study(self.name, self.trial_fn, {c: self.conditions[c] for c in survivors}, self.seeds, self.out,
                         base={**self.base, self.budget_key: budget}, resume=self.resume or i > 0,
-                        budget_key=self.budget_key, cost=self.cost)
+                        budget_key=self.budget_key, cost=self.cost, restart_on_budget=restart)
             last = sub.run(backend=backend, workers=workers, address=address, quiet=quiet, **run_kwargs)
             scores = last.scores(metric)
             ranked = sorted(scores, key=lambda c: scores[c], reverse=mode == "max")

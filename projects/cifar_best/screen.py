@@ -3,13 +3,15 @@
 The search space is cut into groups, screened one after another (coordinate descent): every condition
 of a group changes one thing of the group's base recipe, all conditions train at the smallest budget,
 the best 1/eta by validation accuracy continue from their checkpoints to the next budget, and so on
-(shared_utils.study.Study.halving). The group's winner joins the base of every later group, so the
+(shared_utils.study.Study.halving; each round trains its survivors afresh at its budget, so a round's score
+is a whole run's at that budget). The group's winner joins the base of every later group, so the
 model is chosen first and the evaluation tricks last. START is the recipe before any screening.
 
 Groups (in order): model, augment, optimizer, schedule, regularise, batch, batchnorm, averaging.
 Screening uses a seeded random subset of the training images (--train-subset, default 10,000) and a
-validation set carved from the rest of the training set (--val-size 5,000), for --budgets epochs
-(default 2 then 4): a budget chosen to rank components quickly, not to reach final accuracy.
+validation set carved from the rest of the training set (--val-size 5,000), for 2 then 4 epochs (8 then 16
+for augment and regularise, see BUDGETS; --budgets sets one schedule for all): budgets chosen to rank
+components quickly, not to reach final accuracy.
 
 Writes, under projects/cifar_best/runs/screen_<group>/: halving.json and halving.md (every round's
 scores and who advanced), ranking.md/.csv (validation and test accuracy, training seconds and images/s
@@ -95,6 +97,11 @@ GROUPS: dict[str, dict[str, dict]] = {
         "ema 0.5 epoch + tta flip + translate": {"ema_epochs": 0.5, "tta": "flip_translate"},
     },
 }
+# epochs of each halving round. Regularisers only pay once a model starts to over-fit, which 4 epochs on 10,000
+# images never reach (the first screening, at 2 and 4 epochs, ranked "flip only" and "no augmentation" first), so
+# those groups screen at 8 and 16 epochs.
+BUDGETS = {"augment": [8, 16], "regularise": [8, 16]}
+DEFAULT_BUDGETS = [2, 4]
 QUICK = {"budgets": [1, 2], "train_subset": 256, "val_size": 128, "test_subset": 256}
 SCALED = ("lr_x",)   # condition keys that are not recipe keys: lr_x multiplies the base lr
 
@@ -171,8 +178,9 @@ def main(argv=None):
                    quick={k: v for k, v in QUICK.items() if k != "budgets"})
     p.add_argument("--groups", nargs="+", default=list(GROUPS),
                    help=f"groups to screen, in this order ({', '.join(GROUPS)})")
-    p.add_argument("--budgets", type=cli.positive_int, nargs="+", default=[2, 4],
-                   help="epochs of each halving round (increasing)")
+    p.add_argument("--budgets", type=cli.positive_int, nargs="+", default=None,
+                   help=f"epochs of each halving round, increasing, for every group (default: {DEFAULT_BUDGETS}, "
+                        f"and {BUDGETS['augment']} for augment and regularise)")
     p.add_argument("--space", type=cli.existing_file, default=None,
                    help="a JSON search space {group: {condition: {key: value}}} to screen instead of GROUPS")
     p.add_argument("--eta", type=int, default=2, help="keep the best 1/eta of the conditions after each round (>= 2)")
@@ -181,7 +189,7 @@ def main(argv=None):
     p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
-    if args.quick and args.budgets == p.get_default("budgets"):
+    if args.quick and args.budgets is None:
         args.budgets = QUICK["budgets"]
     groups = load_space(args.space) if args.space else GROUPS
     if args.space and args.groups == p.get_default("groups"):
@@ -191,7 +199,7 @@ def main(argv=None):
         raise UserError(f"unknown screening group {unknown[0]!r}; choose from {', '.join(groups)}")
     if args.eta < 2:
         raise UserError(f"--eta must be at least 2 (keep the best half or fewer), got {args.eta}")
-    if list(args.budgets) != sorted(set(args.budgets)):
+    if args.budgets is not None and list(args.budgets) != sorted(set(args.budgets)):
         raise UserError(f"--budgets must increase, got {' '.join(map(str, args.budgets))}")
     devices.resolve(args.device)
     settings = {k: v for k, v in cli.data_settings(args).items() if k != "limit_train"}
@@ -208,7 +216,8 @@ def main(argv=None):
                 base = resolve(base, groups[group].get(winner, {}))
             continue
         study = group_study(group, groups[group], base, args, settings)
-        result = study.halving(args.budgets, metric="final_val_acc", eta=args.eta, **cli.study_backend(args))
+        budgets = args.budgets or BUDGETS.get(group, DEFAULT_BUDGETS)
+        result = study.halving(budgets, metric="final_val_acc", eta=args.eta, restart=True, **cli.study_backend(args))
         table = ranking(result, group)
         print(f"\n[{group}] winner: {result.winner}\n{table}", flush=True)
         result.last.report({"test_acc": "test acc (%)", "final_val_acc": "val acc (%)"}, scale=100,
@@ -216,7 +225,7 @@ def main(argv=None):
                            bar_xlabel="condition", bar_ylabel="validation accuracy (%)", bars=["val acc (%)"])
         base = resolve(base, groups[group][result.winner])
         summary[group] = {"winner": result.winner, "overrides": groups[group][result.winner],
-                          "budgets": args.budgets, "seeds": args.seeds,
+                          "budgets": budgets, "seeds": args.seeds,
                           "failed": [c for r in result.rounds for c in r["failed"]]}
         atomic_write_json(summary_path, {**summary, "recipe": base})
         result.last.raise_for_failures()

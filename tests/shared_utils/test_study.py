@@ -150,6 +150,22 @@ def test_successive_halving_keeps_the_best_and_continues_from_checkpoints(tmp_pa
     assert "*" in (tmp_path / "h" / "halving.md").read_text()
 
 
+def test_successive_halving_with_restart_trains_each_round_afresh(tmp_path):
+    pytest.importorskip("torch")
+    conditions = {"lr 0.1": {"lr": 0.1}, "lr 0.0003": {"lr": 3e-4}}
+    study = Study("hr", torch_trial, conditions, [0], tmp_path, base={"epochs": 1, "lr": 0.1, "hidden": 32},
+                  budget_key="epochs")
+    result = study.halving([1, 2], metric="best_val_acc", eta=2, quiet=True, restart=True)
+    winner = tmp_path / "hr" / slug(result.winner) / "seed_0"
+    assert json.loads((winner / "trial.json").read_text())["epochs"] == 2
+    epochs = [int(line.split(",")[0]) for line in (winner / "metrics.csv").read_text().split()[1:]]
+    assert epochs == [1, 2]
+    # a whole 2-epoch run: the same figure as a study that asked for 2 epochs from the start
+    alone = Study("alone", torch_trial, {result.winner: conditions[result.winner]}, [0], tmp_path,
+                  base={"epochs": 2, "lr": 0.1, "hidden": 32}, budget_key="epochs").run(quiet=True)
+    assert alone.scores("best_val_acc")[result.winner] == pytest.approx(result.rounds[-1]["scores"][result.winner])
+
+
 def test_a_fresh_run_clears_the_old_one_and_foreign_folders_are_refused(tmp_path):
     Study("c", numpy_trial, {"a": {}}, [0], tmp_path, base=BASE).run(quiet=True)
     folder = tmp_path / "c" / "a" / "seed_0"
