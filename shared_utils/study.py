@@ -54,6 +54,8 @@ BACKENDS = ("serial", "pool", "ray")
 TrialFn = Callable[[dict], dict]
 # keys the runner adds to every trial's configuration (never part of a condition)
 RUNNER_KEYS = ("seed", "condition", "run_dir", "resume", "threads")
+# settings that change what a trial prints, never what it computes: --resume accepts a run made without them
+DISPLAY_KEYS = ("quiet",)
 MAX_CURVES, MAX_BARS = 10, 24   # the most conditions one overlaid-curves / bar figure stays readable with
 
 
@@ -210,7 +212,8 @@ class Study:
 
     # ----------------------------------------------------------------- planning: skip, resume, refuse
     def _identity(self, config: Mapping[str, Any], *, with_budget: bool = True) -> dict:
-        drop = {"resume", "threads", "run_dir"} | ({self.budget_key} if self.budget_key and not with_budget else set())
+        drop = {"resume", "threads", "run_dir", *DISPLAY_KEYS} | (
+            {self.budget_key} if self.budget_key and not with_budget else set())
         return json.loads(json.dumps({k: v for k, v in config.items() if k not in drop}, default=str))
 
     def _plan(self, trials: list[Trial]) -> tuple[list[Trial], list[TrialOutcome]]:
@@ -230,7 +233,7 @@ class Study:
             except (OSError, json.JSONDecodeError):
                 raise UserError(f"{record} is unreadable; delete that run folder or start without --resume") from None
             now = self._identity(trial.config, with_budget=False)
-            before = {k: v for k, v in old.items() if k != self.budget_key} if self.budget_key else old
+            before = {k: v for k, v in old.items() if k != self.budget_key and k not in DISPLAY_KEYS}
             if before != now:
                 keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
                 raise UserError(f"{trial.path} was made with other settings ({', '.join(keys[:5])}); "

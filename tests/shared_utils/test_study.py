@@ -101,6 +101,10 @@ def test_resume_refuses_a_folder_made_with_other_settings(tmp_path):
     Study("r", numpy_trial, {"a": {}}, [0], tmp_path, base=BASE).run(quiet=True)
     with pytest.raises(UserError, match=r"other settings \(lr\)"):
         Study("r", numpy_trial, {"a": {}}, [0], tmp_path, base=dict(BASE, lr=0.5), resume=True).run(quiet=True)
+    # --quiet changes what a trial prints, not what it computes: a quiet resume skips the finished trial
+    Study("q", numpy_trial, {"a": {}}, [0], tmp_path, base=dict(BASE, quiet=False)).run(quiet=True)
+    again = Study("q", numpy_trial, {"a": {}}, [0], tmp_path, base=dict(BASE, quiet=True), resume=True).run(quiet=True)
+    assert [o.status for o in again.outcomes] == ["skipped"]
 
 
 @pytest.mark.parametrize("make, message", [
