@@ -18,6 +18,8 @@ Its keys, each a component of the recipe:
   tta               none | flip | flip_translate (averaged predictions over 1, 2 or 6 views)
   ema_epochs        None, or the horizon of an exponential moving average of the weights in epochs
                     (decay = 1 - 1 / (ema_epochs x steps per epoch), so it means the same at any budget)
+  curve_tta         the TTA of the every-epoch evaluation (default: tta), e.g. none where six views each epoch
+                    would cost more than the curve is worth; the final test figure always uses tta
   report_all_tta    also score the test set with every TTA (the final recipe), not only none and the chosen one
   precision         auto (bfloat16 autocast + channels-last on a CPU with AMX or AVX512-BF16, float16
                     autocast + channels-last on CUDA, else float32) | fp32
@@ -54,7 +56,7 @@ AUGMENT = ("flip", "altflip", "translate", "crop", "cutout")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 PRECISIONS = ("auto", "fp32")
 CHOICES = {"model": tuple(MODELS), "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "tta": tuple(TTA_VIEWS),
-           "precision": PRECISIONS}
+           "curve_tta": (None,) + tuple(TTA_VIEWS), "precision": PRECISIONS}
 EVAL_BATCH = 1000
 
 
@@ -89,6 +91,7 @@ def train_config(config: Mapping[str, Any], steps_per_epoch: int, precision: str
     fast = precision != "fp32"
     return TrainConfig.from_config({
         **config, "ema_decay": None if ema is None else 1.0 - 1.0 / max(2.0, float(ema) * steps_per_epoch),
+        "tta": config.get("curve_tta") or config.get("tta", "none"),
         "amp": fast, "channels_last": fast, "cpu_amp": precision == "bf16", "cpu_channels_last": fast})
 
 
@@ -130,13 +133,14 @@ def train_trial(config: dict, script_file: str = __file__) -> dict:
     fit(model, train, val if val is not None else test, cfg, device=device, run=run,
         quiet=bool(config.get("quiet", True)), desc=title)
     load_final(model, run, device)   # the weights the run ended with (the EMA's when it has one)
-    views = TTA_VIEWS if config.get("report_all_tta") else dict.fromkeys(["none", cfg.tta])
+    tta = config.get("tta", "none")
+    views = TTA_VIEWS if config.get("report_all_tta") else dict.fromkeys(["none", tta])
     by_tta = {name: evaluate(model, test, device, tta=name, cfg=cfg)["acc"] for name in views}
     plots.learning_curves(run.path, title=title)
     metrics = runs.read_metrics(run.path)
     seconds = float(metrics["seconds"].sum())
     images = float((metrics["images_per_s"] * metrics["seconds"]).sum())
-    return run.summary(test_acc=by_tta[cfg.tta], **{f"test_acc_tta_{k}": v for k, v in by_tta.items()},
+    return run.summary(test_acc=by_tta[tta], **{f"test_acc_tta_{k}": v for k, v in by_tta.items()},
                        val_is_test=val is None, precision=precision, parameters=count_parameters(model),
                        images_per_s=images / max(seconds, 1e-9),
                        train_images=len(ds.train), cpu=runs.cpu_name())
