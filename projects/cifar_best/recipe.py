@@ -47,17 +47,17 @@ def trial(config: dict) -> dict:
 def time_to_accuracy(result, path, title: str) -> None:
     """Each seed's test accuracy after every epoch against its cumulative training seconds."""
     series = {}
-    for condition, paths in result.run_paths().items():
+    for paths in result.run_paths().values():
         for p in paths:
             m = runs.read_metrics(p)
             if "val_acc" in m and len(m["val_acc"]):
                 series[f"seed {p.name.split('_')[-1]}"] = (m["seconds"].cumsum(), 100 * m["val_acc"])
     if series:
-        target = max(len(v[0]) for v in series.values())
+        longest = max(len(v[0]) for v in series.values())
         series[f"goal {100 * TARGET:.1f}%"] = ([0, max(float(v[0][-1]) for v in series.values())],
                                                [100 * TARGET, 100 * TARGET])
         plots.line_plot(series, path, title=title, xlabel="cumulative training time (s, evaluation excluded)",
-                        ylabel="test accuracy (%)", markers=target <= 40)
+                        ylabel="test accuracy (%)", markers=longest <= 40)
 
 
 def main(argv=None):
