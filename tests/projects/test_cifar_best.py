@@ -66,24 +66,27 @@ def test_quick_recipe_scores_the_test_set_every_epoch_and_reports_the_last(tmp_p
         assert (tmp_path / "recipe" / name).is_file(), name
 
 
-def write_summary(folder, test_acc, val_acc, seconds=10.0):
+def write_summary(folder, test_acc, val_acc, seconds=10.0, **extra):
     folder.mkdir(parents=True)
     (folder / "summary.json").write_text(json.dumps({"test_acc": test_acc, "final_val_acc": val_acc,
-                                                     "train_seconds": seconds}))
+                                                     "train_seconds": seconds, **extra}))
 
 
 def test_ablation_table_is_read_from_the_run_folders_with_paired_drops(tmp_path):
     conditions = ablation.removals(recipe.HP)
-    assert "full recipe" in conditions and "- test-time augmentation" in conditions
+    assert "full recipe" in conditions and "- flip" in conditions
     assert all(len(o) == 1 for c, o in conditions.items() if c != "full recipe")     # one component each
     study = tmp_path / "ablation"
     full, noflip = [0.80, 0.82, 0.81], [0.78, 0.79, 0.80]
     for seed in range(3):
-        write_summary(study / "full_recipe" / f"seed_{seed}", full[seed], 0.8)
+        write_summary(study / "full_recipe" / f"seed_{seed}", full[seed], 0.8, test_acc_tta_none=full[seed] - 0.005)
         write_summary(study / "-_flip" / f"seed_{seed}", noflip[seed], 0.7)
     table, text = ablation.table_from_folders(study, conditions)
-    assert set(table) == {"full recipe", "- flip"}                  # what the folders hold, nothing invented
+    no_tta = "- test-time augmentation (same weights)"
+    assert set(table) == {"full recipe", "- flip", no_tta}          # what the folders hold, nothing invented
     assert table["- flip"]["drop vs full (points)"] == pytest.approx([2.0, 3.0, 1.0])
+    # TTA is removed on the full recipe's own weights: its drop is that run's TTA gain, seed by seed
+    assert table[no_tta]["drop vs full (points)"] == pytest.approx([0.5, 0.5, 0.5])
     assert "| - flip | 3 |" in (study / "ablation.md").read_text()
     # --report-only rebuilds the same table without training
     result = run_script("projects/cifar_best/ablation.py", "--report-only", "--seeds", "0", "1", "2",
@@ -189,6 +192,21 @@ def test_cpu_bfloat16_autocast_is_opt_in():
     with TrainConfig(cpu_amp=True).autocast(CPU):
         assert torch.nn.Linear(4, 4)(torch.randn(2, 4)).dtype == torch.bfloat16
     assert not cfg.uses_channels_last(CPU) and TrainConfig(cpu_channels_last=True).uses_channels_last(CPU)
+
+
+def test_precision_auto_uses_each_devices_fast_path_and_fp32_overrides_it(monkeypatch):
+    config = dict(recipe.HP, seed=0)
+    cuda = torch.device("cuda")    # a config question: nothing runs on the device
+    cfg = common.train_config(config, 10, common.resolve_precision(config, cuda))
+    assert common.resolve_precision(config, cuda) == "fp16" and cfg.amp and cfg.channels_last and not cfg.cpu_amp
+    monkeypatch.setattr(common.runs, "cpu_features", lambda: ["avx2", "avx512f"])       # AMD Zen 3, say
+    assert common.resolve_precision(config, CPU) == "fp32"
+    assert not common.train_config(config, 10, "fp32").uses_channels_last(CPU)
+    monkeypatch.setattr(common.runs, "cpu_features", lambda: ["avx2", "avx512f", "avx512_bf16"])
+    cfg = common.train_config(config, 10, common.resolve_precision(config, CPU))
+    assert cfg.cpu_amp and cfg.uses_channels_last(CPU)
+    assert common.resolve_precision({**config, "precision": "fp32"}, CPU) == "fp32"
+    assert common.resolve_precision(config, torch.device("mps")) == "fp32"
 
 
 def test_linear_schedule_decays_to_zero_after_its_warmup():
