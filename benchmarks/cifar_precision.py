@@ -8,7 +8,7 @@ Reports the median seconds per 50,000-image epoch and the speed-up ratios; write
 benchmarks/runs/cifar_precision.json with the CPU's name and vector extensions.
 
 The float32 channels-last figure also places this CPU against the issue's anchor recipe (148 s per
-epoch on an Intel Xeon where this step took 142 s): the ratio of the two steps estimates what that
+epoch on an Intel Xeon where this step took 142 s at --batch-size 512): the ratio of the two steps estimates what that
 recipe would take here.
 
     python benchmarks/cifar_precision.py --model fastnet --blocks 3

@@ -1,8 +1,8 @@
 """What does each component of the final recipe buy? Remove one at a time, at the screening budget.
 
 Every condition is the final recipe (recipe.HP) with one component taken out (the flip, the translation,
-the whitening stem, label smoothing, weight decay, Nesterov momentum, the warm-up, bfloat16 ...), trained on the screening's 10,000-image subset for --epochs with a 5,000-image validation
-set, over --seeds (at least 3 for a 95% CI). The table gives each condition's test accuracy (mean ± std
+the whitening stem, label smoothing, weight decay, Nesterov momentum, the warm-up, bfloat16 ...), trained
+on the screening's 10,000-image subset for --epochs with a 5,000-image validation set, over --seeds (at least 3 for a 95% CI). The table gives each condition's test accuracy (mean ± std
 [95% CI]) and its paired drop against the full recipe (same seed, same images, same order), so a
 component whose interval of drops sits above 0 is one the recipe needs. Test-time augmentation is
 removed without retraining: its row scores the full recipe's own weights without TTA (SAME_WEIGHTS).
