@@ -15,7 +15,7 @@ forces that everywhere).
 """
 from __future__ import annotations
 
-from projects.cifar_best.common import PRECISIONS, check_config, train_trial
+from projects.cifar_best.common import AUGMENT, MODELS, PRECISIONS, check_config, train_trial
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.pytorch import device as devices
 from shared_utils.study import Study
@@ -76,6 +76,10 @@ def main(argv=None):
     p.add_argument("--long", action="store_true", help="the longer-budget recipe (LONG: wider, cutout, 40 epochs)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto: bfloat16 on CPUs with bfloat16 units, float16 on CUDA; fp32 everywhere")
+    p.add_argument("--model", choices=tuple(MODELS), default=None,
+                   help="train this model instead of the recipe's (HP, or LONG with --long)")
+    p.add_argument("--augment", choices=AUGMENT, nargs="+", default=None,
+                   help="these augmentations instead of the recipe's (e.g. --augment flip translate cutout)")
     p.add_argument("--train-subset", type=cli.positive_int, default=None, help="train on this many images (tests)")
     p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
     cli.add_study_flags(p)
@@ -84,6 +88,7 @@ def main(argv=None):
     if args.long and args.epochs == p.get_default("epochs"):
         args.epochs = LONG["epochs"]
     hp.update(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, precision=args.precision)
+    hp.update({k: v for k, v in (("model", args.model), ("augment", args.augment)) if v is not None})
     check_config(hp)
     devices.resolve(args.device)
     settings = {**{k: v for k, v in cli.data_settings(args).items() if k != "limit_train"}, "val_size": 0}

@@ -20,16 +20,19 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.
 
 
 class MLP(nn.Module):
-    """Flattened inputs through hidden layers (ReLU by default): the baseline with no notion of space."""
+    """Flattened inputs through hidden layers (ReLU by default): the baseline with no notion of space.
+    Each hidden layer is Linear, then BatchNorm1d when ``batchnorm`` (the "modern MLP"), the activation and
+    Dropout when ``dropout`` > 0."""
 
     def __init__(self, hidden: tuple[int, ...] = (512, 256), classes: int = CIFAR_CLASSES, dropout: float = 0.0,
-                 in_features: int = 3 * 32 * 32, activation: str = "relu"):
+                 in_features: int = 3 * 32 * 32, activation: str = "relu", batchnorm: bool = False):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         layers, width = [nn.Flatten()], in_features
         for h in hidden:
-            layers += [nn.Linear(width, h), ACTIVATIONS[activation]()] + ([nn.Dropout(dropout)] if dropout else [])
+            layers += ([nn.Linear(width, h)] + ([nn.BatchNorm1d(h)] if batchnorm else []) + [ACTIVATIONS[activation]()]
+                       + ([nn.Dropout(dropout)] if dropout else []))
             width = h
         layers.append(nn.Linear(width, classes))
         self.net = nn.Sequential(*layers)
