@@ -66,6 +66,17 @@ def test_quick_recipe_scores_the_test_set_every_epoch_and_reports_the_last(tmp_p
         assert (tmp_path / "recipe" / name).is_file(), name
 
 
+@requires("cifar10")
+def test_recipe_model_and_augment_flags_override_the_recipe_block(tmp_path):
+    values = recipe.main(["--quick", "--quiet", "--train-subset", "64", "--test-subset", "64", "--model",
+                          "fastnet_small", "--augment", "flip", "cutout", "--out", str(tmp_path)])
+    trial = json.loads((tmp_path / "recipe" / "recipe" / "seed_0" / "trial.json").read_text())
+    assert trial["model"] == "fastnet_small" and trial["augment"] == ["flip", "cutout"]
+    assert trial["lr"] == recipe.HP["lr"] and len(values["recipe"]) == 1
+    summary = json.loads((tmp_path / "recipe" / "recipe" / "seed_0" / "summary.json").read_text())
+    assert summary["parameters"] < 1_000_000        # the small FastNet, not the recipe's 1.97M
+
+
 def write_summary(folder, test_acc, val_acc, seconds=10.0, **extra):
     folder.mkdir(parents=True)
     (folder / "summary.json").write_text(json.dumps({"test_acc": test_acc, "final_val_acc": val_acc,

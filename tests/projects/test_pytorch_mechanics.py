@@ -166,3 +166,48 @@ def test_bad_flag_value_exits_2_in_one_line(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--epochs" in err[0]
+
+
+# ------------------------------------------------------------------ the notes: quiz key and links
+def test_quiz_page_is_the_rendered_quiz_and_its_key_is_computed():
+    from projects.pytorch_mechanics import quiz
+    from tests.conftest import REPO
+
+    page = (REPO / "docs" / "quiz.md").read_text()
+    assert len(quiz.QUESTIONS) == 15
+    key = quiz.answer_key(page)
+    computed = [q.answer() for q in quiz.QUESTIONS]
+    for i, (written, answer) in enumerate(zip(key, computed), 1):
+        assert written == answer, f"docs/quiz.md answer {i} says {written!r}; the code computes {answer!r}"
+    assert len(key) == 15 and page == quiz.render()
+    for q in quiz.QUESTIONS:
+        assert (REPO / q.where).is_file(), q.where
+
+
+def test_answer_key_reads_the_numbered_lines_after_its_heading():
+    from projects.pytorch_mechanics import quiz
+
+    text = "# q\n\n1. **A.** question?\n\n## Answer key\n\n<!-- note -->\n\n1. forty-two\n2. (3, 4)\n"
+    assert quiz.answer_key(text) == ["forty-two", "(3, 4)"]
+
+
+def test_every_link_in_the_notes_resolves_to_a_file_in_the_repo():
+    import re
+
+    from tests.conftest import REPO
+
+    pages = sorted((REPO / "docs").rglob("*.md")) + [REPO / "README.md"]
+    assert len(pages) >= 9
+    broken, checked = [], 0
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+://|mailto:|#", target):
+                continue
+            path = (page.parent / target.split("#")[0]).resolve()
+            checked += 1
+            if not path.exists() or REPO not in path.parents and path != REPO:
+                broken.append(f"{page.relative_to(REPO)} -> {target}")
+    assert checked > 100 and not broken, broken
+    readme = (REPO / "README.md").read_text()
+    for note in ("docs/concepts.md", "docs/quiz.md", "docs/papers/README.md"):
+        assert f"({note})" in readme, f"README.md does not link {note}"
