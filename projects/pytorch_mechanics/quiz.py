@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import torch  # noqa: F401  (most answers run torch; --device is then checked against it, not as NumPy-only)
 
 from shared_utils import cli, runs
 from shared_utils.atomic import atomic_write_text
