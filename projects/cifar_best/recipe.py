@@ -37,6 +37,8 @@ HP = {
     "epochs": 18,                  # full data: 16 epochs gave 90.17, 90.16% (6-view TTA) in 1,181-1,212 s, short of 90.6
     "precision": "auto", "report_all_tta": True,
 }
+# the longer budget: wider (a 4.6M-parameter FastNet) and cutout against the over-fitting the 18-epoch runs showed
+# (97.5% train vs 89.4% test); measured (Intel AMX, seed 0): 91.40% with six-view TTA in 5,531 s, short of 92.5%
 LONG = {"model": "fastnet_wide", "augment": ["flip", "translate", "cutout"], "epochs": 40}
 TARGET = 0.906     # the goal on this CIFAR-10 copy (the anchor recipe's 90.57%)
 QUICK = {"epochs": 1, "train_subset": 256, "test_subset": 256}
