@@ -13,11 +13,21 @@ provokes fails in milliseconds, in this process and in every child process.
 """
 from __future__ import annotations
 
+import os
+
+# Under pytest-xdist (-n N) each worker gets cores/N threads for BLAS, OpenMP and torch: N processes that each
+# start as many threads as there are cores would oversubscribe the cores and slow every test down. Set before
+# NumPy or torch is imported, and inherited by every process a test starts.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:
+    THREADS = str(max(1, (os.cpu_count() or 1) // WORKERS))
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = THREADS
+
 import ast
 import contextlib
 import importlib
 import io
-import os
 import subprocess
 import sys
 import traceback
@@ -50,6 +60,35 @@ def requires(dataset: str):
         return skip(pytest.mark.real_data(test))
 
     return decorate
+
+
+def sizes(*tiny: str, **expected):
+    """Run one real-data test at two sizes: ``size`` is the flags ``tiny`` (added after ``--quick``) in the
+    default tier, and no flags, the script's own ``--quick`` preset, in the slow tier. Keyword arguments are
+    pairs (tiny value, quick value) the test reads from ``size.expect``: figures that follow the size."""
+    def make(flags, pick):
+        return Size(list(flags), {key: pair[pick] for key, pair in expected.items()})
+
+    return pytest.mark.parametrize("size", [pytest.param(make(tiny, 0), id="tiny"),
+                                            pytest.param(make((), 1), id="quick", marks=pytest.mark.slow)])
+
+
+@dataclass
+class Size:
+    flags: list
+    expect: dict
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray instance with 2 CPUs for every test that uses Ray, started on first use and shut down
+    (its processes with it) when the session ends."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
 
 
 @dataclass

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import assert_user_error, requires, run_script
+from tests.conftest import assert_user_error, requires, run_script, sizes
 
 torch = pytest.importorskip("torch")
 
@@ -20,40 +20,59 @@ from shared_utils.runs import RunDir  # noqa: E402
 CPU = torch.device("cpu")
 
 
+# two groups of two conditions each, the first a batch-size choice that the second group must inherit
+SMALL_SPACE = {"batch": {"batch 512": {}, "batch 256": {"batch_size": 256, "lr_x": 0.5}},
+               "batchnorm": {"momentum 0.1": {}, "momentum 0.4": {"bn_momentum": 0.4}}}
+
+
 @requires("cifar10")
-def test_quick_screening_halves_each_group_and_carries_the_winner_on(tmp_path):
-    result = run_script("projects/cifar_best/screen.py", "--quick", "--quiet", "--groups", "batch", "batchnorm",
-                        "--out", tmp_path, cwd=tmp_path)
+@pytest.mark.parametrize("scale", [
+    pytest.param("tiny", id="tiny"),                                      # a 2 x 2 space, 32 images each
+    pytest.param("quick", id="quick", marks=pytest.mark.slow),           # the real groups, the --quick preset
+])
+def test_quick_screening_halves_each_group_and_carries_the_winner_on(tmp_path, scale):
+    groups = {g: screen.GROUPS[g] for g in ("batch", "batchnorm")}
+    flags = ["--groups", "batch", "batchnorm"]
+    if scale == "tiny":
+        groups = SMALL_SPACE
+        (tmp_path / "space.json").write_text(json.dumps(SMALL_SPACE))
+        flags = ["--space", tmp_path / "space.json", "--train-subset", "32", "--val-size", "32", "--test-subset", "32"]
+    result = run_script("projects/cifar_best/screen.py", "--quick", "--quiet", *flags, "--out", tmp_path / "out",
+                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    for group, n in (("batch", 3), ("batchnorm", 4)):
-        halving = json.loads((tmp_path / f"screen_{group}" / "halving.json").read_text())
+    out = tmp_path / "out"
+    for group in groups:
+        n = len(groups[group])
+        halving = json.loads((out / f"screen_{group}" / "halving.json").read_text())
         first, last = halving["rounds"]
         assert (first["budget"], last["budget"]) == (1, 2) and len(first["scores"]) == n
         assert len(last["scores"]) == n // 2 and len(last["kept"]) == 1
         assert set(last["scores"]) == set(first["kept"])           # only the kept half continued
-        ranking = (tmp_path / f"screen_{group}" / "ranking.md").read_text()
+        ranking = (out / f"screen_{group}" / "ranking.md").read_text()
         assert "images/s" in ranking and ranking.count("\n| ") == n + 1   # header and one row per condition
-    summary = json.loads((tmp_path / "screen_summary.json").read_text())
+    summary = json.loads((out / "screen_summary.json").read_text())
     winner = summary["batch"]["winner"]
-    assert winner in screen.GROUPS["batch"] and summary["recipe"]["batch_size"] == \
-        screen.resolve(screen.START, screen.GROUPS["batch"][winner])["batch_size"]
+    assert winner in groups["batch"] and summary["recipe"]["batch_size"] == \
+        screen.resolve(screen.START, groups["batch"][winner])["batch_size"]
     # the later group trained on the earlier winner's batch size
-    trial = json.loads(next((tmp_path / "screen_batchnorm").glob("*/seed_0/trial.json")).read_text())
+    trial = json.loads(next((out / "screen_batchnorm").glob("*/seed_0/trial.json")).read_text())
     assert trial["batch_size"] == summary["recipe"]["batch_size"]
     # a survivor continued from its checkpoint: 2 epochs in all, one metrics row each
     survivor = screen.slug(summary["batchnorm"]["winner"])
-    rows = (tmp_path / "screen_batchnorm" / survivor / "seed_0" / "metrics.csv").read_text().splitlines()
+    rows = (out / "screen_batchnorm" / survivor / "seed_0" / "metrics.csv").read_text().splitlines()
     assert len(rows) == 1 + 2
 
 
 @requires("cifar10")
-def test_quick_recipe_scores_the_test_set_every_epoch_and_reports_the_last(tmp_path):
-    result = run_script("projects/cifar_best/recipe.py", "--quick", "--quiet", "--epochs", "2", "--out", tmp_path,
-                        cwd=tmp_path)
+@sizes("--train-subset", "1000", "--test-subset", "300", "--batch-size", "50", "--lr", "0.05", "--model", "fastnet_small",
+       images=(1000, 256), floor=(0.15, None))
+def test_quick_recipe_scores_the_test_set_every_epoch_and_reports_the_last(tmp_path, size):
+    result = run_script("projects/cifar_best/recipe.py", "--quick", *size.flags, "--quiet", "--epochs", "2",
+                        "--out", tmp_path, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run = tmp_path / "recipe" / "recipe" / "seed_0"
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["val_is_test"] and summary["train_images"] == 256 and summary["epochs"] == 2
+    assert summary["val_is_test"] and summary["train_images"] == size.expect["images"] and summary["epochs"] == 2
     assert set(TTA_VIEWS) <= {k.removeprefix("test_acc_tta_") for k in summary}
     # the reported figure is the final weights' test accuracy with the recipe's TTA; the curve in metrics.csv
     # scores the same weights every epoch with curve_tta, so its last point is that view's final score
@@ -61,6 +80,8 @@ def test_quick_recipe_scores_the_test_set_every_epoch_and_reports_the_last(tmp_p
     last_val = float(metrics[-1].split(",")[metrics[0].split(",").index("val_acc")])
     assert summary[f"test_acc_tta_{recipe.HP['curve_tta']}"] == pytest.approx(last_val, abs=1e-6)
     assert summary["test_acc"] == summary[f"test_acc_tta_{recipe.HP['tta']}"]
+    if size.expect["floor"]:       # 1,000 images, 2 epochs: about 20% on 300 test images; chance is 10% (sd 1.7)
+        assert summary["test_acc"] > size.expect["floor"], summary["test_acc"]
     assert summary["precision"] in ("bf16", "fp32") and summary["cpu"]
     for name in ("time_to_accuracy.png", "table.md", "bars.png"):
         assert (tmp_path / "recipe" / name).is_file(), name

@@ -12,6 +12,29 @@ SCRIPT = "projects/mnist_architecture_search/search.py"
 
 
 @requires("mnist")
+def test_budget_grid_learns_on_real_mnist_and_the_report_reads_only_its_folders(tmp_path):
+    """The default tier's real-data check: two parts of the study on 1,500 images."""
+    result = run_script(SCRIPT, "--quick", "--quiet", "--parts", "baseline", "depth_width", "--limit-train", "1500",
+                        "--depths", "1", "--out", tmp_path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = (tmp_path / "depth_width" / "accuracy_by_budget_and_depth.md").read_text()
+    assert "| 10,000 |" in table and "| 50,000 |" in table and "missing" not in table
+    mlp = json.loads((tmp_path / "depth_width" / "50k_depth_1" / "seed_0" / "summary.json").read_text())
+    assert abs(mlp["parameters"] - 50_000) <= 1_000 and mlp["train_flops"] > 0
+    assert mlp["test_acc"] > 0.5                    # 1,250 training images, 2 epochs: about 72%; chance is 10%
+    linear = json.loads((tmp_path / "baseline" / "linear" / "seed_0" / "summary.json").read_text())
+    assert linear["test_acc"] > 0.5
+    # the report reads run folders: delete one and it says so instead of inventing a number
+    shutil.rmtree(tmp_path / "depth_width" / "50k_depth_1")
+    result = run_script(SCRIPT, "--quick", "--quiet", "--parts", "baseline", "depth_width", "--limit-train", "1500",
+                        "--depths", "1", "--out", tmp_path, "--report-only", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = (tmp_path / "depth_width" / "accuracy_by_budget_and_depth.md").read_text()
+    assert table.count("missing") == 1 and not (tmp_path / "depth_width" / "50k_depth_1").exists()
+
+
+@pytest.mark.slow
+@requires("mnist")
 def test_quick_study_writes_its_tables_and_figures_and_reports_only_what_its_folders_hold(tmp_path):
     result = run_script(SCRIPT, "--quick", "--quiet", "--out", tmp_path, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -63,6 +63,7 @@ def test_block_cnn_features_and_probe_head_shapes():
     assert sum(isinstance(m, torch.nn.Linear) for m in head.modules()) == 3
 
 
+@pytest.mark.slow
 @requires("cifar10")
 def test_quick_run_pretrains_transfers_and_keeps_frozen_features_fixed(tmp_path):
     from projects.representation_transfer import rotation_transfer as rt

@@ -35,6 +35,7 @@ def weights(folder):
     return load_torch(folder / "last.pt")["model"]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
     torchrun(tmp_path / "ddp")
     alone(tmp_path / "single")
@@ -51,6 +52,7 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     assert '"world_size": 2' in config
 
 
+@pytest.mark.slow
 def test_ddp_run_resumes_to_the_same_weights(tmp_path):
     torchrun(tmp_path / "straight")
     torchrun(tmp_path / "resumed", "--stop-after", "1")

@@ -21,30 +21,34 @@ def per_trial(result):
                                                 o.summary["checksum"]) for o in result.outcomes}
 
 
-def test_serial_pool_and_ray_give_identical_trials(tmp_path):
+def test_serial_and_pool_give_identical_trials(tmp_path):
     serial = Study("s", numpy_trial, CONDITIONS, [0, 1], tmp_path / "serial", base=BASE).run(quiet=True)
     pool = Study("s", numpy_trial, CONDITIONS, [0, 1], tmp_path / "pool", base=BASE).run("pool", workers=2, quiet=True)
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        on_ray = Study("s", numpy_trial, CONDITIONS, [0, 1], tmp_path / "ray", base=BASE).run("ray", quiet=True)
-        # successive halving on Ray: each round is an ordinary run of Ray tasks that resume from checkpoints
-        halving = Study("h", torch_trial, {"lr 0.1": {"lr": 0.1}, "lr 0.0003": {"lr": 3e-4}}, [0], tmp_path / "ray",
-                        base={"epochs": 1, "lr": 0.1, "hidden": 32}, budget_key="epochs").halving(
-                            [1, 2], metric="best_val_acc", backend="ray", quiet=True)
-    finally:
-        ray.shutdown()
-    assert halving.winner == "lr 0.1"
-    assert (tmp_path / "ray" / "h" / "lr_0.1" / "seed_0" / "metrics.csv").read_text().count("\n") == 3
     assert len(per_trial(serial)) == 4 and all(o.status == "done" for o in serial.outcomes)
-    assert per_trial(serial) == per_trial(pool) == per_trial(on_ray)
+    assert per_trial(serial) == per_trial(pool)
     accuracy = {k: v[1] for k, v in per_trial(serial).items()}          # real digits, 2 epochs; chance 0.1
     assert min(accuracy[("wide", s)] for s in (0, 1)) > 0.85 and min(accuracy.values()) > 0.6
     # each trial writes its own deterministic folder, with the configuration it ran with
     config = json.loads((tmp_path / "pool" / "s" / "narrow" / "seed_1" / "config.json").read_text())
     assert config["trial"]["hidden"] == 8 and config["trial"]["seed"] == 1 and config["trial"]["threads"] == 1
+    manifest = json.loads((tmp_path / "pool" / "s" / "manifest.json").read_text())
+    assert manifest["backend"] == "pool" and manifest["failed"] == 0 and len(manifest["trials"]) == 4
+
+
+@pytest.mark.slow
+def test_ray_gives_the_serial_trials_and_halves_on_ray_tasks(tmp_path, ray_cluster):
+    serial = Study("s", numpy_trial, CONDITIONS, [0, 1], tmp_path / "serial", base=BASE).run(quiet=True)
+    on_ray = Study("s", numpy_trial, CONDITIONS, [0, 1], tmp_path / "ray", base=BASE).run("ray", quiet=True)
+    assert per_trial(serial) == per_trial(on_ray)
     manifest = json.loads((tmp_path / "ray" / "s" / "manifest.json").read_text())
     assert manifest["backend"] == "ray" and manifest["failed"] == 0 and len(manifest["trials"]) == 4
+    # successive halving on Ray: each round is an ordinary run of Ray tasks that resume from checkpoints
+    halving = Study("h", torch_trial, {"lr 0.1": {"lr": 0.1}, "lr 0.0003": {"lr": 3e-4}}, [0], tmp_path / "ray",
+                    base={"epochs": 1, "lr": 0.1, "hidden": 32}, budget_key="epochs").halving(
+                        [1, 2], metric="best_val_acc", backend="ray", quiet=True)
+    assert halving.winner == "lr 0.1"
+    assert (tmp_path / "ray" / "h" / "lr_0.1" / "seed_0" / "metrics.csv").read_text().count("\n") == 3
+    assert ray_cluster.is_initialized()          # the study joined the session's cluster and left it running
 
 
 @pytest.mark.parametrize("backend, workers", [("serial", 1), ("pool", 1)])
@@ -209,6 +213,7 @@ def test_bar_axis_zooms_only_when_every_bar_is_far_from_zero():
     assert _bar_range({"a": {"gap": 46.7}, "b": {"gap": 1.3}}, {"a": {"gap": 0.7}, "b": {"gap": 0.9}}) == (None, False)
 
 
+@pytest.mark.slow
 def test_successive_halving_on_the_local_pool(tmp_path):
     pytest.importorskip("torch")
     study = Study("hp", torch_trial, {"lr 0.1": {"lr": 0.1}, "lr 0.0003": {"lr": 3e-4}}, [0], tmp_path,
