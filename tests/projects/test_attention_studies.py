@@ -11,7 +11,7 @@ import pytest
 from shared_utils.data import sequences as seq
 from shared_utils.data import sentence_polarity as sp
 from shared_utils.errors import UserError
-from tests.conftest import DATA_DIR, assert_user_error, requires, run_script
+from tests.conftest import DATA_DIR, assert_user_error, requires, run_script, sizes
 
 torch = pytest.importorskip("torch")
 
@@ -55,14 +55,16 @@ def test_every_model_gets_the_same_parameter_budget():
     assert all(abs(c - 70_000) / 70_000 < 0.05 for c in counts), counts
 
 
-def test_reversal_quick_run_writes_table_positions_and_attention_maps(tmp_path):
-    result = run_script(REVERSAL, "--quick", "--quiet", "--seeds", "0", "1", "--out", tmp_path)
+@sizes("--models", "transformer", "LSTM", "bag of embeddings", "--train-size", "128",
+       models=(("transformer", "LSTM", "bag of embeddings"), reversal.MODELS))
+def test_reversal_quick_run_writes_table_positions_and_attention_maps(tmp_path, size):
+    result = run_script(REVERSAL, "--quick", *size.flags, "--quiet", "--seeds", "0", "1", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     root = tmp_path / "reversal"
     for name in ("accuracy_by_position.png", "attention_maps.png", "findings.json", "table.md"):
         assert (root / name).stat().st_size > 0, name
     findings = json.loads((root / "findings.json").read_text())
-    assert set(findings["accuracy"]) == {f"{m}, L=6" for m in reversal.MODELS}
+    assert set(findings["accuracy"]) == {f"{m}, L=6" for m in size.expect["models"]}
     assert "LSTM, L=6" in findings["transformer_minus"]                  # paired by seed with two seeds
     summary = json.loads((root / "transformer_L_6" / "seed_0" / "summary.json").read_text())
     assert 0.0 <= summary["test_token_acc"] <= 1.0 and summary["parameters"] == pytest.approx(6000, rel=0.2)

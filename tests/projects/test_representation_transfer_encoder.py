@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import assert_user_error, requires, run_script
+from tests.conftest import assert_user_error, requires, run_script, sizes
 
 torch = pytest.importorskip("torch")
 
@@ -12,8 +12,9 @@ SCRIPT = "projects/representation_transfer/encoder_transfer.py"
 
 
 @requires("mnist")
-def test_quick_run_pretrains_transfers_and_keeps_a_frozen_encoder_fixed(tmp_path):
-    result = run_script(SCRIPT, "--quick", "--quiet", "--out", tmp_path, cwd=tmp_path)
+@sizes("--limit-train", "1500", labels=(1250, 2500))
+def test_quick_run_pretrains_transfers_and_keeps_a_frozen_encoder_fixed(tmp_path, size):
+    result = run_script(SCRIPT, "--quick", *size.flags, "--quiet", "--out", tmp_path, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     root = tmp_path / "encoder_transfer"
     for name in ("accuracy_by_labels.md", "steps_to_90.md", "accuracy_vs_labels.png", "convergence.png"):
@@ -28,7 +29,7 @@ def test_quick_run_pretrains_transfers_and_keeps_a_frozen_encoder_fixed(tmp_path
     summary = json.loads((root / "transfer" / "pretrained_frozen_100_labels" / "seed_0" / "summary.json").read_text())
     assert summary["labels"] == 100 and summary["trainable"] == 32 * 10 + 10 and summary["steps"] >= 20
     scratch = json.loads((root / "transfer" / "scratch_all_labels" / "seed_0" / "summary.json").read_text())
-    assert scratch["labels"] == 2500 and scratch["test_acc"] > 0.5             # 2,500 labels, 2 epochs
+    assert scratch["labels"] == size.expect["labels"] and scratch["test_acc"] > 0.5     # all labels, 2 epochs
     table = (root / "accuracy_by_labels.md").read_text()
     assert "missing" not in table and "| scratch |" in table
 
