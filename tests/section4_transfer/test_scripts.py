@@ -4,7 +4,7 @@ import json
 import pytest
 
 from shared_utils import runs
-from tests.conftest import assert_user_error, requires, run_script
+from tests.conftest import assert_user_error, requires, run_script, sizes
 
 pytest.importorskip("torch")
 
@@ -38,8 +38,9 @@ def test_saliency_without_checkpoint_names_the_command(tmp_path):
 
 
 @requires("cifar10")
-def test_resnet_vs_plain_records_gradient_flow(tmp_path):
-    script("resnet_vs_plain.py", tmp_path, "--quick")
+@sizes("--train-subset", "64", "--val-size", "32", "--test-subset", "64")
+def test_resnet_vs_plain_records_gradient_flow(tmp_path, size):
+    script("resnet_vs_plain.py", tmp_path, "--quick", *size.flags)
     root = tmp_path / "resnet_vs_plain"
     ratio = {}
     for name in ("Plain-8", "Plain-56", "ResNet-8", "ResNet-56"):
@@ -59,7 +60,7 @@ def test_resnet_vs_plain_records_gradient_flow(tmp_path):
         assert (root / png).is_file(), png
     # --resume skips the finished trials and leaves their gradient-flow records as they were
     before = {p: p.read_bytes() for p in root.glob("*/seed_0/grad_*")}
-    result = script("resnet_vs_plain.py", tmp_path, "--quick", "--resume")
+    result = script("resnet_vs_plain.py", tmp_path, "--quick", *size.flags, "--resume")
     assert len(before) == 8 and all(p.read_bytes() == b for p, b in before.items())
     assert "skipped" in (root / "manifest.json").read_text()
 
