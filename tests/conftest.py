@@ -143,8 +143,11 @@ def run_script(script: str | Path, *args, cwd: Path | None = None, env_extra: di
     finally:
         sys.argv = saved_argv
         os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
+        for key in set(os.environ) - set(saved_env):       # put back only what changed: never an empty
+            del os.environ[key]                              # environment, which a thread that starts a
+        for key, value in saved_env.items():                 # process meanwhile would copy
+            if os.environ.get(key) != value:
+                os.environ[key] = value
     return ScriptResult(code, out.getvalue(), err.getvalue())
 
 

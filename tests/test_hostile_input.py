@@ -102,7 +102,8 @@ REPORT_FAMILIES = {
 
 
 def sweep(cases, tmp_path):
-    """Run (name, script, args, pattern) cases one after another; return the failures."""
+    """Run (name, script, args, pattern) cases and return the failures: in-process cases one after another,
+    the cases that need a fresh interpreter two at a time beside them."""
     def one(case):
         name, script, make_args, pattern = case
         scratch = tmp_path / f"{abs(hash((name, script)))}"
