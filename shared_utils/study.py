@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
+
 from shared_utils.atomic import atomic_write_json
 from shared_utils.errors import UserError
 
@@ -72,6 +74,97 @@ def slug(name: str) -> str:
     """A folder name for a condition: 'batch norm' -> 'batch_norm', 'pretrained, frozen' -> 'pretrained_frozen'."""
     text = re.sub(r"[^A-Za-z0-9.+-]+", "_", name).strip("_")
     return text or "condition"
+
+
+def trial_path(study_path: str | os.PathLike, condition: str, seed: int) -> Path:
+    """The one rule for where a trial's run folder lives: ``<study>/<slug(condition)>/seed_<n>``."""
+    return Path(study_path) / slug(condition) / f"seed_{int(seed)}"
+
+
+# --------------------------------------------------------------------------- conditions as a grid
+@dataclass
+class Condition:
+    """One cell of a study's grid: its axis levels (``{"method": "scratch", "labels": 100}``), the
+    configuration keys it sets, and its name (what tables and legends show; the folder is ``slug(name)``)."""
+    name: str
+    levels: dict
+    overrides: dict
+
+    def __getitem__(self, axis: str) -> Any:
+        return self.levels[axis]
+
+    @property
+    def folder(self) -> str:
+        return slug(self.name)
+
+    def matches(self, levels: Mapping[str, Any]) -> bool:
+        return all(axis in self.levels and self.levels[axis] == value for axis, value in levels.items())
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "folder": self.folder, "levels": self.levels, "overrides": self.overrides}
+
+
+class Axis:
+    """One axis of a grid. ``levels`` is a list of values (each sets the configuration key named like the
+    axis) or ``{label: overrides}`` (named levels that set several keys, e.g. ``{"pretrained, frozen":
+    {"encoder": "pretrained", "mode": "frozen"}}``). ``label(value)`` is how a plain value reads in a
+    condition's name (default: a string as it is, a number as ``axis=value``)."""
+
+    def __init__(self, levels: Sequence[Any] | Mapping[str, Mapping[str, Any]],
+                 label: Callable[[Any], str] | None = None):
+        self.named = isinstance(levels, Mapping)
+        self.levels = ({str(k): dict(v) for k, v in levels.items()} if self.named else list(levels))
+        self.label = label
+
+    def expand(self, axis: str) -> list[tuple[Any, str, dict]]:
+        """(level, its label in the condition's name, the configuration keys it sets) per level."""
+        if self.named:
+            return [(name, name, overrides) for name, overrides in self.levels.items()]
+        label = self.label or (lambda v: v if isinstance(v, str) else f"{axis}={v}")
+        return [(value, str(label(value)), {axis: value}) for value in self.levels]
+
+
+class Grid:
+    """Conditions as the product of named axes, in axis order (the last axis varies fastest); ``a + b``
+    joins two grids (e.g. a baseline beside a sweep). A condition's name joins its levels' labels with ", "."""
+
+    def __init__(self, axes: Mapping[str, Axis | Sequence[Any] | Mapping[str, Mapping[str, Any]]]):
+        self.axes = {name: a if isinstance(a, Axis) else Axis(a) for name, a in axes.items()}
+        self._conditions: list[Condition] | None = None
+
+    @property
+    def conditions(self) -> list[Condition]:
+        if self._conditions is None:
+            import itertools
+
+            cells = itertools.product(*(a.expand(name) for name, a in self.axes.items()))
+            self._conditions = [Condition(", ".join(label for _, label, _ in cell),
+                                          {axis: level for axis, (level, _, _) in zip(self.axes, cell)},
+                                          {k: v for _, _, overrides in cell for k, v in overrides.items()})
+                                for cell in cells]
+        return self._conditions
+
+    def __add__(self, other: "Grid") -> "Grid":
+        joined = Grid({})
+        joined.axes = {**self.axes, **other.axes}
+        joined._conditions = self.conditions + other.conditions
+        return joined
+
+    def __iter__(self):
+        return iter(self.conditions)
+
+    def __len__(self) -> int:
+        return len(self.conditions)
+
+
+def grid(**axes: Axis | Sequence[Any] | Mapping[str, Mapping[str, Any]]) -> Grid:
+    """``grid(model=["mlp", "cnn"], lr=[1e-3, 1e-2])``: four conditions, each a dict of axis values."""
+    return Grid(axes)
+
+
+def as_grid(conditions: Grid | Mapping[str, Mapping[str, Any]]) -> Grid:
+    """A grid as it is; named conditions ``{name: overrides}`` as a grid of one axis, ``condition``."""
+    return conditions if isinstance(conditions, Grid) else grid(condition=conditions)
 
 
 @dataclass
@@ -158,12 +251,15 @@ def _die_with_parent() -> None:
 
 # --------------------------------------------------------------------------- the study
 class Study:
-    def __init__(self, name: str, trial_fn: TrialFn, conditions: Mapping[str, Mapping[str, Any]],
+    grid = staticmethod(grid)     # Study.grid(model=[...], lr=[...])
+
+    def __init__(self, name: str, trial_fn: TrialFn, conditions: Grid | Mapping[str, Mapping[str, Any]],
                  seeds: Sequence[int], out: str | os.PathLike, *, base: Mapping[str, Any] | None = None,
                  resume: bool = False, budget_key: str | None = None,
                  cost: Callable[[dict], float] | None = None, restart_on_budget: bool = False):
         self.name, self.trial_fn = name, trial_fn
-        self.conditions = {str(k): dict(v) for k, v in conditions.items()}
+        self.grid = as_grid(conditions)
+        self.conditions = {c.name: dict(c.overrides) for c in self.grid}
         self.seeds = [int(s) for s in seeds]
         self.out = Path(out)
         self.base = dict(base or {})
@@ -177,9 +273,17 @@ class Study:
     def path(self) -> Path:
         return self.out / self.name
 
+    def load(self) -> "StudyResult":
+        """This study's results read back from its folder (what ``--report-only`` draws from)."""
+        return StudyResult.load(self.path)
+
     def _validate(self) -> None:
         if not self.conditions:
             raise UserError(f"study {self.name}: no conditions to run")
+        if len(self.conditions) != len(self.grid):
+            names = [c.name for c in self.grid]
+            twice = next(n for n in names if names.count(n) > 1)
+            raise UserError(f"study {self.name}: the condition {twice!r} appears twice in the grid")
         if not self.seeds:
             raise UserError(f"study {self.name}: no seeds to run")
         if len(set(self.seeds)) != len(self.seeds):
@@ -204,7 +308,7 @@ class Study:
         out = []
         for name, overrides in self.conditions.items():
             for seed in self.seeds:
-                path = self.path / slug(name) / f"seed_{seed}"
+                path = trial_path(self.path, name, seed)
                 config = {**self.base, **overrides, "seed": seed, "condition": name, "run_dir": str(path),
                           "resume": self.resume}
                 out.append(Trial(name, seed, config, path))
@@ -284,6 +388,11 @@ class Study:
                         shutil.rmtree(trial.path)    # never a folder mixing two runs
                     atomic_write_json(trial.path / "trial.json", self._identity(trial.config))
                     (trial.path / "error.json").unlink(missing_ok=True)
+            if _writes() and to_run:   # the plan, so a stopped study can still be read back (and resumed)
+                pending = {(t.condition, t.seed) for t in to_run}
+                StudyResult(self, [o for o in skipped] + [TrialOutcome(t, "pending") for t in trials
+                                                          if (t.condition, t.seed) in pending],
+                            backend=backend, workers=workers, wall_seconds=0.0).write_manifest()
             if backend == "serial":
                 outcomes = [self._outcome(t, execute(self.trial_fn, t.config), quiet) for t in to_run]
             elif backend == "pool":
@@ -368,7 +477,9 @@ class Study:
         rounds = []
         last = None
         for i, budget in enumerate(budgets):
-            sub = Study(self.name, self.trial_fn, {c: self.conditions[c] for c in survivors}, self.seeds, self.out,
+            kept = Grid(self.grid.axes)
+            kept._conditions = [c for c in self.grid if c.name in survivors]
+            sub = Study(self.name, self.trial_fn, kept, self.seeds, self.out,
                         base={**self.base, self.budget_key: budget}, resume=self.resume or i > 0,
                         budget_key=self.budget_key, cost=self.cost, restart_on_budget=restart)
             last = sub.run(backend=backend, workers=workers, address=address, quiet=quiet, **run_kwargs)
@@ -419,30 +530,156 @@ def _probe(address: str, timeout: float = 3.0) -> None:
 
 
 # --------------------------------------------------------------------------- results
+class Table(list):
+    """Rows (dicts) of a per-condition summary: the condition's axes, then n, mean, ci_low, ci_high.
+    Prints as a Markdown table; ``write(stem)`` saves ``<stem>.md`` and ``.csv``."""
+
+    def __init__(self, rows: Sequence[dict], *, digits: int = 2, caption: str = ""):
+        super().__init__(rows)
+        self.digits, self.caption = digits, caption
+
+    @property
+    def header(self) -> list[str]:
+        return list(dict.fromkeys(k for row in self for k in row))
+
+    def cells(self) -> list[list[str]]:
+        def cell(v):
+            if isinstance(v, float):
+                return "" if v != v else f"{v:.{self.digits}f}"   # NaN: one seed has no interval
+            return str(v)
+        return [[cell(row.get(k, "")) for k in self.header] for row in self]
+
+    def __str__(self) -> str:
+        lines = [self.header, ["---"] * len(self.header)] + self.cells()
+        return "\n".join(([self.caption, ""] if self.caption else []) + ["| " + " | ".join(r) + " |" for r in lines])
+
+    def write(self, stem: str | os.PathLike) -> Path:
+        from shared_utils import stats
+
+        return stats.write_table(self.header, self.cells(), stem, caption=self.caption)[0]
+
+
 class StudyResult:
-    def __init__(self, study: Study, outcomes: list[TrialOutcome], *, backend: str, workers: int, wall_seconds: float):
+    """A study's trials and their results: made by :meth:`Study.run`, or read back from the study's folder
+    alone with :meth:`load` (no trial function needed)::
+
+        r = StudyResult.load("projects/x/runs/smoothing")
+        r.conditions                         # [Condition(name='0.1', levels={'smoothing': 0.1}, ...), ...]
+        r.table("test_acc", scale=100)       # rows: the condition's axes, n, mean, ci_low, ci_high
+        r.curves("val_acc")                  # {condition name: (epochs, seeds x epochs array)}
+        r.artifact({"smoothing": 0.1}, 0, "best.pt")
+    """
+
+    def __init__(self, study: Study | None, outcomes: list[TrialOutcome], *, backend: str, workers: int,
+                 wall_seconds: float, name: str | None = None, path: str | os.PathLike | None = None,
+                 conditions: Sequence[Condition] | None = None, seeds: Sequence[int] | None = None,
+                 base: Mapping[str, Any] | None = None):
         self.study, self.outcomes = study, outcomes
         self.backend, self.workers, self.wall_seconds = backend, workers, wall_seconds
+        self.name = name if study is None else study.name
+        self._path = Path(path) if study is None else study.path
+        self.conditions: list[Condition] = list(conditions if study is None else study.grid)
+        self.seeds = [int(x) for x in (seeds if study is None else study.seeds)]
+        self.base = dict(base or {}) if study is None else study.base
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "StudyResult":
+        """Read a study back from its folder: its manifest.json, each trial's summary.json and files. A trial
+        that failed, or never wrote its summary (the run was stopped), is left out of the figures."""
+        from shared_utils import runs
+
+        path = Path(path)
+        if not (path / "manifest.json").is_file():
+            raise UserError(f"no study in {path} (its manifest.json is missing); run the study first")
+        manifest = runs.read_json(path / "manifest.json")
+        try:
+            if "grid" in manifest:
+                conditions = [Condition(c["name"], dict(c["levels"]), dict(c["overrides"]))
+                              for c in manifest["grid"]["conditions"]]
+            else:   # written before conditions had axes: one axis, the condition's name
+                overrides = manifest.get("overrides", {})
+                conditions = [Condition(n, {"condition": n}, dict(overrides.get(n, {})))
+                              for n in manifest["conditions"]]
+            outcomes = []
+            for t in manifest["trials"]:
+                run_dir = (path / t["run_dir"]).resolve()
+                if path.resolve() not in run_dir.parents:
+                    raise UserError(f"{path / 'manifest.json'} points outside the study ({t['run_dir']}); "
+                                    "it is not a manifest this project wrote")
+                trial = Trial(str(t["condition"]), int(t["seed"]), {}, path / t["run_dir"])
+                summary, status = {}, str(t["status"])
+                if status != "failed":
+                    if (trial.path / "summary.json").is_file():
+                        summary = runs.read_summary(trial.path)
+                    else:
+                        status = "missing"
+                outcomes.append(TrialOutcome(trial, status, summary, str(t.get("error", "")),
+                                             float(t.get("seconds", 0.0))))
+            return cls(None, outcomes, backend=str(manifest.get("backend", "")), workers=int(manifest.get("workers", 1)),
+                       wall_seconds=float(manifest.get("wall_seconds", 0.0)), name=str(manifest["study"]), path=path,
+                       conditions=conditions, seeds=manifest["seeds"], base=manifest.get("base", {}))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UserError(f"{path / 'manifest.json'} is not a study manifest this project wrote "
+                            f"({type(exc).__name__}: {exc}); run the study again") from None
 
     @property
     def path(self) -> Path:
-        return self.study.path
+        return self._path
 
     @property
     def failures(self) -> list[TrialOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
 
+    def _finished(self) -> list[TrialOutcome]:
+        return [o for o in self.outcomes if o.status not in ("failed", "missing")]
+
+    # ----------------------------------------------------------------- finding conditions and files
+    def condition(self, which: str | Mapping[str, Any] | Condition | None = None, **levels: Any) -> Condition:
+        """The one condition named ``which``, or whose axis levels match (``method="scratch", labels=100``)."""
+        if isinstance(which, Condition):
+            return which
+        if isinstance(which, str):
+            found = [c for c in self.conditions if c.name == which]
+        else:
+            wanted = {**(which or {}), **levels}
+            found = [c for c in self.conditions if c.matches(wanted)]
+        if len(found) != 1:
+            what = which if isinstance(which, str) else {**(which or {}), **levels}
+            raise UserError(f"study {self.name}: {len(found)} conditions match {what!r}; "
+                            f"known: {', '.join(c.name for c in self.conditions)}")
+        return found[0]
+
+    def select(self, **levels: Any) -> list[Condition]:
+        """The conditions whose axis levels match, in grid order."""
+        return [c for c in self.conditions if c.matches(levels)]
+
+    def trial_path(self, condition: str | Mapping[str, Any] | Condition, seed: int) -> Path:
+        return trial_path(self.path, self.condition(condition).name, seed)
+
+    def artifact(self, condition: str | Mapping[str, Any] | Condition, seed: int, name: str) -> Path:
+        """A file a trial left in its run folder (a checkpoint, an array): a UserError if it is not there."""
+        path = self.trial_path(condition, seed) / name
+        if not path.is_file():
+            raise UserError(f"{path} does not exist; run the study (again) to make it")
+        return path
+
+    # ----------------------------------------------------------------- reading results
     def summaries(self) -> dict[str, list[dict]]:
         """{condition: [summary per finished seed]} in the study's order."""
         out: dict[str, list[dict]] = {}
-        for o in self.outcomes:
-            if o.status != "failed":
-                out.setdefault(o.trial.condition, []).append(o.summary)
+        for o in self._finished():
+            out.setdefault(o.trial.condition, []).append(o.summary)
         return out
 
-    def values(self, key: str, scale: float = 1.0) -> dict[str, list[float]]:
+    def values(self, key: str, scale: float = 1.0, **levels: Any) -> dict[str, list[float]]:
+        """{condition: [summary figure per finished seed] * scale}, for the conditions matching ``levels``."""
+        names = {c.name for c in self.select(**levels)}
         return {c: [scale * float(s[key]) for s in per if s.get(key) is not None]
-                for c, per in self.summaries().items()}
+                for c, per in self.summaries().items() if c in names}
+
+    def at(self, key: str, scale: float = 1.0, **levels: Any) -> list[float]:
+        """One condition's per-seed values of a summary figure: ``r.at("test_acc", 100, labels=100, ...)``."""
+        return self.values(key, scale).get(self.condition(**levels).name, [])
 
     def scores(self, key: str) -> dict[str, float]:
         """Seed-mean of a summary figure per condition (conditions with no value are left out)."""
@@ -450,9 +687,37 @@ class StudyResult:
 
     def run_paths(self) -> dict[str, list[Path]]:
         out: dict[str, list[Path]] = {}
-        for o in self.outcomes:
-            if o.status != "failed":
-                out.setdefault(o.trial.condition, []).append(o.trial.path)
+        for o in self._finished():
+            out.setdefault(o.trial.condition, []).append(o.trial.path)
+        return out
+
+    def table(self, key: str, scale: float = 1.0, *, digits: int = 2, **levels: Any) -> Table:
+        """Mean and 95% CI of a summary figure per condition: a row per condition with its axis levels."""
+        from shared_utils import stats
+
+        values = self.values(key, scale, **levels)
+        rows = []
+        for c in self.select(**levels):
+            v = values.get(c.name, [])
+            s = stats.summarize(v) if v else None
+            half = s.ci95 if s and s.n > 1 else float("nan")
+            rows.append({**c.levels, "n": len(v), "mean": s.mean if s else float("nan"),
+                         "ci_low": s.mean - half if s else float("nan"), "ci_high": s.mean + half if s else float("nan")})
+        return Table(rows, digits=digits, caption=f"{self.name}: {key} x {scale:g}, mean and 95% CI over seeds")
+
+    def curves(self, key: str, scale: float = 1.0, **levels: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per condition, a metric of metrics.csv over epochs: (epochs, array seeds x epochs), cut to the
+        shortest finished seed's length."""
+        from shared_utils import runs
+
+        out = {}
+        for c in self.select(**levels):
+            logs = [runs.read_metrics(p) for p in self.run_paths().get(c.name, []) if (p / "metrics.csv").is_file()]
+            logs = [m for m in logs if key in m]
+            if logs:
+                n = min(len(m[key]) for m in logs)
+                x = logs[0]["epoch"][:n] if "epoch" in logs[0] else np.arange(1, n + 1)
+                out[c.name] = (x, scale * np.stack([m[key][:n] for m in logs]))
         return out
 
     def write_manifest(self) -> Path | None:
@@ -462,10 +727,12 @@ class StudyResult:
                    "run_dir": os.path.relpath(o.trial.path, self.path), "seconds": round(o.seconds, 3),
                    **({"error": o.error} if o.error else {})} for o in self.outcomes]
         return atomic_write_json(self.path / "manifest.json", {
-            "study": self.study.name, "backend": self.backend, "workers": self.workers,
-            "conditions": list(self.study.conditions), "seeds": self.study.seeds, "base": self.study.base,
-            "overrides": self.study.conditions, "wall_seconds": round(self.wall_seconds, 3),
-            "failed": len(self.failures), "trials": trials})
+            "study": self.name, "backend": self.backend, "workers": self.workers,
+            "conditions": [c.name for c in self.conditions], "seeds": self.seeds, "base": self.base,
+            "overrides": {c.name: c.overrides for c in self.conditions},
+            "grid": {"axes": list(dict.fromkeys(a for c in self.conditions for a in c.levels)),
+                     "conditions": [c.as_json() for c in self.conditions]},
+            "wall_seconds": round(self.wall_seconds, 3), "failed": len(self.failures), "trials": trials})
 
     def report(self, metrics: Mapping[str, str], *, scale: Mapping[str, float] | float = 1.0, caption: str = "",
                bars: Sequence[str] | None = None, bar_title: str | None = None, bar_ylabel: str = "",
@@ -493,16 +760,16 @@ class StudyResult:
             table.setdefault(condition, {}).update({k: list(v) for k, v in columns.items()})
         if not table:
             return ""
-        seeds = self.study.seeds
+        seeds = self.seeds
         text = stats.write_comparison(table, self.path / "table", digits=digits, caption=caption or
-                                      f"{self.study.name}: seeds {seeds}; mean ± std [95% CI]")
+                                      f"{self.name}: seeds {seeds}; mean ± std [95% CI]")
         bar_keys = list(bars) if bars is not None else list(metrics.values())[:1]
         if bar_keys and len(table) <= MAX_BARS:
             means, errors = stats.bar_values({c: v for c, v in table.items() if all(k in v for k in bar_keys)},
                                              {k: k for k in bar_keys})
             if means:
                 ylim, zoomed = _bar_range(means, errors)
-                title = bar_title or (f"{self.study.name.replace('_', ' ')}: {bar_ylabel or bar_keys[0]} by "
+                title = bar_title or (f"{self.name.replace('_', ' ')}: {bar_ylabel or bar_keys[0]} by "
                                       f"{bar_xlabel}, mean and 95% CI over {len(seeds)} seed(s)")
                 plots.grouped_bars(means, self.path / "bars.png", errors=errors, xlabel=bar_xlabel, ylim=ylim,
                                    ylabel=(bar_ylabel or bar_keys[0]) + (" (axis zoomed)" if zoomed else ""),
@@ -513,7 +780,7 @@ class StudyResult:
             # past MAX_CURVES overlaid conditions nobody can read the figure: such a study draws its own
             if paths and len(paths) <= MAX_CURVES:
                 plots.compare_curves(paths, self.path / "curves.png", metrics=tuple(curves), logy=tuple(logy),
-                                     title=curve_title or f"{self.study.name.replace('_', ' ')}: curves (mean ± std over seeds)")
+                                     title=curve_title or f"{self.name.replace('_', ' ')}: curves (mean ± std over seeds)")
         return text
 
     def finish(self, table: str = "") -> None:

@@ -251,3 +251,48 @@ def _alive(pid):
             return f.read().split()[2] != "Z"     # a zombie has ended, it only waits to be reaped
     except FileNotFoundError:
         return False
+
+
+def test_a_grid_study_reads_back_from_its_folder_alone(tmp_path):
+    """Conditions are dicts of axis levels; the folder holds everything a report needs: no trial function."""
+    from shared_utils.study import Axis, StudyResult, grid
+
+    g = grid(hidden=Axis([8, 48], label=lambda h: f"{h} units"), lr={"slow": {"lr": 0.01}, "fast": {"lr": 0.05}})
+    assert [c.name for c in g] == ["8 units, slow", "8 units, fast", "48 units, slow", "48 units, fast"]
+    assert g.conditions[1].levels == {"hidden": 8, "lr": "fast"} and g.conditions[1].overrides == {"hidden": 8, "lr": 0.05}
+    ran = Study("g", numpy_trial, g, [0, 1], tmp_path, base=BASE).run(quiet=True)
+    loaded = StudyResult.load(tmp_path / "g")
+    assert [c.levels for c in loaded.conditions] == [c.levels for c in g]
+    assert loaded.values("final_val_acc") == ran.values("final_val_acc") and loaded.seeds == [0, 1]
+    assert loaded.at("final_val_acc", 100, hidden=48, lr="fast") == [100 * v for v in ran.values("final_val_acc")["48 units, fast"]]
+    table = loaded.table("final_val_acc", 100, lr="fast")
+    assert [(r["hidden"], r["n"]) for r in table] == [(8, 2), (48, 2)]
+    assert all(r["ci_low"] <= r["mean"] <= r["ci_high"] for r in table) and table[1]["mean"] > 85
+    assert "| hidden | lr | n | mean | ci_low | ci_high |" in str(table)
+    curves = loaded.curves("val_acc", hidden=8)
+    assert set(curves) == {"8 units, slow", "8 units, fast"}
+    epochs, per_seed = curves["8 units, slow"]
+    assert list(epochs) == [1, 2] and per_seed.shape == (2, 2)
+    log = loaded.artifact({"hidden": 8, "lr": "slow"}, 1, "invocations.log")
+    assert log == tmp_path / "g" / "8_units_slow" / "seed_1" / "invocations.log"
+    with pytest.raises(UserError, match="does not exist"):
+        loaded.artifact("8 units, slow", 1, "best.pt")
+    with pytest.raises(UserError, match="2 conditions match"):
+        loaded.condition(hidden=8)
+    # a trial that never finished (stopped mid-run) is left out, not read as a result
+    (tmp_path / "g" / "48_units_fast" / "seed_0" / "summary.json").unlink()
+    assert len(StudyResult.load(tmp_path / "g").at("final_val_acc", hidden=48, lr="fast")) == 1
+
+
+def test_loading_refuses_a_folder_that_is_not_a_study(tmp_path):
+    from shared_utils.study import StudyResult
+
+    with pytest.raises(UserError, match="manifest.json is missing"):
+        StudyResult.load(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"study": "x", "trials": [{"condition": "a"}]}')
+    with pytest.raises(UserError, match="not a study manifest"):
+        StudyResult.load(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"study": "x", "conditions": ["a"], "seeds": [0], "trials": [
+        {"condition": "a", "seed": 0, "status": "done", "run_dir": "../../etc"}]}))
+    with pytest.raises(UserError, match="points outside the study"):
+        StudyResult.load(tmp_path)
