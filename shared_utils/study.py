@@ -126,11 +126,16 @@ class Axis:
 
 class Grid:
     """Conditions as the product of named axes, in axis order (the last axis varies fastest); ``a + b``
-    joins two grids (e.g. a baseline beside a sweep). A condition's name joins its levels' labels with ", "."""
+    joins two grids (e.g. a baseline beside a sweep). A condition's name joins its levels' labels with ``sep`` (", ")."""
 
-    def __init__(self, axes: Mapping[str, Axis | Sequence[Any] | Mapping[str, Mapping[str, Any]]]):
+    def __init__(self, axes: Mapping[str, Axis | Sequence[Any] | Mapping[str, Mapping[str, Any]]], sep: str = ", "):
         self.axes = {name: a if isinstance(a, Axis) else Axis(a) for name, a in axes.items()}
+        self.sep = sep
         self._conditions: list[Condition] | None = None
+
+    def joined(self, sep: str) -> "Grid":
+        """The same grid with its level labels joined by ``sep`` in condition names ("mlp k=2")."""
+        return Grid(self.axes, sep)
 
     @property
     def conditions(self) -> list[Condition]:
@@ -138,7 +143,7 @@ class Grid:
             import itertools
 
             cells = itertools.product(*(a.expand(name) for name, a in self.axes.items()))
-            self._conditions = [Condition(", ".join(label for _, label, _ in cell),
+            self._conditions = [Condition(self.sep.join(label for _, label, _ in cell),
                                           {axis: level for axis, (level, _, _) in zip(self.axes, cell)},
                                           {k: v for _, _, overrides in cell for k, v in overrides.items()})
                                 for cell in cells]
@@ -247,6 +252,49 @@ def _die_with_parent() -> None:
             os._exit(1)
     except (OSError, AttributeError):  # not Linux: the pool's own shutdown is all there is
         pass
+
+
+# --------------------------------------------------------------------------- a trial's first line
+@dataclass
+class TrialContext:
+    """What :func:`start` hands a trial: its configuration, seed, device, run folder and a seeded NumPy RNG."""
+    config: dict
+    device: Any                     # a torch.device in a PyTorch trial, "cpu" in a NumPy one
+    run: Any                        # the trial's shared_utils.runs.RunDir
+    rng: np.random.Generator
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    @property
+    def quiet(self) -> bool:
+        return bool(self.config.get("quiet"))
+
+
+def start(config: Mapping[str, Any], script_file: str | os.PathLike | None = None, *, deterministic: bool = False,
+          **record: Any) -> TrialContext:
+    """The first line of every trial: seeds Python, NumPy and (if loaded) torch with ``config["seed"]``,
+    resolves ``config["device"]`` (torch's choice in a PyTorch trial; the CPU in a NumPy one, which never
+    imports torch), opens the trial's run folder (resumed when the runner says so) and records the
+    resolved configuration, the device and any ``record`` fields in its config.json. ``script_file`` names
+    the script in that record (default: the calling module's file)."""
+    from shared_utils import runs
+    from shared_utils.seed import seed_everything
+
+    rng = seed_everything(int(config["seed"]), deterministic=deterministic)
+    if "torch" in sys.modules:
+        from shared_utils.pytorch.device import resolve
+
+        device = resolve(config.get("device") or "auto")
+    else:
+        from shared_utils.device import numpy_device
+
+        device = numpy_device(config.get("device") or "auto")
+    if script_file is None:
+        script_file = sys._getframe(1).f_globals.get("__file__", "trial")
+    run = runs.RunDir.for_trial(script_file, config, device=str(device), **record)
+    return TrialContext(dict(config), device, run, rng)
 
 
 # --------------------------------------------------------------------------- the study
@@ -477,7 +525,7 @@ class Study:
         rounds = []
         last = None
         for i, budget in enumerate(budgets):
-            kept = Grid(self.grid.axes)
+            kept = Grid(self.grid.axes, self.grid.sep)
             kept._conditions = [c for c in self.grid if c.name in survivors]
             sub = Study(self.name, self.trial_fn, kept, self.seeds, self.out,
                         base={**self.base, self.budget_key: budget}, resume=self.resume or i > 0,
@@ -649,6 +697,10 @@ class StudyResult:
                             f"known: {', '.join(c.name for c in self.conditions)}")
         return found[0]
 
+    def levels(self, axis: str) -> list:
+        """The levels of one axis, in grid order (``r.levels("labels")`` -> ``[100, 1000, 0]``)."""
+        return list(dict.fromkeys(c.levels[axis] for c in self.conditions if axis in c.levels))
+
     def select(self, **levels: Any) -> list[Condition]:
         """The conditions whose axis levels match, in grid order."""
         return [c for c in self.conditions if c.matches(levels)]
@@ -677,9 +729,10 @@ class StudyResult:
         return {c: [scale * float(s[key]) for s in per if s.get(key) is not None]
                 for c, per in self.summaries().items() if c in names}
 
-    def at(self, key: str, scale: float = 1.0, **levels: Any) -> list[float]:
+    def at(self, key: str, scale: float = 1.0, which: str | Mapping[str, Any] | Condition | None = None,
+           **levels: Any) -> list[float]:
         """One condition's per-seed values of a summary figure: ``r.at("test_acc", 100, labels=100, ...)``."""
-        return self.values(key, scale).get(self.condition(**levels).name, [])
+        return self.values(key, scale).get(self.condition(which, **levels).name, [])
 
     def scores(self, key: str) -> dict[str, float]:
         """Seed-mean of a summary figure per condition (conditions with no value are left out)."""

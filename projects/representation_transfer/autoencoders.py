@@ -12,7 +12,6 @@ pixels of a test image, averaged over the 10,000 test images (they give 3.00 for
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,10 @@ import torch
 from projects.representation_transfer import intrinsic_dimension as idim
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
-from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best, regression
 from shared_utils.pytorch.models import ConvAutoencoder, MLPAutoencoder, count_parameters
-from shared_utils.pytorch.pipeline import TensorLoader, reconstruction
-from shared_utils.seed import seed_everything
-from shared_utils.study import Study, slug
+from shared_utils.pytorch.pipeline import loaders, reconstruction
+from shared_utils.study import Axis, Grid, Study, StudyResult, grid, start
 
 # ---- the one recipe every autoencoder trains with; --epochs, --batch-size and --lr override it
 HP = {"epochs": 20, "batch_size": 128, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine",
@@ -36,13 +33,10 @@ FAMILIES = {"mlp": "MLP autoencoder", "conv": "conv autoencoder"}
 PIXELS = 784
 SHOWN = 10              # test digits whose reconstructions every trial saves, the same ones at every k
 ID_SAMPLE = 10_000      # training images the neighbour estimators use (exact k-NN on all 55,000 is slow)
-VAL_SIZE = 5000
 
 
 def load(config: dict) -> data.Dataset:
-    limit = config["limit_train"]
-    return data.cached("mnist", config["data_dir"], limit=limit, val_size=min(VAL_SIZE, (limit or 60000) // 6),
-                       seed=config["data_seed"], quiet=config["quiet"])
+    return data.mnist_from_settings(config)
 
 
 def build(family: str, code: int) -> torch.nn.Module:
@@ -55,15 +49,12 @@ def pixels01(x: np.ndarray) -> np.ndarray:
 
 
 def trial(config: dict) -> dict:
-    seed_everything(config["seed"])
-    device = devices.resolve(config["device"])
+    t = start(config)
+    device, run = t.device, t.run
     ds = load(config)
     model = build(config["family"], config["code"])
-    run = runs.RunDir.for_trial(__file__, config)
-    kw = dict(mean=ds.mean, std=ds.std, device=device, augment=[reconstruction()])
-    train = TensorLoader(ds.train.x, ds.train.y, batch_size=config["batch_size"], seed=config["seed"], **kw)
-    val = TensorLoader(ds.val.x, ds.val.y, batch_size=1000, shuffle=False, **kw)
-    test = TensorLoader(ds.test.x, ds.test.y, batch_size=1000, shuffle=False, **kw)
+    train, val, test = loaders(ds, batch_size=config["batch_size"], seed=t.seed, device=device,
+                               eval_augment=[reconstruction()])
     cfg = TrainConfig.from_config({**config, "best_metric": "val_loss", "best_mode": "min"})
     fit(model, train, val, cfg, device=device, run=run, quiet=config["quiet"], desc=config["condition"],
         loss_fn=regression())
@@ -128,88 +119,67 @@ def knee(codes: list[int], errors: list[float]) -> int:
 
 
 # --------------------------------------------------------------------------- the report
-def report(root: Path, args, ds: data.Dataset) -> dict:
-    seeds = args.seeds
-    found = {fam: {k: [json.loads(p.read_text()) for s in seeds
-                       if (p := root / slug(condition(fam, k)) / f"seed_{s}" / "summary.json").is_file()]
-                   for k in args.codes} for fam in args.families}
+def report(root: Path, ds: data.Dataset) -> dict:
+    """error_by_code table, error_vs_code.png, reconstructions.png, code_2d.png and analysis.json, from the
+    study's folder alone."""
+    r = StudyResult.load(root)
+    families, codes, n = r.levels("family"), r.levels("code"), len(r.seeds)
     pca = runs.read_json(root / "pca.json") if (root / "pca.json").is_file() else {}
-    rows, series, bands = [], {}, {}
-    for k in args.codes:
-        row = [k, f"{pca[str(k)]:.2f}" if str(k) in pca else "missing"]
-        for fam in args.families:
-            values = [s["test_sse_per_image"] for s in found[fam][k]]
-            row.append(stats.ci_cell(values, len(seeds)))
-            if values and str(k) in pca:
-                row.append(f"{np.mean(values) / pca[str(k)]:.2f}")
-            else:
-                row.append("-")
-        rows.append(row)
-    header = ["k", "PCA"] + [h for fam in args.families for h in (FAMILIES[fam], f"{FAMILIES[fam]} / PCA")]
-    stats.write_table(header, rows, root / "error_by_code",
-                      caption=f"Test reconstruction error: squared error summed over 784 pixels in [0, 1], mean over "
-                              f"the test images; autoencoders mean ± 95% CI over seeds {seeds}")
-    ks = [k for k in args.codes if str(k) in pca]
-    if ks:
-        series["PCA"] = (ks, [pca[str(k)] for k in ks])
-    for fam in args.families:
-        ks = [k for k in args.codes if found[fam][k]]
-        if ks:
-            values = [[s["test_sse_per_image"] for s in found[fam][k]] for k in ks]
-            series[FAMILIES[fam]] = (ks, [np.mean(v) for v in values])
-            bands[FAMILIES[fam]] = [stats.summarize(v).ci95 if len(v) > 1 else 0.0 for v in values]
+    sse = {f: {k: r.at("test_sse_per_image", family=f, code=k) for k in codes} for f in families}
+    rows = [[k, f"{pca[str(k)]:.2f}" if str(k) in pca else "missing"] +
+            [cell for f in families for cell in (stats.ci_cell(sse[f][k], n), f"{np.mean(sse[f][k]) / pca[str(k)]:.2f}"
+                                                 if sse[f][k] and str(k) in pca else "-")] for k in codes]
+    stats.write_table(["k", "PCA"] + [h for f in families for h in (FAMILIES[f], f"{FAMILIES[f]} / PCA")], rows,
+                      root / "error_by_code", caption="Test reconstruction error: squared error summed over 784 pixels "
+                      f"in [0, 1], mean over the test images; autoencoders mean ± 95% CI over seeds {r.seeds}")
+    series = {"PCA": ([k for k in codes if str(k) in pca], [pca[str(k)] for k in codes if str(k) in pca])}
+    bands = {}
+    for f in families:
+        ks = [k for k in codes if sse[f][k]]
+        series[FAMILIES[f]] = (ks, [np.mean(sse[f][k]) for k in ks])
+        bands[FAMILIES[f]] = [stats.summarize(sse[f][k]).ci95 if len(sse[f][k]) > 1 else 0.0 for k in ks]
+    series = {name: xy for name, xy in series.items() if xy[0]}
     if series:
         plots.line_plot(series, root / "error_vs_code.png", bands=bands, logx=True, logy=True,
                         title="Reconstruction error against bottleneck size (MNIST test set)",
                         xlabel="code size k (numbers, log scale)",
                         ylabel="squared error per image (sum over pixels, log scale)")
-    out = {"pca": pca, "autoencoders": {fam: {k: [s["test_sse_per_image"] for s in found[fam][k]] for k in args.codes}
-                                        for fam in args.families}}
-    out["knee"] = {FAMILIES[f]: knee(*map(list, series[FAMILIES[f]])) for f in args.families
-                   if FAMILIES[f] in series and len(series[FAMILIES[f]][0]) >= 3}
-    reconstructions_figure(root, args, ds)
-    code_scatter(root, args)
+    out = {"pca": pca, "autoencoders": sse,
+           "knee": {FAMILIES[f]: knee(*map(list, series[FAMILIES[f]])) for f in families
+                    if FAMILIES[f] in series and len(series[FAMILIES[f]][0]) >= 3}}
+    outputs = {c.name: runs.load_npz(r.artifact(c, r.seeds[0], "outputs.npz")) for c in r.conditions
+               if (r.trial_path(c, r.seeds[0]) / "outputs.npz").is_file()}
+    reconstructions_figure(root, r, ds, outputs)
+    panels = [(FAMILIES[f], outputs[c.name]["codes"], outputs[c.name]["labels"]) for f in families
+              for c in r.select(family=f, code=2) if c.name in outputs]
+    if panels:
+        plots.scatter_by_class(panels, root / "code_2d.png", title="Two-number codes of the test digits",
+                               xlabel="code 1", ylabel="code 2", legend_title="digit")
     if (root / "intrinsic_dimension.json").is_file():
         out["intrinsic_dimension"] = runs.read_json(root / "intrinsic_dimension.json")
     runs.atomic_write_json(root / "analysis.json", out)
     return out
 
 
-def condition(family: str, code: int) -> str:
-    return f"{family} k={code}"
-
-
-def reconstructions_figure(root: Path, args, ds: data.Dataset) -> None:
-    """Rows: the original test digits, then PCA and each autoencoder at every k (seed of --seed)."""
+def reconstructions_figure(root: Path, r: StudyResult, ds: data.Dataset, outputs: dict) -> None:
+    """Rows: the original test digits, then PCA and each autoencoder at every k (the first seed)."""
     images, titles = [ds.test.x[:SHOWN].astype(np.float32) / 255.0], ["original"]
-    pca = pca_reconstructions(ds, list(args.codes))
-    for k in args.codes:
+    pca = pca_reconstructions(ds, r.levels("code"))
+    for k in r.levels("code"):
         images.append(pca[k])
         titles.append(f"PCA k={k}")
-        for fam in args.families:
-            path = root / slug(condition(fam, k)) / f"seed_{args.seeds[0]}" / "outputs.npz"
-            if path.is_file():
-                with np.load(path, allow_pickle=False) as f:
-                    images.append(f["reconstructions"])
-                titles.append(f"{fam} k={k}")
-    grid = np.concatenate(images)                                     # rows of SHOWN digits
+        for c in r.select(code=k):
+            if c.name in outputs:
+                images.append(outputs[c.name]["reconstructions"])
+                titles.append(c.name)
     labels = [t if i == 0 else "" for t in titles for i in range(SHOWN)]  # each row named at its first digit
-    plots.image_grid(grid, root / "reconstructions.png", ncols=SHOWN, titles=labels,
+    plots.image_grid(np.concatenate(images), root / "reconstructions.png", ncols=SHOWN, titles=labels,
                      title="The same test digits reconstructed at every bottleneck size", colorbar_label="pixel value (0-1)")
 
 
-def code_scatter(root: Path, args) -> None:
-    if 2 not in args.codes:
-        return
-    panels = []
-    for fam in args.families:
-        path = root / slug(condition(fam, 2)) / f"seed_{args.seeds[0]}" / "outputs.npz"
-        if path.is_file():
-            with np.load(path, allow_pickle=False) as f:
-                panels.append((FAMILIES[fam], f["codes"], f["labels"]))
-    if panels:
-        plots.scatter_by_class(panels, root / "code_2d.png", title="Two-number codes of the test digits",
-                               xlabel="code 1", ylabel="code 2", legend_title="digit")
+def conditions(families: list[str], codes: list[int]) -> Grid:
+    """Every family at every bottleneck: conditions named "mlp k=32"."""
+    return grid(family=families, code=Axis(codes, label=lambda k: f"k={k}")).joined(" ")
 
 
 def main(argv=None):
@@ -232,13 +202,12 @@ def main(argv=None):
             raise UserError(f"k={max(args.codes)} needs at least that many training images; have {len(ds.train)}")
         runs.atomic_write_json(root / "pca.json", {str(k): v for k, v in pca_errors(ds, list(args.codes)).items()})
         runs.atomic_write_json(root / "intrinsic_dimension.json", intrinsic(ds, args.seed))
-        conds = {condition(f, k): {"family": f, "code": k} for f in args.families for k in args.codes}
-        result = Study("autoencoders", trial, conds, args.seeds, out, base=base, resume=args.resume,
+        result = Study("autoencoders", trial, conditions(args.families, args.codes), args.seeds, out, base=base, resume=args.resume,
                        cost=lambda c: c["epochs"] * (4 if c["family"] == "conv" else 1)).run(**cli.study_backend(args))
         result.report({"test_sse_per_image": "test error per image", "parameters": "parameters",
                        "train_seconds": "train seconds"}, bar_ylabel="squared error per image", bar_xlabel="model",
                       caption=f"{args.epochs} epochs, seeds {args.seeds}; mean ± std [95% CI]", curves=("train_loss", "val_loss"))
-    analysis = report(root, args, ds)
+    analysis = report(root, ds)
     print(f"tables and figures in {root}")
     return analysis
 

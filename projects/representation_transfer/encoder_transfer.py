@@ -25,13 +25,11 @@ import torch
 from projects.representation_transfer import autoencoders
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
-from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.checkpoint import load_torch
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit
 from shared_utils.pytorch.models import EncoderClassifier, MLPAutoencoder, count_parameters
-from shared_utils.pytorch.pipeline import TensorLoader
-from shared_utils.seed import seed_everything
-from shared_utils.study import Study, slug
+from shared_utils.pytorch.pipeline import loaders
+from shared_utils.study import Axis, Grid, Study, StudyResult, grid, start
 
 # ---- the recipe of every classifier; --epochs, --batch-size and --lr override it
 HP = {"epochs": 20, "batch_size": 128, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine",
@@ -64,7 +62,7 @@ def pretrained_encoder(config: dict) -> torch.nn.Module:
     """The encoder of this seed's pretrained autoencoder (its best checkpoint, by validation error)."""
     encoder = MLPAutoencoder(config["code"]).encoder
     if config["encoder"] == "pretrained":
-        path = Path(config["pretrain_dir"]) / f"seed_{config['seed']}" / "best.pt"
+        path = StudyResult.load(config["pretrain_dir"]).artifact(PRETRAIN, config["seed"], "best.pt")
         state = load_torch(path)
         weights = {k[len("encoder."):]: v for k, v in state.get("model", {}).items() if k.startswith("encoder.")}
         if not weights:
@@ -74,22 +72,18 @@ def pretrained_encoder(config: dict) -> torch.nn.Module:
 
 
 def trial(config: dict) -> dict:
-    seed_everything(config["seed"])
-    device = devices.resolve(config["device"])
+    t = start(config)
+    device, run = t.device, t.run
     ds = autoencoders.load(config)
     train = data.subset(ds.train, config["labels"] or None, mode="stratified", seed=config["seed"])
     model = EncoderClassifier(pretrained_encoder(config), config["code"])
     if config["mode"] == "frozen":
         for p in model.encoder.parameters():
             p.requires_grad = False
-    run = runs.RunDir.for_trial(__file__, config)
-    kw = dict(mean=ds.mean, std=ds.std, device=device)
     batch = min(config["batch_size"], len(train))
     steps_per_epoch = math.ceil(len(train) / batch)
     epochs = max(config["epochs"], math.ceil(config["min_steps"] / steps_per_epoch))
-    loader = TensorLoader(train.x, train.y, batch_size=batch, seed=config["seed"], **kw)
-    val = TensorLoader(ds.val.x, ds.val.y, batch_size=1000, shuffle=False, **kw)
-    test = TensorLoader(ds.test.x, ds.test.y, batch_size=1000, shuffle=False, **kw)
+    loader, val, test = loaders(ds, batch_size=batch, seed=t.seed, device=device, train=train)
     cfg = TrainConfig.from_config({**config, "epochs": epochs,
                                    "lr_scales": {"encoder.": ENCODER_LR_SCALE} if config["mode"] == "finetune" else None})
     history = fit(model, loader, val, cfg, device=device, run=run, quiet=config["quiet"], desc=config["condition"])
@@ -102,63 +96,58 @@ def trial(config: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- the report
-def conditions(args) -> dict[str, dict]:
-    return {f"{name}, {budget_name(b)}": {**change, "labels": b} for name, change in CONDITIONS.items()
-            for b in args.labels}
+def conditions(args) -> Grid:
+    """Every condition at every label budget: "pretrained, frozen, 100 labels"."""
+    return grid(method=CONDITIONS, labels=Axis(args.labels, label=budget_name))
 
 
-def report(root: Path, args) -> dict:
-    seeds, n = args.seeds, len(args.seeds)
-    found = {name: [runs.read_json(p) for s in seeds
-                    if (p := root / "transfer" / slug(name) / f"seed_{s}" / "summary.json").is_file()]
-             for name in conditions(args)}
-    acc = {name: [100 * s["test_acc"] for s in per] for name, per in found.items()}
-    budgets = [budget_name(b) for b in args.labels]
-    rows = [[c] + [stats.ci_cell(acc[f"{c}, {b}"], n) for b in budgets] for c in CONDITIONS]
-    stats.write_table(["condition"] + budgets, rows, root / "accuracy_by_labels",
-                      caption=f"Test accuracy (%), mean ± 95% CI over seeds {seeds}, scored at the last epoch")
-    steps_rows = [[c] + [steps_cell([s.get("steps_to_90") for s in found[f"{c}, {b}"]]) for b in budgets]
-                  for c in CONDITIONS]
-    stats.write_table(["condition"] + budgets, steps_rows, root / "steps_to_90",
-                      caption="Optimizer steps until validation accuracy first reaches 90% (mean over the seeds "
-                              "that do; how many did)")
-    series, bands = {}, {}
-    for c in CONDITIONS:
-        points = [(found[f"{c}, {b}"][0]["labels"], acc[f"{c}, {b}"]) for b in budgets if acc[f"{c}, {b}"]]
-        if points:
-            series[c] = ([x for x, _ in points], [np.mean(v) for _, v in points])
-            bands[c] = [stats.summarize(v).ci95 if len(v) > 1 else 0.0 for _, v in points]
+def report(root: Path) -> dict:
+    """accuracy_by_labels and steps_to_90 tables, accuracy_vs_labels.png, convergence.png, analysis.json:
+    from the study's folder alone."""
+    r = StudyResult.load(root / "transfer")
+    n, methods, budgets = len(r.seeds), r.levels("method"), r.levels("labels")
+    names = [budget_name(b) for b in budgets]
+    acc = {c.name: r.at("test_acc", 100, c) for c in r.conditions}
+    cell = {(c["method"], c["labels"]): c.name for c in r.conditions}
+    stats.write_table(["condition"] + names, [[m] + [stats.ci_cell(acc[cell[m, b]], n) for b in budgets]
+                                              for m in methods], root / "accuracy_by_labels",
+                      caption=f"Test accuracy (%), mean ± 95% CI over seeds {r.seeds}, scored at the last epoch")
+    summaries = r.summaries()
+    stats.write_table(["condition"] + names, [[m] + [steps_cell([s.get("steps_to_90") for s in summaries.get(
+        cell[m, b], [])]) for b in budgets] for m in methods],
+        root / "steps_to_90", caption="Optimizer steps until validation accuracy first reaches 90% (mean over the "
+                                       "seeds that do; how many did)")
+    series, bands, panels = {}, {}, []
+    for m in methods:
+        found = [(summaries[cell[m, b]][0]["labels"], acc[cell[m, b]]) for b in budgets if acc[cell[m, b]]]
+        if found:
+            series[m] = ([x for x, _ in found], [np.mean(v) for _, v in found])
+            bands[m] = [stats.summarize(v).ci95 if len(v) > 1 else 0.0 for _, v in found]
     if series:
         plots.line_plot(series, root / "accuracy_vs_labels.png", bands=bands, logx=True,
                         title="Reusing an autoencoder's encoder: test accuracy against labels (mean, 95% CI)",
                         xlabel="labelled training images (log scale)", ylabel="test accuracy (%)")
-    panels = []
-    for b in budgets:
-        curves = {}
-        for c in CONDITIONS:
-            per = [runs.read_metrics(p.parent) for s in seeds
-                   if (p := root / "transfer" / slug(f"{c}, {b}") / f"seed_{s}" / "summary.json").is_file()]
-            if per:
-                length = min(len(m["epoch"]) for m in per)
-                spe = found[f"{c}, {b}"][0]["steps_per_epoch"]
-                curves[c] = (per[0]["epoch"][:length] * spe, 100 * np.mean([m["val_acc"][:length] for m in per], 0))
+    for b, name in zip(budgets, names):
+        curves = {m: (epochs * summaries[c][0]["steps_per_epoch"], per_seed.mean(0))
+                  for m in methods for c, (epochs, per_seed) in r.curves("val_acc", 100, method=m, labels=b).items()}
         if curves:
-            panels.append({"series": curves, "title": b, "xlabel": "optimizer step", "markers": False,
+            panels.append({"series": curves, "title": name, "xlabel": "optimizer step", "markers": False,
                            "ylabel": "validation accuracy (%)", "logx": True})
     if panels:
         plots.line_panels(panels, root / "convergence.png", ncols=min(4, len(panels)),
-                          title=f"Convergence by label budget (validation accuracy, mean over seeds {seeds})")
-    out = {"accuracy": acc, "advantage": advantage(acc, budgets)}
+                          title=f"Convergence by label budget (validation accuracy, mean over seeds {r.seeds})")
+    out = {"accuracy": acc, "advantage": advantage({(c["method"], name): acc[c.name] for c in r.conditions
+                                                    for b, name in zip(budgets, names) if c["labels"] == b}, names)}
     runs.atomic_write_json(root / "analysis.json", out)
     return out
 
 
-def advantage(acc: dict[str, list[float]], budgets: list[str]) -> dict:
+def advantage(acc: dict[tuple[str, str], list[float]], budgets: list[str]) -> dict:
     """Per budget: the better pretrained condition against scratch, and whether their 95% intervals separate."""
     out = {}
     for b in budgets:
-        pre = {c: acc[f"{c}, {b}"] for c in ("pretrained, frozen", "pretrained, fine-tuned") if acc[f"{c}, {b}"]}
-        scratch = acc[f"scratch, {b}"]
+        pre = {c: acc[c, b] for c in ("pretrained, frozen", "pretrained, fine-tuned") if acc.get((c, b))}
+        scratch = acc.get(("scratch", b), [])
         if not pre or len(scratch) < 2:
             continue
         best = max(pre, key=lambda c: np.mean(pre[c]))
@@ -205,7 +194,7 @@ def main(argv=None):
         Study("pretrain", autoencoders.trial, {PRETRAIN: {}}, args.seeds, root, base=pre_base,
               resume=args.resume).run(**backend).raise_for_failures()
         base = {**cli.hyperparameters(HP, args), "labels": 0, **settings,
-                "pretrain_dir": str(root / "pretrain" / slug(PRETRAIN))}
+                "pretrain_dir": str(root / "pretrain")}
         result = Study("transfer", trial, conditions(args), args.seeds, root, base=base, resume=args.resume,
                        cost=lambda c: (c["labels"] or 55_000) * c["epochs"] + c["min_steps"] * c["batch_size"]
                        ).run(**backend)
@@ -213,7 +202,7 @@ def main(argv=None):
                       scale={"test_acc": 100}, bar_ylabel="test accuracy (%)", bar_xlabel="condition",
                       caption=f"seeds {args.seeds}; mean ± std [95% CI]")
         result.raise_for_failures()
-    analysis = report(root, args)
+    analysis = report(root)
     print(f"tables and figures in {root}")
     return analysis
 

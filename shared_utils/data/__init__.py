@@ -33,7 +33,8 @@ from shared_utils.data.synthetic import (REGRESSION_FORMULAS, REGRESSION_TARGETS
 from shared_utils.errors import UserError
 
 __all__ = [  # the names a script uses as data.<name>
-    "Dataset", "Split", "ENV_VAR", "REGISTRY", "load", "cached", "cifar10_from_settings", "mnist", "cifar10", "digits", "subset",
+    "Dataset", "Split", "ENV_VAR", "REGISTRY", "load", "cached", "cifar10_from_settings", "mnist_from_settings",
+    "MNIST_VAL_SIZE", "mnist", "cifar10", "digits", "subset",
     "train_val_split", "resolve_data_dir", "download", "file_digest", "fetch", "parse_idx", "read_cifar_batch",
     "MNIST_FILES", "MNIST_MEAN", "MNIST_STD", "MNIST_MIRRORS", "CIFAR10_BATCHES", "CIFAR10_CLASSES", "CIFAR10_MD5",
     "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR10_URL", "moons", "circles", "spirals", "nonlinear_tabular",
@@ -70,6 +71,20 @@ def cifar10_from_settings(config) -> Dataset:
     limit = train_subset + val_size if train_subset else config.get("limit_train")
     return cached("cifar10", config.get("data_dir"), limit=limit, limit_test=config.get("test_subset"),
                   subset_mode="random", val_size=val_size, seed=config.get("data_seed", config.get("seed", 0)),
+                  quiet=bool(config.get("quiet")))
+
+
+MNIST_VAL_SIZE = 5000   # the most validation images carved from MNIST's 60,000 training images
+
+
+def mnist_from_settings(config, *, subset_mode: str = "first", limit_test: int | None = None) -> Dataset:
+    """MNIST with the project's one validation rule: the validation images come out of the training
+    images (after --limit-train trims them): a sixth of them, at most 5,000, picked with ``data_seed``
+    (--seed), the same images for every trial of a study. ``config`` holds ``data_dir``, ``limit_train``,
+    ``data_seed`` and ``quiet`` (``cli.data_settings``). Cached per process like :func:`cached`."""
+    limit = config.get("limit_train")
+    return cached("mnist", config.get("data_dir"), limit=limit, limit_test=limit_test, subset_mode=subset_mode,
+                  val_size=min(MNIST_VAL_SIZE, (limit or 60000) // 6), seed=config.get("data_seed", 0),
                   quiet=bool(config.get("quiet")))
 
 

@@ -268,6 +268,22 @@ LABELLED_TRANSFORMS: dict[str, Callable[..., LabelledTransform]] = {
 
 
 # --------------------------------------------------------------------------- the loader
+def loaders(ds, *, batch_size: int, seed: int, device: torch.device | str = "cpu", eval_batch_size: int = 1000,
+            augment: Sequence[Callable] = (), eval_augment: Sequence[Callable] = (), normalise: bool = True,
+            train=None, drop_last: bool = False, **kw) -> tuple["TensorLoader", "TensorLoader | None", "TensorLoader"]:
+    """The (train, validation, test) loaders of a Dataset: training batches shuffled by ``seed`` and
+    augmented, the held-out splits in order (``None`` for a dataset without validation images), all
+    normalised by the dataset's mean and std unless ``normalise=False``. ``train`` replaces the training
+    split (a labelled subset), ``drop_last`` drops its last short batch; ``eval_augment`` are transforms every split needs (a resize, a target change)."""
+    norm = dict(mean=ds.mean, std=ds.std) if normalise else {}
+    train = ds.train if train is None else train
+    held_out = dict(batch_size=eval_batch_size, shuffle=False, device=device, **norm, **kw)
+    return (TensorLoader(train.x, train.y, batch_size=batch_size, seed=seed, device=device,
+                         augment=[*augment, *eval_augment], drop_last=drop_last, **norm, **kw),
+            None if ds.val is None else TensorLoader(ds.val.x, ds.val.y, augment=list(eval_augment), **held_out),
+            TensorLoader(ds.test.x, ds.test.y, augment=list(eval_augment), **held_out))
+
+
 class TensorLoader:
     """Batches from (N, ...) inputs and targets kept on ``device``; iterate once per epoch.
 
