@@ -155,6 +155,12 @@ class Grid:
         joined._conditions = self.conditions + other.conditions
         return joined
 
+    def where(self, keep: Callable[[Condition], bool]) -> "Grid":
+        """The conditions ``keep`` accepts (e.g. ``lambda c: c.overrides["mode"] != "scratch"``)."""
+        kept = Grid(self.axes, self.sep)
+        kept._conditions = [c for c in self.conditions if keep(c)]
+        return kept
+
     def __iter__(self):
         return iter(self.conditions)
 
@@ -525,8 +531,7 @@ class Study:
         rounds = []
         last = None
         for i, budget in enumerate(budgets):
-            kept = Grid(self.grid.axes, self.grid.sep)
-            kept._conditions = [c for c in self.grid if c.name in survivors]
+            kept = self.grid.where(lambda c: c.name in survivors)
             sub = Study(self.name, self.trial_fn, kept, self.seeds, self.out,
                         base={**self.base, self.budget_key: budget}, resume=self.resume or i > 0,
                         budget_key=self.budget_key, cost=self.cost, restart_on_budget=restart)
@@ -731,7 +736,10 @@ class StudyResult:
 
     def at(self, key: str, scale: float = 1.0, which: str | Mapping[str, Any] | Condition | None = None,
            **levels: Any) -> list[float]:
-        """One condition's per-seed values of a summary figure: ``r.at("test_acc", 100, labels=100, ...)``."""
+        """One condition's per-seed values of a summary figure: ``r.at("test_acc", 100, labels=100, ...)``;
+        empty if no condition matches (a report's "missing" cell), an error if several do."""
+        if which is None and not self.select(**levels):
+            return []
         return self.values(key, scale).get(self.condition(which, **levels).name, [])
 
     def scores(self, key: str) -> dict[str, float]:

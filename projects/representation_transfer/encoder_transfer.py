@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from projects.representation_transfer import autoencoders
+from projects.representation_transfer import reconstruction as autoencoders
+from projects.representation_transfer.labels import budget_name, labels_arg, steps_cell
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
 from shared_utils.pytorch.checkpoint import load_torch
@@ -45,17 +46,6 @@ ENCODER_LR_SCALE = 0.1      # fine-tuning: the encoder learns at a tenth of the 
 LABEL_BUDGETS = (100, 1000, 10_000, 0)   # 0 = every training label
 TARGETS = (0.80, 0.90)      # validation accuracies whose first step is reported (training efficiency)
 PRETRAIN = "mlp k=32"
-
-
-def labels_arg(text: str) -> int:
-    """A label budget: a positive count, or 'all' (stored as 0)."""
-    if text == "all":
-        return 0
-    return cli.bounded_int(10, 10_000_000, " labels (or 'all')")(text)
-
-
-def budget_name(labels: int) -> str:
-    return "all labels" if labels == 0 else f"{labels:,} labels"
 
 
 def pretrained_encoder(config: dict) -> torch.nn.Module:
@@ -157,13 +147,6 @@ def advantage(acc: dict[tuple[str, str], list[float]], budgets: list[str]) -> di
         out[b] = {"best_pretrained": best, "margin": a.mean - s.mean,
                   "separate": (a.mean - a.ci95 > s.mean + s.ci95) or (a.mean + a.ci95 < s.mean - s.ci95)}
     return out
-
-
-def steps_cell(values: list[int | None]) -> str:
-    if not values:
-        return "missing"
-    hit = [v for v in values if v is not None]
-    return f"{np.mean(hit):,.0f} ({len(hit)} of {len(values)})" if hit else f"not reached (0 of {len(values)})"
 
 
 def main(argv=None):

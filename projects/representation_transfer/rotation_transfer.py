@@ -26,16 +26,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from projects.representation_transfer.encoder_transfer import budget_name, labels_arg, steps_cell
+from projects.representation_transfer.labels import budget_name, labels_arg, steps_cell
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
 from shared_utils.pytorch import device as devices
+from shared_utils.seed import seed_everything
 from shared_utils.pytorch.checkpoint import load_torch
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit
 from shared_utils.pytorch.models import BlockCNN, ProbeHead, count_parameters
 from shared_utils.pytorch.pipeline import AUGMENTATIONS, TensorLoader, all_rotations, rotation_prediction
-from shared_utils.seed import seed_everything
-from shared_utils.study import Study, slug
+from shared_utils.study import Axis, Grid, Study, StudyResult, grid, start
 
 # ---- the classifiers' recipe (fine-tuned and scratch); --epochs, --batch-size and --lr override it
 HP = {"epochs": 4, "batch_size": 128, "lr": 0.05, "optimizer": "sgd", "weight_decay": 5e-4, "schedule": "cosine",
@@ -91,7 +91,7 @@ def checkpoint_blocks(path: Path, k: int) -> dict:
 
 def source_checkpoint(config: dict) -> Path:
     """The final weights (last.pt) of the pretraining a trial names as its source."""
-    return Path(config["source_dir"]) / slug(config["source"]) / f"seed_{config['pretrain_seed']}" / "last.pt"
+    return StudyResult.load(config["source_dir"]).artifact(config["source"], config["pretrain_seed"], "last.pt")
 
 
 def source_model(config: dict, classes: int) -> BlockCNN:
@@ -106,11 +106,10 @@ def source_model(config: dict, classes: int) -> BlockCNN:
 
 # --------------------------------------------------------------------------- stage 1: pretraining
 def pretrain(config: dict) -> dict:
-    seed_everything(config["seed"])
-    device = devices.resolve(config["device"])
+    t = start(config)
+    device, run = t.device, t.run
     ds = load(config)
     train, val, test = task_splits(ds, config["task"])
-    run = runs.RunDir.for_trial(__file__, config)
     kw = dict(mean=ds.mean, std=ds.std, device=device)
     augment = [AUGMENTATIONS["crop"](), AUGMENTATIONS["flip"]()]
     if config["pretext"] == "rotation":       # the labels are thrown away: the turn is the target
@@ -138,7 +137,8 @@ def pretrain(config: dict) -> dict:
 def features(config: dict) -> dict:
     """Block 1..4 feature maps of a source's frozen blocks (eval mode, no augmentation) for the task's
     train, validation and test images, saved once (float16) for every frozen probe that reads them."""
-    device = devices.resolve(config["device"])
+    t = start(config)
+    device, run = t.device, t.run
     ds = load(config)
     splits = {"train": ds.train, "val": ds.val, "test": ds.test}
     model = source_model(config, classes=10).to(device).eval()     # every class: probes pick theirs
@@ -156,7 +156,6 @@ def features(config: dict) -> dict:
             for k in BLOCKS:
                 arrays[f"{name}_{k}"] = np.concatenate(out[k])
             arrays[f"{name}_y"] = split.y
-    run = runs.RunDir.for_trial(__file__, config)
     runs.save_npz(run / "features.npz", arrays)
     return run.summary(dims={k: int(arrays[f"train_{k}"].shape[1]) for k in BLOCKS}, images=len(splits["train"]))
 
@@ -183,11 +182,10 @@ def _load_features(path: str, k: int, task: str) -> dict[str, tuple[np.ndarray, 
 
 # --------------------------------------------------------------------------- stage 3: transfer
 def transfer(config: dict) -> dict:
-    seed_everything(config["seed"])
-    device = devices.resolve(config["device"])
-    run = runs.RunDir.for_trial(__file__, config)
+    t = start(config)
+    device, run = t.device, t.run
     if config["mode"] == "frozen":
-        path = Path(config["features_dir"]) / slug(config["source"]) / f"seed_{config['pretrain_seed']}" / "features.npz"
+        path = StudyResult.load(config["features_dir"]).trial_path(config["source"], config["pretrain_seed"]) / "features.npz"
         feats = _load_features(str(path), config["k"], config["task"])
         (train_x, train_y), (val_x, val_y), (test_x, test_y) = feats["train"], feats["val"], feats["test"]
         picked = data.subset(data.Split(np.arange(len(train_y)), train_y), config["labels"] or None,
@@ -238,24 +236,26 @@ CROSS_FAMILIES = {
 }
 
 
-def _grid(families: dict, budgets, blocks, task: str) -> dict[str, dict]:
-    out = {}
+def _grid(families: dict, budgets, blocks, task: str) -> Grid:
+    """Per budget, every family at every k, then the scratch baseline: "rotation, frozen, k=1, 1,000 labels"."""
+    named = {f: {**(FROZEN_HP if c["mode"] == "frozen" else {}), **c, "task": task} for f, c in families.items()}
+    scratch = {"scratch": {"source": "random", "mode": "scratch", "k": 4, "task": task}}
+    out = None
     for b in budgets:
-        for family, change in families.items():
-            for k in blocks:
-                frozen = dict(FROZEN_HP) if change["mode"] == "frozen" else {}
-                out[f"{family}, k={k}, {budget_name(b)}"] = {**frozen, **change, "k": k, "labels": b, "task": task}
-        out[f"scratch, {budget_name(b)}"] = {"source": "random", "mode": "scratch", "k": 4, "labels": b, "task": task}
+        labels = Axis([b], label=budget_name)
+        part = grid(family=named, k=Axis(blocks, label=lambda k: f"k={k}"), labels=labels) + \
+            grid(family=scratch, labels=labels)
+        out = part if out is None else out + part
     return out
 
 
-def transfer_conditions(args, modes=("frozen", "finetune", "scratch")) -> dict[str, dict]:
-    return {k: c for k, c in _grid(FAMILIES, args.labels, args.blocks, "cifar10").items() if c["mode"] in modes}
+def transfer_conditions(args, modes=("frozen", "finetune", "scratch")) -> Grid:
+    return _grid(FAMILIES, args.labels, args.blocks, "cifar10").where(lambda c: c.overrides["mode"] in modes)
 
 
-def cross_conditions(args, modes=("frozen", "finetune", "scratch")) -> dict[str, dict]:
-    return {k: c for k, c in _grid(CROSS_FAMILIES, [args.cross_labels], args.blocks, "classes 5-9").items()
-            if c["mode"] in modes}
+def cross_conditions(args, modes=("frozen", "finetune", "scratch")) -> Grid:
+    return _grid(CROSS_FAMILIES, [args.cross_labels], args.blocks, "classes 5-9").where(
+        lambda c: c.overrides["mode"] in modes)
 
 
 def trial_cost(config: dict) -> float:
@@ -268,33 +268,24 @@ def trial_cost(config: dict) -> float:
 
 
 # --------------------------------------------------------------------------- the report
-def _collect(root: Path, study: str, names, seeds) -> dict[str, list[dict]]:
-    return {name: [runs.read_json(p) for s in seeds
-                   if (p := root / study / slug(name) / f"seed_{s}" / "summary.json").is_file()]
-            for name in names}
-
-
-def _accuracy(found: dict[str, list[dict]]) -> dict[str, list[float]]:
-    return {name: [100 * s["test_acc"] for s in per] for name, per in found.items()}
-
-
 def _mean_band(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), (stats.summarize(values).ci95 if len(values) > 1 else 0.0)
 
 
-def block_panels(acc: dict, families, budgets, blocks, *, anchor: bool) -> list[dict]:
+def block_panels(r: StudyResult, *, anchor: bool) -> list[dict]:
+    """A panel per label budget: test accuracy against k for each family, scratch as a dashed line."""
+    families = [f for f in r.levels("family") if f != "scratch"]
     colour = {family: plots.PALETTE[i % len(plots.PALETTE)] for i, family in enumerate(families)}
-    panels = []
-    for b in budgets:
+    blocks, panels = r.levels("k"), []
+    for b in r.levels("labels"):
         series, bands, styles = {}, {}, {}
         for family in families:
             styles[family] = {"color": colour[family]}            # one colour per condition in every panel
-            points = [(k, acc[f"{family}, k={k}, {budget_name(b)}"]) for k in blocks
-                      if acc.get(f"{family}, k={k}, {budget_name(b)}")]
+            points = [(k, v) for k in blocks if (v := r.at("test_acc", 100, family=family, k=k, labels=b))]
             if points:
                 series[family] = ([k for k, _ in points], [_mean_band(v)[0] for _, v in points])
                 bands[family] = [_mean_band(v)[1] for _, v in points]
-        scratch = acc.get(f"scratch, {budget_name(b)}")
+        scratch = r.at("test_acc", 100, family="scratch", labels=b)
         if scratch:
             m, h = _mean_band(scratch)
             series["scratch (whole net)"] = ([min(blocks), max(blocks)], [m, m])
@@ -305,38 +296,34 @@ def block_panels(acc: dict, families, budgets, blocks, *, anchor: bool) -> list[
             styles["Gidaris et al., frozen (NIN)"] = {"linestyle": ":", "color": "grey"}
         if series:
             panels.append({"series": series, "bands": bands, "styles": styles, "title": budget_name(b),
-                           "xticks": list(blocks),
-                           "xlabel": "blocks transferred, k", "ylabel": "test accuracy (%)"})
+                           "xticks": list(blocks), "xlabel": "blocks transferred, k", "ylabel": "test accuracy (%)"})
     return panels
 
 
-def block_table(acc: dict, families, budgets, blocks, n: int, out: Path, caption: str, anchor: bool) -> None:
-    rows = []
-    for b in budgets:
-        for i, family in enumerate(families):
-            cells = [stats.ci_cell(acc.get(f"{family}, k={k}, {budget_name(b)}", []), n) for k in blocks]
-            scratch = stats.ci_cell(acc.get(f"scratch, {budget_name(b)}", []), n) if i == 0 else ""
+def block_table(r: StudyResult, out: Path, caption: str, anchor: bool) -> None:
+    blocks, n, rows = r.levels("k"), len(r.seeds), []
+    for b in r.levels("labels"):
+        for i, family in enumerate(f for f in r.levels("family") if f != "scratch"):
+            cells = [stats.ci_cell(r.at("test_acc", 100, family=family, k=k, labels=b), n) for k in blocks]
+            scratch = stats.ci_cell(r.at("test_acc", 100, family="scratch", labels=b), n) if i == 0 else ""
             rows.append([budget_name(b), family] + cells + [scratch])
         if anchor and b == 0:
             rows.append([budget_name(b), "Gidaris et al. 2018, frozen (NIN)"] +
                         [f"{GIDARIS_FROZEN[k]:.2f}" if k in GIDARIS_FROZEN else "" for k in blocks] +
                         [f"{GIDARIS_SUPERVISED:.2f}"])
-    stats.write_table(["labels", "condition"] + [f"k = {k}" for k in blocks] + ["scratch"], rows, out,
-                      caption=caption)
+    stats.write_table(["labels", "condition"] + [f"k = {k}" for k in blocks] + ["scratch"], rows, out, caption=caption)
 
 
-def goals(acc: dict, budgets, blocks) -> dict:
+def goals(r: StudyResult) -> dict:
     """Per budget: where the frozen rotation probe peaks and whether block 4 falls below the peak beyond the
     95% intervals; at each budget, fine-tuned (k = 4 and the best k) against scratch."""
-    out = {}
-    for b in budgets:
-        name = budget_name(b)
-        frozen = {k: acc.get(f"rotation, frozen, k={k}, {name}", []) for k in blocks}
+    out, blocks = {}, r.levels("k")
+    for b in r.levels("labels"):
+        frozen = {k: r.at("test_acc", 100, family="rotation, frozen", k=k, labels=b) for k in blocks}
         entry: dict = {}
         if all(frozen.values()):
             means = {k: float(np.mean(v)) for k, v in frozen.items()}
-            peak = max(means, key=means.get)
-            last = max(blocks)
+            peak, last = max(means, key=means.get), max(blocks)
             entry["frozen_peak_k"] = peak
             entry["frozen_means"] = means
             if peak != last and len(frozen[peak]) > 1 and len(frozen[last]) > 1:
@@ -344,9 +331,8 @@ def goals(acc: dict, budgets, blocks) -> dict:
                 entry["last_block_drop"] = a.mean - z.mean
                 entry["drop_outside_ci"] = bool(a.mean - a.ci95 > z.mean + z.ci95)
             entry["shape_held"] = peak != last
-        scratch = acc.get(f"scratch, {name}", [])
-        tuned = {k: acc.get(f"rotation, fine-tuned, k={k}, {name}", []) for k in blocks}
-        tuned = {k: v for k, v in tuned.items() if v}
+        scratch = r.at("test_acc", 100, family="scratch", labels=b)
+        tuned = {k: v for k in blocks if (v := r.at("test_acc", 100, family="rotation, fine-tuned", k=k, labels=b))}
         if scratch and tuned:
             best = max(tuned, key=lambda k: np.mean(tuned[k]))
             s = stats.summarize(scratch)
@@ -355,39 +341,35 @@ def goals(acc: dict, budgets, blocks) -> dict:
                     t = stats.summarize(tuned[k])
                     entry[f"finetune_{label}"] = {"k": k, "margin": t.mean - s.mean,
                                                   "separate": bool(t.mean - t.ci95 > s.mean + s.ci95)}
-        out[name] = entry
+        out[budget_name(b)] = entry
     return out
 
 
-def convergence(root: Path, study: str, families, budgets, blocks, seeds, found) -> list[dict]:
-    panels = []
-    for b in budgets:
+def convergence(r: StudyResult) -> list[dict]:
+    """A panel per budget: validation accuracy by optimizer step of the fine-tuned runs and scratch."""
+    panels, summaries = [], r.summaries()
+    for b in r.levels("labels"):
         curves = {}
-        names = [f"{f}, k={k}, {budget_name(b)}" for f in families if "fine-tuned" in f for k in blocks]
-        for name in names + [f"scratch, {budget_name(b)}"]:
-            per = [runs.read_metrics(p.parent) for s in seeds
-                   if (p := root / study / slug(name) / f"seed_{s}" / "summary.json").is_file()]
-            if per and found.get(name):
-                length = min(len(m["epoch"]) for m in per)
-                spe = found[name][0]["steps_per_epoch"]
-                label = name.replace(f", {budget_name(b)}", "")
-                curves[label] = (per[0]["epoch"][:length] * spe, 100 * np.mean([m["val_acc"][:length] for m in per], 0))
+        for c in r.select(labels=b):
+            if "fine-tuned" in c["family"] or c["family"] == "scratch":
+                for name, (epochs, per_seed) in r.curves("val_acc", 100, **c.levels).items():
+                    curves[name.replace(f", {budget_name(b)}", "")] = (
+                        epochs * summaries[name][0]["steps_per_epoch"], per_seed.mean(0))
         if curves:
             panels.append({"series": curves, "title": budget_name(b), "xlabel": "optimizer step", "markers": False,
                            "ylabel": "validation accuracy (%)"})
     return panels
 
 
-def filters_figure(root: Path, args, out: Path) -> dict[str, float]:
+def filters_figure(pre: StudyResult | None, seed: int, out: Path) -> dict[str, float]:
     """The first convolution's 32 filters (3x3 RGB, each scaled to its own range) of every pretraining,
     next to the random initialisation."""
     rows, titles = [], []
-    sources = {name: root / "pretrain" / slug(name) / f"seed_{args.pretrain_seed}" / "last.pt" for name in PRETRAINS}
-    torch.manual_seed(args.pretrain_seed)
+    torch.manual_seed(seed)
     weights = {"random init": BlockCNN(width=PRETRAIN_HP["width"]).blocks[0][0].weight.detach().numpy()}
-    for name, path in sources.items():
-        if path.is_file():
-            weights[name] = load_torch(path)["model"]["blocks.0.0.weight"].numpy()
+    for c in pre.conditions if pre else []:
+        if (pre.trial_path(c, seed) / "last.pt").is_file():
+            weights[c.name] = load_torch(pre.artifact(c, seed, "last.pt"))["model"]["blocks.0.0.weight"].numpy()
     if len(weights) < 2:
         return {}
     for name, w in weights.items():
@@ -407,51 +389,46 @@ def achromatic_share(w: np.ndarray) -> float:
     return float(np.mean(3 * (grey ** 2).sum(axis=(1, 2, 3)) / (w ** 2).sum(axis=(1, 2, 3))))
 
 
-def report(root: Path, args) -> dict:
-    seeds, n = args.seeds, len(args.seeds)
+def report(root: Path) -> dict:
+    """Tables, figures and analysis.json from the study's folders alone (each stage that has run)."""
     analysis: dict = {}
-    if (root / "transfer").is_dir():
-        names = list(transfer_conditions(args))
-        found = _collect(root, "transfer", names, seeds)
-        acc = _accuracy(found)
-        block_table(acc, FAMILIES, args.labels, args.blocks, n, root / "accuracy_by_block",
-                    f"CIFAR-10 test accuracy (%), mean ± 95% CI over seeds {seeds}, scored at the last epoch",
-                    anchor=True)
-        panels = block_panels(acc, FAMILIES, args.labels, args.blocks, anchor=True)
+    if (root / "transfer" / "manifest.json").is_file():
+        r = StudyResult.load(root / "transfer")
+        block_table(r, root / "accuracy_by_block", f"CIFAR-10 test accuracy (%), mean ± 95% CI over seeds {r.seeds}, "
+                    "scored at the last epoch", anchor=True)
+        panels = block_panels(r, anchor=True)
         if panels:
             plots.line_panels(panels, root / "accuracy_vs_block.png", ncols=min(3, len(panels)),
                               title="Rotation-pretrained blocks on CIFAR-10: test accuracy vs blocks transferred "
                                     "(mean, 95% CI)")
-        conv = convergence(root, "transfer", FAMILIES, args.labels, args.blocks, seeds, found)
+        conv = convergence(r)
         if conv:
             plots.line_panels(conv, root / "convergence.png", ncols=min(3, len(conv)),
-                              title=f"Fine-tuned vs scratch: validation accuracy by step (mean over seeds {seeds})")
+                              title=f"Fine-tuned vs scratch: validation accuracy by step (mean over seeds {r.seeds})")
         steps = [[name, steps_cell([s.get("steps_to_50") for s in per])]
-                 for name, per in found.items() if per and "frozen" not in name]
+                 for name, per in r.summaries().items() if per and "frozen" not in name]
         stats.write_table(["condition", "steps to 50% validation accuracy"], steps, root / "steps_to_50",
                           caption="Optimizer steps until validation accuracy first reaches 50% (mean over the seeds "
                                   "that do; how many did)")
-        analysis.update(accuracy=acc, goals=goals(acc, args.labels, args.blocks))
-    if (root / "crosstask").is_dir():
-        names = list(cross_conditions(args))
-        acc = _accuracy(_collect(root, "crosstask", names, seeds))
-        budgets = [args.cross_labels]
-        block_table(acc, CROSS_FAMILIES, budgets, args.blocks, n, root / "crosstask_by_block",
-                    f"Classes 5-9 (5-way) test accuracy (%), {budget_name(args.cross_labels)}, mean ± 95% CI over "
-                    f"seeds {seeds}", anchor=False)
-        panels = block_panels(acc, CROSS_FAMILIES, budgets, args.blocks, anchor=False)
+        analysis.update(accuracy={c.name: r.at("test_acc", 100, c) for c in r.conditions}, goals=goals(r))
+    if (root / "crosstask" / "manifest.json").is_file():
+        r = StudyResult.load(root / "crosstask")
+        (budget,) = r.levels("labels")
+        block_table(r, root / "crosstask_by_block", f"Classes 5-9 (5-way) test accuracy (%), {budget_name(budget)}, "
+                    f"mean ± 95% CI over seeds {r.seeds}", anchor=False)
+        panels = block_panels(r, anchor=False)
         if panels:
-            panels[0]["title"] = f"classes 5-9, {budget_name(args.cross_labels)}"
+            panels[0]["title"] = f"classes 5-9, {budget_name(budget)}"
             plots.line_panels(panels, root / "crosstask_vs_block.png", ncols=1,
                               title="Cross-task transfer: blocks from classes 0-4 (supervised) or rotation")
-        analysis["crosstask"] = acc
-    pre = {name: runs.read_json(p) for name in PRETRAINS
-           if (p := root / "pretrain" / slug(name) / f"seed_{args.pretrain_seed}" / "summary.json").is_file()}
-    for name in pre:
-        run = root / "pretrain" / slug(name) / f"seed_{args.pretrain_seed}"
-        plots.learning_curves(run, title=f"Pretraining: {name}")
-    analysis["pretrain"] = {name: {"test_acc": s["test_acc"], "images": s.get("images")} for name, s in pre.items()}
-    analysis["filters_achromatic_share"] = filters_figure(root, args, root / "filters.png")
+        analysis["crosstask"] = {c.name: r.at("test_acc", 100, c) for c in r.conditions}
+    pre = StudyResult.load(root / "pretrain") if (root / "pretrain" / "manifest.json").is_file() else None
+    seed = pre.seeds[0] if pre else 0
+    for name, paths in (pre.run_paths() if pre else {}).items():
+        plots.learning_curves(paths[0], title=f"Pretraining: {name}")
+    analysis["pretrain"] = {name: {"test_acc": s[0]["test_acc"], "images": s[0].get("images")}
+                            for name, s in (pre.summaries() if pre else {}).items()}
+    analysis["filters_achromatic_share"] = filters_figure(pre, seed, root / "filters.png")
     runs.atomic_write_json(root / "analysis.json", analysis)
     return analysis
 
@@ -512,13 +489,13 @@ def main(argv=None):
             sources = {name: {"source": name} for name in ("rotation", "random", "supervised, classes 0-4")}
             Study("features", features, sources, [args.pretrain_seed], root, base=base,
                   resume=args.resume).run(**backend).raise_for_failures()
-        for part, grid in (("transfer", transfer_conditions), ("crosstask", cross_conditions)):
+        for part, conditions in (("transfer", transfer_conditions), ("crosstask", cross_conditions)):
             if part in parts:
-                result = Study(part, transfer, grid(args, args.modes), args.seeds, root, base=base, resume=args.resume,
+                result = Study(part, transfer, conditions(args, args.modes), args.seeds, root, base=base, resume=args.resume,
                                cost=trial_cost).run(**backend)
                 result.write_manifest()
                 result.raise_for_failures()
-    analysis = report(root, args)
+    analysis = report(root)
     print(f"tables and figures in {root}")
     return analysis
 
