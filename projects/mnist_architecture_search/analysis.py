@@ -15,7 +15,6 @@ epoch (points); its maximum shows instability that the final figure may average 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -24,7 +23,7 @@ import numpy as np
 from projects.mnist_architecture_search import budgets
 from shared_utils import plots, stats
 from shared_utils.runs import read_metrics
-from shared_utils.study import slug
+from shared_utils.study import StudyResult
 
 MLP_GOAL, MLP_GOAL_PARAMETERS = 98.3, 200_000       # best MLP at <= 200k parameters, mean of the seeds
 CNN_GOAL_PARAMETERS = 25_000                        # a CNN this small beats every MLP up to 200k
@@ -32,27 +31,28 @@ LATE_GAIN_CLIMBING = 0.5                            # points gained over the las
 
 
 # --------------------------------------------------------------------------- reading run folders
-def trial_folder(root: Path, part: str, condition: str, seed: int) -> Path:
-    return root / part / slug(condition) / f"seed_{seed}"
+def _part(root: Path, part: str) -> StudyResult | None:
+    """One part of the study read back from its folder; None if that part has not run."""
+    return StudyResult.load(root / part) if (root / part / "manifest.json").is_file() else None
 
 
 def collect(root: Path, part: str, conds: Sequence[str], seeds: Sequence[int]) -> dict[str, list[dict]]:
-    """{condition: [summary of each seed whose run folder holds one]}: the only source of the report's numbers."""
-    found = {}
-    for name in conds:
-        found[name] = [json.loads(p.read_text()) for seed in seeds
-                       if (p := trial_folder(root, part, name, seed) / "summary.json").is_file()]
-    return found
+    """{condition: [summary of each of ``seeds`` that finished]}: the only source of the report's numbers."""
+    r = _part(root, part)
+    found: dict[str, list[dict]] = {}
+    for o in (r.outcomes if r else []):
+        if o.status not in ("failed", "missing") and o.trial.seed in seeds:
+            found.setdefault(o.trial.condition, []).append(o.summary)
+    return {name: found.get(name, []) for name in conds}
 
 
 def curves(root: Path, part: str, condition: str, seeds: Sequence[int]) -> list[dict[str, np.ndarray]]:
     """The metrics.csv of each finished seed (one whose summary.json exists) of a condition."""
-    out = []
-    for seed in seeds:
-        folder = trial_folder(root, part, condition, seed)
-        if (folder / "summary.json").is_file() and (folder / "metrics.csv").is_file():
-            out.append(read_metrics(folder))
-    return out
+    r = _part(root, part)
+    if r is None or condition not in {c.name for c in r.conditions}:
+        return []
+    paths = [r.trial_path(condition, seed) for seed in seeds]
+    return [read_metrics(p) for p in paths if (p / "summary.json").is_file() and (p / "metrics.csv").is_file()]
 
 
 def interval(values: Sequence[float]) -> tuple[float, float, float]:

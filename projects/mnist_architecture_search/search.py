@@ -14,7 +14,6 @@ projects/mnist_architecture_search/runs/.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +22,10 @@ import torch
 from projects.mnist_architecture_search import analysis, budgets
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
-from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best
 from shared_utils.pytorch.models import ACTIVATIONS, MLP, TwoConvCNN, count_parameters
-from shared_utils.pytorch.pipeline import TensorLoader, random_crop
-from shared_utils.seed import seed_everything
-from shared_utils.study import Study
+from shared_utils.pytorch.pipeline import loaders, random_crop
+from shared_utils.study import Study, start
 
 # ---- the one recipe every model trains with; --epochs, --batch-size and --lr override it
 HP = {"epochs": 8, "batch_size": 128, "lr": 1e-3, "optimizer": "adam", "momentum": 0.0, "nesterov": False,
@@ -53,13 +50,10 @@ RECIPES = {
 CNN_RECIPES = ("shift 1px", "2x epochs, shift 1px")    # the CNN has no dropout layer
 PARTS = ("baseline", "depth_width", "optim_act", "cnn", "recipe")
 TARGET_ACC = 0.98      # "epochs to 98%" on the validation set
-VAL_SIZE = 5000
 
 
 def load(config: dict) -> data.Dataset:
-    limit = config["limit_train"]
-    return data.cached("mnist", config["data_dir"], limit=limit, val_size=min(VAL_SIZE, (limit or 60000) // 6),
-                       seed=config["data_seed"], quiet=config["quiet"])
+    return data.mnist_from_settings(config)
 
 
 def build(config: dict) -> torch.nn.Module:
@@ -89,17 +83,12 @@ def trial_cost(config: dict) -> float:
 
 
 def trial(config: dict) -> dict:
-    seed_everything(config["seed"])
-    device = devices.resolve(config["device"])
+    t = start(config)
+    device, run = t.device, t.run
     ds = load(config)
     model = build(config)
-    run = runs.RunDir.for_trial(__file__, config)
-    kw = dict(mean=ds.mean, std=ds.std, device=device)
     augment = [random_crop(config["shift"])] if config["shift"] else []
-    train = TensorLoader(ds.train.x, ds.train.y, batch_size=config["batch_size"], seed=config["seed"],
-                         augment=augment, **kw)
-    val = TensorLoader(ds.val.x, ds.val.y, batch_size=1000, shuffle=False, **kw)
-    test = TensorLoader(ds.test.x, ds.test.y, batch_size=1000, shuffle=False, **kw)
+    train, val, test = loaders(ds, batch_size=config["batch_size"], seed=t.seed, device=device, augment=augment)
     history = fit(model, train, val, TrainConfig.from_config(config), device=device, run=run,
                   quiet=config["quiet"], desc=config["condition"])
     load_best(model, run, device)
