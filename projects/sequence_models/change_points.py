@@ -30,12 +30,10 @@ from shared_utils import cli, plots, runs, stats
 from shared_utils.atomic import atomic_write_json
 from shared_utils.data import sequences as seq
 from shared_utils.errors import UserError
-from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, binary, evaluate, fit, load_best
 from shared_utils.pytorch.models import count_parameters, sequence_tagger, width_for_budget
 from shared_utils.pytorch.pipeline import FreshLoader, TensorLoader
-from shared_utils.seed import seed_everything
-from shared_utils.study import Study, slug
+from shared_utils.study import Study, StudyResult, start
 
 # ---- the recipe of every learned detector; --epochs, --batch-size, --lr, --budget ... override it
 HP = {"epochs": 20, "batch_size": 128, "lr": 3e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine",
@@ -85,13 +83,12 @@ def build(config: dict) -> torch.nn.Module:
 
 # --------------------------------------------------------------------------- one trial: train, score the test streams
 def trial(config: dict) -> dict:
-    seed_everything(config["seed"])
-    device = devices.resolve(config["device"])
+    t = start(config)
+    device, run = t.device, t.run
     window = tuple(config["window"])
     val = seq.change_point_sequences(config["val_size"], length=config["length"], window=window,
                                      seed=config["seed"] + 500_000)
     model = build(config)
-    run = runs.RunDir.for_trial(__file__, config)
     def draw(n, seed):
         streams = seq.change_point_sequences(n, length=config["length"], window=window, seed=seed)
         return streams.x, streams.targets()
@@ -186,10 +183,7 @@ def evaluate_all(root: Path, config: dict, seeds: list[int]) -> dict:
     test, cells = test_streams(config)
     null = cells < 0
     classical = cached_classical(root, config)
-    detectors: dict[str, list[np.ndarray]] = {}
-    for seed in seeds:
-        for name, p in learned_scores(root, seed).items():
-            detectors.setdefault(name, []).append(p)
+    detectors = learned_scores(root, seeds)
     for name in ("CUSUM estimated", "BOCPD"):
         detectors[name] = [classical[name]]
     if not detectors:
@@ -237,14 +231,17 @@ def evaluate_all(root: Path, config: dict, seeds: list[int]) -> dict:
     return results
 
 
-def learned_scores(root: Path, seed: int) -> dict[str, np.ndarray]:
-    """{detector: (n, T) test-stream probabilities} of one seed's finished learned detectors (the trials' scores.npz)."""
-    out = {}
-    for name in LEARNED:
-        path = root / "detectors" / slug(name) / f"seed_{seed}" / "scores.npz"
-        if path.exists():
-            out[name] = runs.load_npz(path)["p"]
-    return out
+def learned_scores(root: Path, seeds: list[int]) -> dict[str, list[np.ndarray]]:
+    """{detector: [(n, T) test-stream probabilities of each finished seed among ``seeds``]}: the learned
+    detectors' scores.npz, read back through the study's folder."""
+    if not (root / "detectors" / "manifest.json").is_file():
+        return {}
+    r = StudyResult.load(root / "detectors")
+    found: dict[str, list[np.ndarray]] = {}
+    for o in r.outcomes:
+        if o.trial.seed in seeds and o.status not in ("failed", "missing") and (o.trial.path / "scores.npz").exists():
+            found.setdefault(o.trial.condition, []).append(runs.load_npz(o.trial.path / "scores.npz")["p"])
+    return {name: found[name] for name in LEARNED if name in found}
 
 
 def cells_of(kind: str) -> list[int]:
@@ -380,7 +377,7 @@ def figures(root: Path, results: dict, config: dict, seeds: list[int]) -> None:
 def example_figure(root: Path, config: dict, seed: int) -> None:
     test, cells = test_streams(config)
     classical = cached_classical(root, config)
-    learned = learned_scores(root, seed)
+    learned = {name: per[0] for name, per in learned_scores(root, [seed]).items()}
     panels = []
     for kind in seq.CHANGE_KINDS:
         idx = cells_of(kind)

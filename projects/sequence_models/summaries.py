@@ -30,12 +30,10 @@ from shared_utils import cli, plots, runs, stats
 from shared_utils.atomic import atomic_write_json
 from shared_utils.data import sequences as seq
 from shared_utils.errors import UserError
-from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, binary, fit, load_best
 from shared_utils.pytorch.models import count_parameters
 from shared_utils.pytorch.pipeline import FreshLoader, TensorLoader
-from shared_utils.seed import seed_everything
-from shared_utils.study import Study, slug
+from shared_utils.study import Study, StudyResult, start, slug
 
 HP = {"epochs": 6, "batch_size": 256, "lr": 2e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine",
       "grad_clip": 1.0, "best_metric": "val_loss", "best_mode": "min", "encoder": "CNN", "d": 32, "length": 32,
@@ -61,13 +59,12 @@ def datasets(config: dict):
 
 
 def trial(config: dict) -> dict:
-    seed_everything(config["seed"])
-    device = devices.resolve(config["device"])
+    t = start(config)
+    device, run = t.device, t.run
     train, val, test = datasets(config)
     model = memory.SummaryQA(config["encoder"], config["vocab"], config["d"], config["length"], config["queries"])
     untrained = memory.SummaryQA(config["encoder"], config["vocab"], config["d"], config["length"], config["queries"])
     untrained.load_state_dict(model.state_dict())         # the probes' control: these weights before training
-    run = runs.RunDir.for_trial(__file__, config)
     def draw(n, seed):
         q = seq.token_queries(n, vocab=config["vocab"], length=config["length"], queries=config["queries"], seed=seed)
         return q.packed(), q.answer.astype(np.float32)
@@ -130,27 +127,22 @@ def bloom_table(args, base: dict) -> dict:
     return out
 
 
-def cell_values(study_root: Path, name: str, seeds: list[int], key: str) -> list[float]:
-    values = []
-    for s in seeds:
-        path = study_root / slug(name) / f"seed_{s}" / "summary.json"
-        if path.exists():
-            v = json.loads(path.read_text()).get(key)
-            if v is not None:
-                values.append(float(v))
-    return values
+def cell_values(r: StudyResult, name: str, seeds: list[int], key: str) -> list[float]:
+    """One condition's finished seeds' values of a summary figure (seeds among ``seeds``)."""
+    return [float(o.summary[key]) for o in r.outcomes if o.trial.condition == name and o.trial.seed in seeds
+            and o.status not in ("failed", "missing") and o.summary.get(key) is not None]
 
 
-def along_d(study_root: Path, encoder: str, length: int, dims, seeds: list[int], key: str, scale: float = 1.0
+def along_d(r: StudyResult, encoder: str, length: int, dims, seeds: list[int], key: str, scale: float = 1.0
             ) -> tuple[list[float], list[float]]:
     """A summary figure's seed mean and 95% CI half-width at each d (NaN where no seed finished)."""
-    cells = [stats.mean_ci([scale * v for v in cell_values(study_root, name_of(encoder, d, length), seeds, key)])
+    cells = [stats.mean_ci([scale * v for v in cell_values(r, name_of(encoder, d, length), seeds, key)])
              for d in dims]
     return [float(m) for m, _ in cells], [float(h) for _, h in cells]
 
 
 def report(root: Path, args, base: dict) -> dict:
-    study_root = root / "grid"
+    r = StudyResult.load(root / "grid")
     blooms = bloom_table(args, base)
     findings: dict = {"bloom": blooms, "learned_beats_bloom": {}}
     seeds = args.seeds
@@ -161,7 +153,7 @@ def report(root: Path, args, base: dict) -> dict:
         notes = [["" for _ in args.dims] for _ in args.lengths]
         for i, L in enumerate(args.lengths):
             for j, d in enumerate(args.dims):
-                v = cell_values(study_root, name_of(enc, d, L), seeds, "acc_8bit")
+                v = cell_values(r, name_of(enc, d, L), seeds, "acc_8bit")
                 if v:
                     grid[i, j] = 100 * np.mean(v)
                     notes[i][j] = stats.ci_cell([100 * x for x in v], len(seeds), digits=1)
@@ -176,7 +168,7 @@ def report(root: Path, args, base: dict) -> dict:
         series, bands = {}, {}
         bits = [8 * d for d in args.dims]
         for enc in args.encoders:
-            means, halves = along_d(study_root, enc, L, args.dims, seeds, "acc_8bit", 100)
+            means, halves = along_d(r, enc, L, args.dims, seeds, "acc_8bit", 100)
             series[enc], bands[enc] = (bits, means), halves
         series["Bloom (tokens + all pairs)"] = (bits, [100 * blooms[f"all, d={d}, L={L}"]["acc"] for d in args.dims])
         series["Bloom (tokens + X,X+1 pairs)"] = (bits, [100 * blooms[f"successor, d={d}, L={L}"]["acc"]
@@ -207,7 +199,7 @@ def report(root: Path, args, base: dict) -> dict:
     for key, title in (("acc_appear_8bit", "did X appear?"), ("acc_bigram_8bit", "did X, X+1 appear consecutively?")):
         series, bands = {}, {}
         for enc in args.encoders:
-            ms, hs = along_d(study_root, enc, L, args.dims, seeds, key, 100)
+            ms, hs = along_d(r, enc, L, args.dims, seeds, key, 100)
             series[enc], bands[enc] = (args.dims, ms), hs
         panels.append({"series": series, "bands": bands, "logx": True, "xticks": list(args.dims), "styles": colours,
                        "title": f"{title} (L={L})", "xlabel": "summary size d", "ylabel": "held-out accuracy (%)"})
@@ -216,7 +208,7 @@ def report(root: Path, args, base: dict) -> dict:
         for enc in args.encoders:
             colour = plots.PALETTE[memory.ENCODERS.index(enc)]
             for label in ("trained", "untrained"):
-                ms, hs = along_d(study_root, enc, L, args.dims, seeds, f"{label}_{key}")
+                ms, hs = along_d(r, enc, L, args.dims, seeds, f"{label}_{key}")
                 series[f"{enc}, {label}"], bands[f"{enc}, {label}"] = (args.dims, ms), hs
                 styles[f"{enc}, {label}"] = {"color": colour, **({"linestyle": ":"} if label == "untrained" else {})}
         panels.append({"series": series, "bands": bands, "styles": styles, "logx": True, "xticks": list(args.dims),
@@ -231,9 +223,9 @@ def report(root: Path, args, base: dict) -> dict:
         for Lc in args.lengths:
             for d in args.dims:
                 name = name_of(enc, d, Lc)
-                cells = [stats.ci_cell([100 * x for x in cell_values(study_root, name, seeds, k)], len(seeds), 1)
+                cells = [stats.ci_cell([100 * x for x in cell_values(r, name, seeds, k)], len(seeds), 1)
                          for k in ("acc_float", "acc_8bit", "acc_appear_8bit", "acc_bigram_8bit")]
-                cells += [stats.ci_cell(cell_values(study_root, name, seeds, k), len(seeds), 2)
+                cells += [stats.ci_cell(cell_values(r, name, seeds, k), len(seeds), 2)
                           for k in ("trained_count_r2", "trained_position_r2", "untrained_count_r2",
                                     "untrained_position_r2")]
                 rows.append([enc, Lc, d, 8 * d] + cells + [f"{100 * blooms[f'all, d={d}, L={Lc}']['acc']:.1f}",
