@@ -137,6 +137,19 @@ class Grid:
         """The same grid with its level labels joined by ``sep`` in condition names ("mlp k=2")."""
         return Grid(self.axes, sep)
 
+    def with_overrides(self, extra: Callable[[Condition], Mapping[str, Any]]) -> "Grid":
+        """The same grid, each condition also setting ``extra(condition)`` (settings that depend on several
+        axes at once, e.g. more epochs for a smaller label budget of one method)."""
+        updated = Grid(self.axes, self.sep)
+        updated._conditions = [Condition(c.name, c.levels, {**c.overrides, **extra(c)}) for c in self.conditions]
+        return updated
+
+    def named(self, pattern: str) -> "Grid":
+        """The same grid with condition names from a pattern over the levels: ``"{model}, L={length}"``."""
+        renamed = Grid(self.axes, self.sep)
+        renamed._conditions = [Condition(pattern.format(**c.levels), c.levels, c.overrides) for c in self.conditions]
+        return renamed
+
     @property
     def conditions(self) -> list[Condition]:
         if self._conditions is None:

@@ -31,12 +31,10 @@ from shared_utils import cli, plots, runs, stats
 from shared_utils.atomic import atomic_write_json
 from shared_utils.data import sequences as seq
 from shared_utils.errors import UserError
-from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, fit, load_best
 from shared_utils.pytorch.models import count_parameters, width_for_budget
 from shared_utils.pytorch.pipeline import FreshLoader, TensorLoader
-from shared_utils.seed import seed_everything
-from shared_utils.study import Study, slug
+from shared_utils.study import Grid, Study, StudyResult, grid, start
 
 HP = {"epochs": 8, "batch_size": 64, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine",
       "grad_clip": 1.0, "best_metric": "val_acc", "model": "transformer", "length": 16, "vocab": 16,
@@ -84,16 +82,11 @@ def sized(model: str, vocab: int, length: int, budget: int) -> Tagger:
     return build(model, vocab, length, width)
 
 
-def name_of(model: str, length: int) -> str:
-    return f"{model}, L={length}"
-
-
 def trial(config: dict) -> dict:
-    seed_everything(config["seed"])
-    device = devices.resolve(config["device"])
+    t = start(config)
+    device, run = t.device, t.run
     vocab, length = config["vocab"], config["length"]
     model = sized(config["model"], vocab, length, config["budget"])
-    run = runs.RunDir.for_trial(__file__, config)
     loader = FreshLoader(lambda n, s: seq.reversal_task(n, vocab=vocab, length=length, seed=s), config["train_size"],
                          batch_size=config["batch_size"], seed=config["seed"], device=device)
     vx, vy = seq.reversal_task(config["val_size"], vocab=vocab, length=length, seed=[config["seed"], 10**6])
@@ -125,68 +118,61 @@ def predict(model: nn.Module, tokens: np.ndarray, device, batch: int = 1000) -> 
 
 
 # --------------------------------------------------------------------------- the report
-def conditions(args) -> dict[str, dict]:
-    return {name_of(m, L): {"model": m, "length": L, "lr": args.lr * LR_SCALE.get(m, 1.0)}
-            for L in args.lengths for m in args.models}
+def conditions(args) -> Grid:
+    """Every model at every length, each model at its own learning rate: "transformer, L=16"."""
+    models = {m: {"model": m, "lr": args.lr * LR_SCALE.get(m, 1.0)} for m in args.models}
+    return grid(length=args.lengths, model=models).named("{model}, L={length}")
 
 
 def token_label(t: int, vocab: int) -> str:
     return "|" if t == vocab else ("_" if t == vocab + 1 else str(t))
 
 
-def report(root: Path, args) -> dict:
-    """findings.json and the figures, written beside the study's table in <out>/reversal/."""
-    study_root = root / "reversal"
+def report(root: Path) -> dict:
+    """findings.json and the figures, written beside the study's table in <out>/reversal/, from its folder alone."""
+    r = StudyResult.load(root / "reversal")
+    study_root, lengths, seeds, vocab = r.path, r.levels("length"), r.seeds, r.base["vocab"]
     findings: dict = {"accuracy": {}, "transformer_minus": {}}
     acc: dict[str, dict[str, list[float]]] = {}
-    for L in args.lengths:
-        for m in args.models:
-            name = name_of(m, L)
-            rows = [runs.read_summary(p) for p in sorted((study_root / slug(name)).glob("seed_*"))
-                    if (p / "summary.json").exists()]
-            acc[name] = {k: [100 * r[k] for r in rows] for k in ("test_token_acc", "test_sequence_acc")}
-            acc[name]["parameters"] = [r["parameters"] for r in rows]
-            findings["accuracy"][name] = {k: stats.ci_cell(v, len(args.seeds), 2) for k, v in acc[name].items()
-                                          if k != "parameters"}
-        base = name_of("transformer", L)
-        for m in args.models:
-            other = name_of(m, L)
-            if m == "transformer" or base not in acc:
-                continue
-            a, b = acc[base]["test_token_acc"], acc[other]["test_token_acc"]
-            if len(a) == len(b) and len(a) > 1:       # paired by seed
-                findings["transformer_minus"][other] = stats.ci_cell(np.subtract(a, b), len(args.seeds), 2)
+    for L in lengths:
+        for c in r.select(length=L):
+            acc[c.name] = {k: r.at(k, 100, c) for k in ("test_token_acc", "test_sequence_acc")}
+            findings["accuracy"][c.name] = {k: stats.ci_cell(v, len(seeds), 2) for k, v in acc[c.name].items()}
+        for c in r.select(length=L):
+            a, b = next((acc[x.name]["test_token_acc"] for x in r.select(length=L, model="transformer")), None), \
+                acc[c.name]["test_token_acc"]
+            if c["model"] != "transformer" and a is not None and len(a) == len(b) and len(a) > 1:   # paired by seed
+                findings["transformer_minus"][c.name] = stats.ci_cell(np.subtract(a, b), len(seeds), 2)
     # accuracy by output position, one panel per length
     panels = []
-    for L in args.lengths:
+    for L in lengths:
         series, bands = {}, {}
-        for m in args.models:
-            curves = [runs.load_npz(p / "evidence.npz")["position_acc"] * 100
-                      for p in sorted((study_root / slug(name_of(m, L))).glob("seed_*")) if (p / "evidence.npz").exists()]
+        for c in r.select(length=L):
+            curves = [runs.load_npz(p / "evidence.npz")["position_acc"] * 100 for p in r.run_paths().get(c.name, [])
+                      if (p / "evidence.npz").exists()]
             if curves:
                 mean, half = stats.mean_ci(np.stack(curves))
-                series[m], bands[m] = (list(range(1, L + 1)), list(mean)), list(half)
-        panels.append({"series": series, "bands": bands, "title": f"L = {L} tokens (V = {args.vocab})",
+                series[c["model"]], bands[c["model"]] = (list(range(1, L + 1)), list(mean)), list(half)
+        panels.append({"series": series, "bands": bands, "title": f"L = {L} tokens (V = {vocab})",
                        "xlabel": "output position j (answer = input token L + 1 - j; j = L is the first read)",
                        "ylabel": "held-out token accuracy (%)"})
     plots.line_panels(panels, study_root / "accuracy_by_position.png", ncols=2,
                       title=f"Reversal: accuracy at each output position (10,000 held-out sequences; "
-                            f"band: 95% CI over seeds {args.seeds})")
+                            f"band: 95% CI over seeds {seeds})")
     # attention maps of the first seed's transformers at the longest length
-    L = max(args.lengths)
+    L = max(lengths)
     maps = []
-    for m in (x for x in args.models if x in POSITIONS):
-        path = study_root / slug(name_of(m, L)) / f"seed_{args.seeds[0]}" / "evidence.npz"
-        if not path.exists():
+    for c in r.select(length=L):
+        if c["model"] not in POSITIONS or not (r.trial_path(c, seeds[0]) / "evidence.npz").exists():
             continue
-        ev = runs.load_npz(path)
-        labels = [token_label(int(t), args.vocab) for t in ev["example"]]
+        ev = runs.load_npz(r.artifact(c, seeds[0], "evidence.npz"))
+        labels = [token_label(int(t), vocab) for t in ev["example"]]
         for layer, w in enumerate(ev["attention"], 1):
             maps.append({"weights": w.mean(0), "queries": labels, "keys": labels,
-                         "title": f"{m}: layer {layer} (mean of {len(w)} heads)"})
+                         "title": f"{c['model']}: layer {layer} (mean of {len(w)} heads)"})
     if maps:
         plots.attention_maps(maps, study_root / "attention_maps.png", ncols=2,
-                             title=f"Attention on one held-out sequence (L={L}, seed {args.seeds[0]}; "
+                             title=f"Attention on one held-out sequence (L={L}, seed {seeds[0]}; "
                                    f"'|' separator, '_' blank: rows L+2.. are the answers)")
     atomic_write_json(study_root / "findings.json", findings)
     return findings
@@ -227,7 +213,7 @@ def main(argv=None):
                       caption=f"Reversal, V={args.vocab}: 10,000 held-out sequences; seeds {args.seeds}; "
                               f"mean ± std [95% CI]")
         result.raise_for_failures()
-    findings = report(root, args)
+    findings = report(root)
     print(json.dumps(findings, indent=1))
     print(f"tables and figures in {root / 'reversal'}")
     return findings

@@ -43,8 +43,7 @@ from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best
 from shared_utils.pytorch.models import count_parameters
 from shared_utils.pytorch.pipeline import TokenBatches
-from shared_utils.seed import seed_everything
-from shared_utils.study import Study, slug
+from shared_utils.study import Axis, Grid, Study, StudyResult, grid, start
 
 METHODS = ("BoW LR", "TF-IDF LR", "NB-SVM", "transformer", "MiniLM frozen + LR", "MiniLM fine-tuned")
 SKLEARN = ("BoW LR", "TF-IDF LR", "NB-SVM")
@@ -141,13 +140,13 @@ def train_val(pool_idx: np.ndarray, labels: np.ndarray, val_share: float, seed: 
 
 # --------------------------------------------------------------------------- trials
 def trial(config: dict) -> dict:
-    seed_everything(config["seed"])
+    t = start(config)
+    run = t.run
     texts, labels = load_texts(config["dataset"], config["data_dir"], config["limit_train"])
     test, pool = split(labels, config["seed"], config["test_share"])
     budget = config["budget"] or len(pool)
     train = pool[:budget]
     method = config["method"]
-    run = runs.RunDir.for_trial(__file__, config)
     if method in SKLEARN:
         acc = sklearn_accuracy(method, texts, labels, train, test)
         return run.summary(test_acc=acc, train_labels=int(len(train)))
@@ -156,7 +155,7 @@ def trial(config: dict) -> dict:
         lr = logistic_cv().fit(z[train], labels[train])
         return run.summary(test_acc=float((lr.predict(z[test]) == labels[test]).mean()),
                            train_labels=int(len(train)))
-    return neural(config, run, texts, labels, train, test)
+    return neural(config, run, t.device, texts, labels, train, test)
 
 
 def logistic_cv():
@@ -184,8 +183,7 @@ def sklearn_accuracy(method: str, texts, labels, train, test) -> float:
     return float((model.predict(x_test) == labels[test]).mean())
 
 
-def neural(config: dict, run, texts, labels, train, test) -> dict:
-    device = devices.resolve(config["device"])
+def neural(config: dict, run, device, texts, labels, train, test) -> dict:
     fit_idx, val_idx = train_val(train, labels, config["val_share"], config["seed"])
     classes = int(labels.max()) + 1
     pick = lambda idx: [texts[i] for i in idx]
@@ -249,32 +247,27 @@ def embeddings_file(root: Path, texts, model_path: str, max_len: int, device: st
     return path
 
 
-def name_of(method: str, budget: int | None) -> str:
-    return f"{method}, {budget_name(budget)} labels"
-
-
-def report(root: Path, args, budgets: list, pool: int) -> dict:
-    """findings.json, the accuracy table and the figures, written beside the study's runs in <out>/sentiment/."""
-    study_root = root / "sentiment"
-    acc = {}
-    for m in args.methods:
-        for b in budgets:
-            paths = sorted((study_root / slug(name_of(m, b))).glob("seed_*/summary.json"))
-            acc[(m, b)] = [100 * json.loads(p.read_text())["test_acc"] for p in paths]
-    findings: dict = {"accuracy": {name_of(m, b): stats.ci_cell(v, len(args.seeds), 2) for (m, b), v in acc.items()},
-                      "pool": pool}
+def report(root: Path, pool: int) -> dict:
+    """findings.json, the accuracy table and the figures, written beside the study's runs in <out>/sentiment/,
+    from its folder alone."""
+    r = StudyResult.load(root / "sentiment")
+    study_root, methods, budgets, seeds = r.path, r.levels("method"), r.levels("budget"), r.seeds
+    dataset = r.base.get("dataset") or "rt-polarity"
+    acc = {(c["method"], c["budget"]): r.at("test_acc", 100, c) for c in r.conditions}
+    findings: dict = {"accuracy": {c.name: stats.ci_cell(acc[c["method"], c["budget"]], len(seeds), 2)
+                                   for c in r.conditions}, "pool": pool}
     # goals: fine-tuned at 2,000 labels vs TF-IDF on all labels (paired by seed), fine-tuned on all >= 84%
     ft2000, tfidf_all, ft_all = acc.get(("MiniLM fine-tuned", 2000)), acc.get(("TF-IDF LR", None)), \
         acc.get(("MiniLM fine-tuned", None))
     if ft2000 and tfidf_all and len(ft2000) == len(tfidf_all):
-        findings["fine-tuned@2000 minus TF-IDF@all"] = stats.ci_cell(np.subtract(ft2000, tfidf_all), len(args.seeds), 2)
+        findings["fine-tuned@2000 minus TF-IDF@all"] = stats.ci_cell(np.subtract(ft2000, tfidf_all), len(seeds), 2)
     if ft_all:
         mean, half = stats.mean_ci(ft_all)
         findings["fine-tuned@all"] = {"mean": round(float(mean), 2), "ci95": round(float(half), 2),
                                       "reaches 84%": bool(mean >= 84.0)}
     xs = [pool if b is None else b for b in budgets]
     series, bands = {}, {}
-    for m in args.methods:
+    for m in methods:
         cells = [stats.mean_ci(acc[(m, b)]) if acc[(m, b)] else (np.nan, np.nan) for b in budgets]
         series[m], bands[m] = (xs, [float(c[0]) for c in cells]), [float(c[1]) for c in cells]
     styles = {}
@@ -282,30 +275,47 @@ def report(root: Path, args, budgets: list, pool: int) -> dict:
         series[label] = ([min(xs), max(xs)], [value, value])
         styles[label] = {"linestyle": ":", "color": "black" if k else "grey"}
     plots.line_panels([{"series": series, "bands": bands, "styles": styles, "logx": True, "xticks": xs,
-                        "title": f"{args.dataset_name}: held-out accuracy by label budget",
+                        "title": f"{dataset}: held-out accuracy by label budget",
                         "xlabel": "labelled training sentences", "ylabel": "test accuracy (%)"}],
                       study_root / "accuracy_vs_labels.png",
-                      title=f"Sentiment with few labels ({args.dataset_name}; band: 95% CI over seeds {args.seeds}; "
+                      title=f"Sentiment with few labels ({dataset}; band: 95% CI over seeds {seeds}; "
                             "dotted: published 10-fold CV anchors)", ncols=1)
-    rows = [[m] + [stats.ci_cell(acc[(m, b)], len(args.seeds), 2) for b in budgets] for m in args.methods]
+    rows = [[m] + [stats.ci_cell(acc[(m, b)], len(seeds), 2) for b in budgets] for m in methods]
     stats.write_table(["method"] + [f"{budget_name(b)} labels (%)" for b in budgets], rows, study_root / "accuracy",
-                      caption=f"Test accuracy on {args.dataset_name}, mean ± 95% CI over seeds {args.seeds} "
+                      caption=f"Test accuracy on {dataset}, mean ± 95% CI over seeds {seeds} "
                               f"(each seed: its own stratified 10% test split; 'all' = {pool} labels)")
     maps = []
-    for b in reversed(budgets):
-        path = study_root / slug(name_of("MiniLM fine-tuned", b)) / f"seed_{args.seeds[0]}" / "attention.json"
-        if path.exists():
-            saved = json.loads(path.read_text())
+    for c in reversed(r.select(method="MiniLM fine-tuned")):
+        if (r.trial_path(c, seeds[0]) / "attention.json").exists():
+            saved = runs.read_json(r.artifact(c, seeds[0], "attention.json"))
             for s in saved["sentences"]:
                 verdict = "positive" if s["label"] == 1 else "negative"
                 maps.append({"weights": s["weights"], "queries": s["tokens"], "keys": s["tokens"],
                              "title": f"{verdict}, P(positive) = {s['p_positive']:.2f}"})
             plots.attention_maps(maps, study_root / "attention_maps.png", ncols=2,
-                                 title=f"Fine-tuned MiniLM ({budget_name(b)} labels, seed {args.seeds[0]}): "
+                                 title=f"Fine-tuned MiniLM ({budget_name(c['budget'])} labels, seed {seeds[0]}): "
                                        f"layer {saved['layer']} attention, mean of its heads, on test sentences")
             break
     atomic_write_json(study_root / "findings.json", findings)
     return findings
+
+
+def conditions(args, budgets: list, pool: int) -> Grid:
+    """Every method at every label budget ("TF-IDF LR, 250 labels"); the neural methods' epochs (and the
+    fine-tuned one's batch) follow the budget."""
+    def settings(c) -> dict:
+        n = pool if c["budget"] is None else c["budget"]
+        extra = {"attention": c["method"] == "MiniLM fine-tuned"}
+        if c["method"] == "MiniLM fine-tuned":
+            extra["epochs"] = args.epochs or epochs_for(FINE_TUNE_EPOCHS, n)
+            extra["warmup_epochs"] = 0.1 * extra["epochs"]
+            extra["batch_size"] = min(args.batch_size, 16) if n <= 500 else args.batch_size
+        elif c["method"] == "transformer":
+            extra["epochs"] = args.epochs or epochs_for(SCRATCH["epochs"], n)
+            extra["lr"] = SCRATCH["lr"] * args.lr / HP["lr"]
+        return extra
+    return grid(method=args.methods, budget=Axis(budgets, label=lambda b: f"{budget_name(b)} labels")
+                ).with_overrides(settings)
 
 
 def parse_budget(text: str):
@@ -332,7 +342,6 @@ def main(argv=None):
     root = runs.root(__file__, out=args.out)
     texts, labels = load_texts(args.dataset, str(args.data_dir) if args.data_dir else None, args.limit_train,
                                args.quiet)
-    args.dataset_name = args.dataset or "rt-polarity"
     pool = pool_size(labels, HP["test_share"])
     budgets = sorted(set(args.budgets), key=lambda b: float("inf") if b is None else b)
     too_big = [b for b in budgets if b is not None and b > pool]
@@ -350,25 +359,12 @@ def main(argv=None):
                 "attention": False, "epochs": 1, "warmup_epochs": 0.0, "embeddings": ""}
         if "MiniLM frozen + LR" in args.methods:
             base["embeddings"] = str(embeddings_file(root, texts, model_path, args.max_len, args.device, args.quiet))
-        conditions = {}
-        for m in args.methods:
-            for b in budgets:
-                c = {"method": m, "budget": b, "attention": m == "MiniLM fine-tuned"}
-                n = pool if b is None else b
-                if m == "MiniLM fine-tuned":
-                    c["epochs"] = args.epochs or epochs_for(FINE_TUNE_EPOCHS, n)
-                    c["warmup_epochs"] = 0.1 * c["epochs"]
-                    c["batch_size"] = min(args.batch_size, 16) if n <= 500 else args.batch_size
-                elif m == "transformer":
-                    c["epochs"] = args.epochs or epochs_for(SCRATCH["epochs"], n)
-                    c["lr"] = SCRATCH["lr"] * args.lr / HP["lr"]
-                conditions[name_of(m, b)] = c
         cost = {"MiniLM fine-tuned": 100.0, "transformer": 3.0}
-        study = Study("sentiment", trial, conditions, args.seeds, root, base=base, resume=args.resume,
+        study = Study("sentiment", trial, conditions(args, budgets, pool), args.seeds, root, base=base, resume=args.resume,
                       cost=lambda c: cost.get(c["method"], 0.1) * (c["budget"] or pool))
         result = study.run(**cli.study_backend(args))
         result.raise_for_failures()
-    findings = report(root, args, budgets, pool)
+    findings = report(root, pool)
     print(json.dumps(findings, indent=1))
     print(f"tables and figures in {root / 'sentiment'}")
     return findings
