@@ -14,8 +14,7 @@ from section2_optimization.losses import softmax_cross_entropy
 from section2_optimization.optim import CosineAnnealingLR
 from section2_optimization.trainer import evaluate, fit
 from shared_utils import cli, data, device, plots, runs
-from shared_utils.seed import seed_everything
-from shared_utils.study import Study
+from shared_utils.study import Study, start
 
 VAL_SIZE = 5000  # carved from the 60k training images with the run's seed
 # ---- hyper-parameters; --epochs, --batch-size and --lr override them
@@ -30,9 +29,8 @@ def load(config: dict) -> data.Dataset:
 
 def trial(config: dict) -> dict:
     seed = config["seed"]
-    seed_everything(seed)
+    run = start(config).run
     ds = load(config)
-    run = runs.RunDir.for_trial(__file__, config)
     train, val, test = (ds.arrays(s, flatten=True) for s in ("train", "val", "test"))
     model = MLP([train[0].shape[1], ds.num_classes], seed=seed)  # no hidden layer: linear
     optimizer = PlainSGD(model, config["lr"])
@@ -63,7 +61,7 @@ def main(argv=None):
                   runs.root(__file__, out=args.out), base={**cli.hyperparameters(HP, args), **cli.data_settings(args)},
                   resume=args.resume)
     load(study.base)      # no data and no network: stop here, before any trial
-    result = study.run(**cli.study_backend(args))
+    result = study.run_or_load(args)
     table = result.report({"test_acc": "test acc (%)", "best_val_acc": "best val acc (%)"}, scale=100,
                           caption=f"Softmax regression on MNIST, seeds {args.seeds}: mean ± std [95% CI]",
                           bar_ylabel="test accuracy (%)", bar_xlabel="model",

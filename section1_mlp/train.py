@@ -12,8 +12,7 @@ from section1_mlp.mlp import ACTIVATIONS, MLP, PlainSGD
 from section2_optimization.losses import softmax_cross_entropy
 from section2_optimization.trainer import evaluate, fit
 from shared_utils import cli, data, device, plots, runs
-from shared_utils.seed import seed_everything
-from shared_utils.study import Study
+from shared_utils.study import Study, start
 
 EXPERIMENT = "activation_compare"
 # ---- hyper-parameters; --epochs, --batch-size, --lr and --hidden override them
@@ -28,12 +27,11 @@ def load(config: dict) -> data.Dataset:
 
 def trial(config: dict) -> dict:
     seed = config["seed"]
-    seed_everything(seed)
+    run = start(config).run
     ds = load(config)
     train, val, test = (ds.arrays(s, flatten=True) for s in ("train", "val", "test"))
     sizes = [train[0].shape[1], *config["hidden"], ds.num_classes]
     activation = config["activation"]
-    run = runs.RunDir.for_trial(__file__, config)
     model = MLP(sizes, activation=activation, seed=seed)
     # the shuffling seed is the run seed, so every activation sees identical batches
     fit(model, softmax_cross_entropy, PlainSGD(model, config["lr"]), train, val, epochs=config["epochs"],
@@ -56,7 +54,7 @@ def main(argv=None):
     study = Study(EXPERIMENT, trial, {a: {"activation": a} for a in args.activations}, args.seeds,
                   runs.root(__file__, out=args.out), base=base, resume=args.resume)
     load(study.base)      # no data and no network: stop here, before any trial
-    result = study.run(**cli.study_backend(args))
+    result = study.run_or_load(args)
     sizes = "-".join(map(str, [784, *args.hidden, 10]))
     table = result.report({"test_acc": "test acc (%)", "best_val_acc": "best val acc (%)",
                            "final_train_loss": "final train loss"}, scale={"test_acc": 100, "best_val_acc": 100},

@@ -18,7 +18,7 @@ from section2_optimization.optim import Adam, CosineAnnealingLR
 from section2_optimization.trainer import fit, predict
 from shared_utils import cli, data, device, plots, runs, stats
 from shared_utils.data import REGRESSION_FORMULAS, REGRESSION_TARGETS
-from shared_utils.study import Study
+from shared_utils.study import Study, start
 
 
 # ---- hyper-parameters; --epochs, --batch-size, --lr and --points override them
@@ -28,8 +28,8 @@ GRID = np.linspace(-2, 2, 1000, dtype=np.float32)[:, None]
 
 def trial(config: dict) -> dict:
     """One width on one target and seed: fit the noise-free points, score the error on a dense grid."""
+    run = start(config).run
     seed, width = config["seed"], config["width"]
-    run = runs.RunDir.for_trial(__file__, config)
     points = data.regression_1d(config["points"], target=config["target"], noise=0.0, seed=seed)
     model = layers.mlp([1, width, 1], activation="relu", seed=seed)
     # unit j bends at x = -b_j / w_j; with zero biases every kink would start at x = 0,
@@ -61,7 +61,7 @@ def main(argv=None):
     conditions = {f"{t} width {w}": {"target": t, "width": w} for t in args.targets for w in args.widths}
     study = Study("universal_approximation", trial, conditions, args.seeds, runs.root(__file__, out=args.out),
                   base=cli.hyperparameters(HP, args), resume=args.resume)
-    result = study.run(**cli.study_backend(args))
+    result = study.run_or_load(args)
     result.raise_for_failures()
     out = study.path
     mse_of = result.values("grid_mse")

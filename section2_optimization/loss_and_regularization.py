@@ -25,7 +25,7 @@ from section2_optimization.optim import Adam
 from section2_optimization.trainer import History, evaluate, fit
 from shared_utils import cli, data, device, plots, runs, stats
 from shared_utils.seed import seed_everything
-from shared_utils.study import Study
+from shared_utils.study import Study, start
 
 LABEL_NOISE = 0.05
 LOSS_FNS = {"BCE": bce_with_logits, "MSE": sigmoid_mse}
@@ -111,7 +111,7 @@ STUDIES = {  # the question each group answers -> (its label for a variant, the 
 
 def trial(config: dict) -> dict:
     """One controlled variant and seed (the baseline is trained once and shared by every group)."""
-    run = runs.RunDir.for_trial(__file__, config)
+    run = start(config).run
     settings = argparse.Namespace(lr=config["lr"], epochs=config["epochs"], batch_size=config["batch_size"])
     history, val_acc = train_once(settings, config["features"], config["hidden"], config["loss"], config["samples"],
                                   config["l2"], seed=config["seed"], run=run, activation=config["activation"],
@@ -122,7 +122,7 @@ def trial(config: dict) -> dict:
 def part2(args, root):
     study = Study("controlled", trial, VARIANTS, args.seeds, root, base=cli.hyperparameters(HP, args),
                   resume=args.resume)
-    result = study.run(**cli.study_backend(args))
+    result = study.run_or_load(args)
     result.raise_for_failures()
     accs, gaps = result.values("final_val_acc_model", 100), result.values("gap", 100)
     table, bars, errors = {}, {}, {}

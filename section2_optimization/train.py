@@ -18,8 +18,7 @@ from section2_optimization.layers import Parameter
 from section2_optimization.losses import softmax_cross_entropy
 from section2_optimization.trainer import evaluate, fit, predict
 from shared_utils import cli, data, device, plots, runs
-from shared_utils.seed import seed_everything
-from shared_utils.study import Study
+from shared_utils.study import Study, start
 
 # name -> (class, keyword arguments); learning rates are each method's customary default scale
 OPTIMIZERS = {
@@ -82,7 +81,7 @@ def trajectory(name: str, surface: str) -> np.ndarray:
 
 def draw_surfaces(names, out_dir) -> dict:
     finals = {}
-    for surface, (f, start, minimum, box, *_rest) in SURFACES.items():
+    for surface, (f, origin, minimum, box, *_rest) in SURFACES.items():
         xs, ys = np.linspace(*box[0], 300), np.linspace(*box[1], 300)
         xx, yy = np.meshgrid(xs, ys)
         zz = f((xx, yy))[0]
@@ -91,7 +90,7 @@ def draw_surfaces(names, out_dir) -> dict:
                            for name, path in paths.items()}
         plots.contour_paths(xx, yy, zz, paths, out_dir / f"trajectory_{surface}.png",
                             minimum=minimum, log_levels=surface != "saddle",
-                            title=f"{surface.capitalize()}: {SURFACES[surface][6]} steps from {start}")
+                            title=f"{surface.capitalize()}: {SURFACES[surface][6]} steps from {origin}")
     return finals
 
 
@@ -103,13 +102,14 @@ HP = {"epochs": 60, "batch_size": 32, "dataset": "moons", "optimizer": "SGD"}
 def trial(config: dict) -> dict:
     """One optimizer on one dataset and seed: the same initial weights and batches for every optimizer."""
     seed, name = config["seed"], config["optimizer"]
-    seed_everything(seed)
+    t = start(config)
     points = DATASETS[config["dataset"]](seed)
     cut = int(0.8 * len(points))
     train, val = (points.x[:cut], points.y[:cut]), (points.x[cut:], points.y[cut:])
     k = int(points.y.max()) + 1
     cls, kwargs = OPTIMIZERS[name]
-    run = runs.RunDir.for_trial(__file__, config, optimizer_kwargs=kwargs)
+    run = t.run
+    run.update_config(optimizer_kwargs=kwargs)
     model = layers.mlp([2, 64, 64, k], activation="relu", seed=seed)   # same init for every optimizer
     fit(model, softmax_cross_entropy, cls(model.parameters(), **kwargs), train, val, epochs=config["epochs"],
         batch_size=config["batch_size"], seed=seed, run=run, quiet=config["quiet"],
@@ -135,7 +135,7 @@ def main(argv=None):
         study = Study(dataset, trial, {name: {"optimizer": name} for name in args.optimizers}, args.seeds, root,
                       base={**cli.hyperparameters(HP, args), "dataset": dataset, "quiet": args.quiet},
                       resume=args.resume)
-        result = study.run(**cli.study_backend(args))
+        result = study.run_or_load(args)
         table = result.report({"final_val_acc_model": "final val acc (%)", "final_train_loss": "final train loss"},
                               scale={"final_val_acc_model": 100}, digits=3,
                               caption=f"{dataset}: MLP 2-64-64, {args.epochs} epochs, batch {args.batch_size}, "

@@ -12,18 +12,16 @@ import argparse
 from section3_cnn.experiment import load_mnist, train_cnn
 from section3_cnn.model import POOLS
 from shared_utils import cli, device, runs
-from shared_utils.seed import seed_everything
-from shared_utils.study import Study
+from shared_utils.study import Study, start
 
 # ---- hyper-parameters (the main job's recipe); --epochs, --batch-size, --lr and --shift override them
 HP = {"epochs": 3, "batch_size": 64, "lr": 0.003, "shift": 1, "pool": "max"}
 
 
 def trial(config: dict) -> dict:
-    seed_everything(config["seed"])
+    run = start(config).run
     settings = argparse.Namespace(**{**config, "seed": config["data_seed"]})   # the same images for every trial
     ds = load_mnist(settings)
-    run = runs.RunDir.for_trial(__file__, config)
     return train_cnn(settings, ds, run, seed=config["seed"], pool=config["pool"], shift=config["shift"])
 
 
@@ -40,7 +38,7 @@ def main(argv=None):
     study = Study("pooling_compare", trial, {pool: {"pool": pool} for pool in args.pools}, args.seeds,
                   runs.root(__file__, out=args.out), base=base, resume=args.resume)
     load_mnist(argparse.Namespace(**{**study.base, "seed": args.seed}))   # no data: stop before any trial
-    result = study.run(**cli.study_backend(args))
+    result = study.run_or_load(args)
     table = result.report({"test_acc": "test acc (%)", "best_val_acc": "best val acc (%)",
                            "final_train_loss": "final train loss"}, scale={"test_acc": 100, "best_val_acc": 100},
                           digits=3, caption=f"Max vs average pooling, NumPy CNN, {args.epochs} epochs, "

@@ -13,12 +13,11 @@ from __future__ import annotations
 import torch
 
 from section4_transfer.common import cifar_study, load_cifar, make_loaders, study_parser, train_and_test
-from shared_utils import cli, plots, runs
-from shared_utils.pytorch import device as devices
+from shared_utils import cli, plots
+from shared_utils.study import start
 from shared_utils.pytorch.engine import TrainConfig
 from shared_utils.pytorch.models import build_model
 from shared_utils.pytorch.pipeline import AUGMENTATIONS
-from shared_utils.seed import seed_everything
 
 # ---- hyper-parameters; --epochs, --batch-size and --lr override them
 HP = {"epochs": 5, "batch_size": 64, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine",
@@ -52,14 +51,12 @@ def example_grid(ds, path, seed: int) -> None:
 
 
 def trial(config: dict) -> dict:
-    seed_everything(config["seed"])
-    device = devices.resolve(config["device"])
+    t = start(config)
+    device, run = t.device, t.run
     ds = load_cifar(config)
-    run = runs.RunDir.for_trial(__file__, config)
-    s = train_and_test(build_model("cnn"), make_loaders(ds, config, device, config["augment"], seed=config["seed"]),
+    return train_and_test(build_model("cnn"), make_loaders(ds, config, device, config["augment"], seed=config["seed"]),
                        TrainConfig.from_config(config), run, device, config=config,
-                       title=f"Small CNN, augmentation: {config['condition']} (seed {config['seed']})")
-    return {**s, "gap": s["final_train_acc"] - s["final_val_acc"]}
+                       title=f"Small CNN, augmentation: {config['condition']} (seed {config['seed']})", gap=True)
 
 
 def main(argv=None):
@@ -68,7 +65,7 @@ def main(argv=None):
     args = cli.parse(p, argv)
     study = cifar_study(__file__, "augmentation", trial, {c: CONDITIONS[c] for c in args.conditions}, args, HP)
     example_grid(load_cifar(study.base), study.path / "examples.png", args.seed)
-    result = study.run(**cli.study_backend(args))
+    result = study.run_or_load(args)
     table = result.report({"test_acc": "test acc (%)", "gap": "train - val acc (points)"}, scale=100,
                           caption=f"Augmentation study: small CNN, {args.epochs} epochs, seeds {args.seeds}; "
                                   "mean ± std [95% CI]",

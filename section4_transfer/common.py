@@ -69,9 +69,9 @@ def make_loaders(ds: data.Dataset, config: Mapping[str, Any], device, augment_na
 
 
 def train_and_test(model, loaders, cfg: TrainConfig, run: RunDir, device, *, config: Mapping[str, Any], title: str,
-                   on_backward=None, **summary_extra) -> dict:
+                   on_backward=None, gap: bool = False, **summary_extra) -> dict:
     """fit() into ``run`` (resuming if the trial says so); score the best checkpoint on the test split;
-    draw the dashboard; return the summary."""
+    draw the dashboard; return the summary (with ``gap``: the last epoch's train minus validation accuracy)."""
     train, val, test = loaders
     fit(model, train, val, cfg, device=device, run=run, quiet=bool(config.get("quiet", True)), desc=title,
         on_backward=on_backward)   # resumes when the trial's RunDir was opened with resume=True
@@ -79,6 +79,9 @@ def train_and_test(model, loaders, cfg: TrainConfig, run: RunDir, device, *, con
     scores = evaluate(model, test, device)
     plots.training_dashboard(run.path, title=title)
     plots.learning_curves(run.path, title=title)
-    seconds = read_metrics(run.path)["seconds"] if (run / "metrics.csv").exists() else [0.0]
+    metrics = read_metrics(run.path) if (run / "metrics.csv").exists() else {"seconds": [0.0]}
+    seconds = metrics["seconds"]
+    if gap:
+        summary_extra["gap"] = float(metrics["train_acc"][-1]) - float(metrics["val_acc"][-1])
     return run.summary(test_acc=scores["acc"], test_loss=scores["loss"],
                        seconds_per_epoch=float(sum(seconds) / max(1, len(seconds))), **summary_extra)

@@ -8,11 +8,10 @@ and 70% (CNN) after 5 epochs.
 from __future__ import annotations
 
 from section4_transfer.common import cifar_study, load_cifar, make_loaders, study_parser, train_and_test
-from shared_utils import cli, runs
-from shared_utils.pytorch import device as devices
+from shared_utils import cli
 from shared_utils.pytorch.engine import TrainConfig
 from shared_utils.pytorch.models import build_model, count_parameters
-from shared_utils.seed import seed_everything
+from shared_utils.study import start
 
 # ---- hyper-parameters (the source notebook's); --epochs, --batch-size and --lr override them
 HP = {"epochs": 5, "batch_size": 64, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "none",
@@ -21,11 +20,10 @@ CONDITIONS = {"MLP": {"model": "mlp"}, "CNN": {"model": "cnn"}}
 
 
 def trial(config: dict) -> dict:
-    seed_everything(config["seed"])
-    device = devices.resolve(config["device"])
+    t = start(config)
+    device, run = t.device, t.run
     ds = load_cifar(config)
     model = build_model(config["model"])
-    run = runs.RunDir.for_trial(__file__, config)
     loaders = make_loaders(ds, config, device, seed=config["seed"])
     return train_and_test(model, loaders, TrainConfig.from_config(config), run, device, config=config,
                           title=f"{config['condition']} on CIFAR-10 (seed {config['seed']})",
@@ -36,7 +34,7 @@ def main(argv=None):
     p = study_parser(__doc__, HP, quick={"epochs": 1, "train_subset": 512, "test_subset": 512, "val_size": 256})
     args = cli.parse(p, argv)
     study = cifar_study(__file__, "mlp_vs_cnn", trial, CONDITIONS, args, HP)
-    result = study.run(**cli.study_backend(args))
+    result = study.run_or_load(args)
     table = result.report({"test_acc": "test acc (%)", "parameters": "parameters",
                            "seconds_per_epoch": "seconds per epoch"}, scale={"test_acc": 100},
                           caption=f"MLP vs CNN, {args.epochs} epochs, seeds {args.seeds}; mean ± std [95% CI]",

@@ -9,11 +9,10 @@ Outputs in section4_transfer/runs/regularization/.
 from __future__ import annotations
 
 from section4_transfer.common import cifar_study, load_cifar, make_loaders, study_parser, train_and_test
-from shared_utils import cli, runs
-from shared_utils.pytorch import device as devices
+from shared_utils import cli
+from shared_utils.study import start
 from shared_utils.pytorch.engine import TrainConfig
 from shared_utils.pytorch.models import SmallCNN
-from shared_utils.seed import seed_everything
 
 # ---- hyper-parameters of the baseline (no regularisation); --epochs, --batch-size and --lr override them
 HP = {"epochs": 10, "batch_size": 64, "lr": 0.05, "optimizer": "sgd", "schedule": "cosine",
@@ -29,15 +28,13 @@ CONDITIONS = {
 
 
 def trial(config: dict) -> dict:
-    seed_everything(config["seed"])
-    device = devices.resolve(config["device"])
+    t = start(config)
+    device, run = t.device, t.run
     ds = load_cifar(config)
-    run = runs.RunDir.for_trial(__file__, config)
     model = SmallCNN(batchnorm=config["batchnorm"], dropout=config["dropout"])
-    s = train_and_test(model, make_loaders(ds, config, device, config["augment"], seed=config["seed"]),
+    return train_and_test(model, make_loaders(ds, config, device, config["augment"], seed=config["seed"]),
                        TrainConfig.from_config(config), run, device, config=config,
-                       title=f"Small CNN, {config['condition']} (seed {config['seed']})")
-    return {**s, "gap": s["final_train_acc"] - s["final_val_acc"]}
+                       title=f"Small CNN, {config['condition']} (seed {config['seed']})", gap=True)
 
 
 def main(argv=None):
@@ -45,7 +42,7 @@ def main(argv=None):
     p.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS))
     args = cli.parse(p, argv)
     study = cifar_study(__file__, "regularization", trial, {c: CONDITIONS[c] for c in args.conditions}, args, HP)
-    result = study.run(**cli.study_backend(args))
+    result = study.run_or_load(args)
     table = result.report({"gap": "train - val gap (points)", "test_acc": "test accuracy (%)"}, scale=100,
                           bars=["train - val gap (points)", "test accuracy (%)"],
                           caption=f"Regularisation study: small CNN, {args.epochs} epochs, seeds {args.seeds}; "

@@ -18,10 +18,9 @@ import torch
 
 from section4_transfer.common import QUICK, cifar_study, load_cifar, make_loaders, study_parser, train_and_test
 from shared_utils import cli, plots, runs
-from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig
 from shared_utils.pytorch.models import build_model, count_parameters
-from shared_utils.seed import seed_everything
+from shared_utils.study import start
 
 # ---- hyper-parameters (He et al. 2016, section 4.2, on a CPU budget); --epochs, --batch-size, --lr override
 HP = {"epochs": 10, "batch_size": 128, "lr": 0.1, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 1e-4,
@@ -55,11 +54,10 @@ class GradientRecorder:
 
 
 def trial(config: dict) -> dict:
-    seed_everything(config["seed"])
-    device = devices.resolve(config["device"])
+    t = start(config)
+    device, run = t.device, t.run
     ds = load_cifar(config)
     model = build_model(config["kind"], depth=config["depth"])
-    run = runs.RunDir.for_trial(__file__, config)
     steps = config["epochs"] * -(-len(ds.train) // config["batch_size"])
     recorder = GradientRecorder(snapshot_steps(steps), run.path if config["resume"] else None)
     s = train_and_test(model, make_loaders(ds, config, device, config["augment"], seed=config["seed"]),
@@ -90,7 +88,7 @@ def main(argv=None):
     conditions = {f"{'ResNet' if kind == 'resnet' else 'Plain'}-{depth}": {"kind": kind, "depth": depth}
                   for kind in ("plain", "resnet") for depth in args.depths}
     study = cifar_study(__file__, "resnet_vs_plain", trial, conditions, args, HP, warmup_epochs=args.warmup)
-    result = study.run(**cli.study_backend(args))
+    result = study.run_or_load(args)
     out = study.path
     table = result.report({"final_train_loss": "final train loss", "test_acc": "test acc (%)",
                            "parameters": "parameters"}, scale={"test_acc": 100},

@@ -11,11 +11,10 @@ keep it practical on a CPU. Outputs in section4_transfer/runs/transfer_learning/
 from __future__ import annotations
 
 from section4_transfer.common import cifar_study, load_cifar, make_loaders, study_parser, train_and_test
-from shared_utils import cli, runs
-from shared_utils.pytorch import device as devices
+from shared_utils import cli
 from shared_utils.pytorch.engine import TrainConfig
 from shared_utils.pytorch.models import count_parameters, freeze_backbone, load_pretrained, resnet18
-from shared_utils.seed import seed_everything
+from shared_utils.study import start
 
 # ---- hyper-parameters; --epochs, --batch-size, --lr, --resize and --weights override them
 HP = {"epochs": 5, "batch_size": 64, "lr": 0.01, "optimizer": "sgd", "weight_decay": 5e-4, "schedule": "cosine",
@@ -28,14 +27,13 @@ CONDITIONS = {
 
 
 def trial(config: dict) -> dict:
-    seed_everything(config["seed"])
-    device = devices.resolve(config["device"])
+    t = start(config)
+    device, run = t.device, t.run
     ds = load_cifar(config)
     model = resnet18(classes=10, cifar_stem=False)
     loaded = load_pretrained(model, config["weights"]) if config["pretrained"] else None
     if config["frozen"]:
         freeze_backbone(model)
-    run = runs.RunDir.for_trial(__file__, config)
     # loaders per condition: every condition draws its shuffles and augmentations from its own seed
     loaders = make_loaders(ds, config, device, ("crop", "flip"), seed=config["seed"], resize=config["resize"])
     return train_and_test(model, loaders, TrainConfig.from_config(config), run, device, config=config,
@@ -55,7 +53,7 @@ def main(argv=None):
     if args.weights != "none":
         load_pretrained(resnet18(cifar_stem=False), args.weights)   # fail fast, before any training
     study = cifar_study(__file__, "transfer_learning", trial, conditions, args, HP, weights=str(args.weights))
-    result = study.run(**cli.study_backend(args))
+    result = study.run_or_load(args)
     table = result.report({"test_acc": "test acc (%)", "trainable_parameters": "trainable parameters",
                            "seconds_per_epoch": "seconds per epoch"}, scale={"test_acc": 100},
                           caption=f"Transfer to CIFAR-10 at {args.resize}px, {args.epochs} epochs, weights: "

@@ -261,7 +261,8 @@ def device_problem(name: str) -> str | None:
 
 
 def add_study_flags(p: argparse.ArgumentParser) -> None:
-    """``--workers --backend --address --resume``: how a comparison's trials run (shared_utils.study)."""
+    """``--workers --backend --address --resume --report-only``: how a comparison's trials run, or that they
+    do not (shared_utils.study)."""
     g = p.add_argument_group("study runner")
     g.add_argument("--workers", type=positive_int, default=1,
                    help="trials at a time: local processes (--backend pool) or Ray tasks' CPU share")
@@ -271,6 +272,8 @@ def add_study_flags(p: argparse.ArgumentParser) -> None:
                    help="Ray cluster to join with --backend ray: auto or HOST:PORT (default: start a local one)")
     g.add_argument("--resume", action="store_true",
                    help="skip finished trials and continue unfinished ones from their last checkpoint")
+    g.add_argument("--report-only", action="store_true",
+                   help="train nothing: redraw the tables and figures from the study's folder")
 
 
 def study_backend(args: argparse.Namespace) -> dict:

@@ -344,6 +344,15 @@ class Study:
         """This study's results read back from its folder (what ``--report-only`` draws from)."""
         return StudyResult.load(self.path)
 
+    def run_or_load(self, args: Any) -> "StudyResult":
+        """What a study script does with its parsed flags: with ``--report-only`` read the results already in
+        the folder, else run the trials (``--workers --backend --address``; ``--resume`` is the study's)."""
+        if getattr(args, "report_only", False):
+            return self.load()
+        from shared_utils import cli
+
+        return self.run(**cli.study_backend(args))
+
     def _validate(self) -> None:
         if not self.conditions:
             raise UserError(f"study {self.name}: no conditions to run")

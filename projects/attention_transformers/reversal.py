@@ -193,7 +193,6 @@ def main(argv=None):
                    help="new training sequences per epoch")
     p.add_argument("--val-size", type=cli.bounded_int(10, 1_000_000, " sequences"), default=HP["val_size"])
     p.add_argument("--test-size", type=cli.bounded_int(10, 1_000_000, " sequences"), default=HP["test_size"])
-    p.add_argument("--report-only", action="store_true", help="redraw the tables and figures from the run folders")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
     if args.batch_size > args.train_size:

@@ -336,7 +336,6 @@ def main(argv=None):
                    help="a Hugging Face data set id with text/label columns (default: rt-polarity from --data-dir)")
     p.add_argument("--max-len", type=cli.bounded_int(4, 512, " tokens"), default=HP["max_len"],
                    help="tokens per sentence (longer ones are truncated)")
-    p.add_argument("--report-only", action="store_true", help="redraw the tables and figures from the run folders")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
     root = runs.root(__file__, out=args.out)

@@ -97,7 +97,6 @@ def main(argv=None):
     p.add_argument("--train-subset", type=cli.positive_int, default=SCREEN_BUDGET["train_subset"])
     p.add_argument("--val-size", type=cli.positive_int, default=SCREEN_BUDGET["val_size"])
     p.add_argument("--test-subset", type=cli.positive_int, default=None)
-    p.add_argument("--report-only", action="store_true", help="rebuild the table and figure from the run folders")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
     # each trial scores its test set with the recipe's TTA and without (SAME_WEIGHTS), not with every TTA

@@ -37,12 +37,11 @@ from typing import Any, Mapping
 import torch
 
 from shared_utils import data, plots, runs
+from shared_utils.study import start
 from shared_utils.errors import UserError
-from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TTA_VIEWS, SCHEDULES, TrainConfig, evaluate, fit, load_final
 from shared_utils.pytorch.models import FastNet, build_model, count_parameters
 from shared_utils.pytorch.pipeline import AUGMENTATIONS, TensorLoader
-from shared_utils.seed import seed_everything
 
 MODELS = {   # name -> (zoo name, keyword arguments)
     "fastnet": ("fastnet", {"widths": (64, 256, 256)}),
@@ -118,10 +117,9 @@ def train_trial(config: dict, script_file: str = __file__) -> dict:
     """Train one configuration into ``config["run_dir"]`` (resuming when the trial says so) and return its
     summary: validation and test accuracy, the test accuracy with every TTA, seconds and images/s."""
     check_config(config)
-    seed_everything(config["seed"])
-    device = devices.resolve(config.get("device", "auto"))
+    t = start(config, script_file)
+    device, run = t.device, t.run
     ds = data.cifar10_from_settings(config)
-    run = runs.RunDir.for_trial(script_file, config)
     model = build(config)
     if isinstance(model, FastNet):   # whitening from the run's own training images, before any step
         sample = torch.from_numpy(ds.normalize(ds.train.x[:5000]))

@@ -98,7 +98,7 @@ def main(argv=None):
     name = "recipe_long" if args.long else "recipe"
     study = Study(name, trial, {"recipe": {}}, args.seeds, runs.root(__file__, out=args.out),
                   base={**hp, **settings}, resume=args.resume)
-    result = study.run(**cli.study_backend(args))
+    result = study.run_or_load(args)
     table = result.report({"test_acc": "test acc (%)", "test_acc_tta_none": "no TTA (%)",
                            "train_seconds": "train seconds", "wall_time_s": "wall seconds (this invocation)"},
                           scale={"test_acc": 100, "test_acc_tta_none": 100},

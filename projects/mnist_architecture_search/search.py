@@ -374,7 +374,6 @@ def main(argv=None):
     p.add_argument("--recipe-depth", type=cli.bounded_int(1, 50, " layers"), default=2)
     p.add_argument("--recipe-cnn-budgets", type=cli.bounded_int(100, 10_000_000, " parameters"), nargs="+",
                    default=[10_000, 25_000], help="CNN budgets the recipe part trains with the MLP's recipes")
-    p.add_argument("--report-only", action="store_true", help="redraw the tables and figures from the run folders")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
     for b in args.budgets:                 # every budget must fit every depth (and a CNN) before anything runs

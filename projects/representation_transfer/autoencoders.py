@@ -141,7 +141,6 @@ def main(argv=None):
     p.add_argument("--codes", type=cli.bounded_int(1, PIXELS, " numbers (at most the 784 pixels)"), nargs="+",
                    default=list(CODES), help="bottleneck sizes k")
     p.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
-    p.add_argument("--report-only", action="store_true", help="redraw the tables and figures from the run folders")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
     out = runs.root(__file__, out=args.out)

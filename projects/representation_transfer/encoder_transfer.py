@@ -157,7 +157,6 @@ def main(argv=None):
     p.add_argument("--min-steps", type=cli.bounded_int(1, 10_000_000, " steps"), default=HP["min_steps"],
                    help="fewest optimizer steps any run takes (small budgets get more epochs)")
     p.add_argument("--pretrain-epochs", type=cli.bounded_int(1, 10_000, " epochs"), default=autoencoders.HP["epochs"])
-    p.add_argument("--report-only", action="store_true", help="redraw the tables and figures from the run folders")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
     out = runs.root(__file__, out=args.out)

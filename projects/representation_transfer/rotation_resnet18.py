@@ -22,8 +22,7 @@ from shared_utils.pytorch.checkpoint import save_torch
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit
 from shared_utils.pytorch.models import count_parameters, resnet18
 from shared_utils.pytorch.pipeline import AUGMENTATIONS, TensorLoader, all_rotations, resize, rotation_prediction
-from shared_utils.seed import seed_everything
-from shared_utils.study import Study
+from shared_utils.study import Study, start
 
 HP = {"epochs": 6, "batch_size": 128, "lr": 0.1, "optimizer": "sgd", "weight_decay": 5e-4, "schedule": "cosine",
       "warmup_epochs": 0.5, "resize": 32}
@@ -32,8 +31,8 @@ ROTATION_VAL = 1250          # held-out training images whose four turns are wat
 
 
 def trial(config: dict) -> dict:
-    seed_everything(config["seed"])
-    device = devices.resolve(config["device"])
+    t = start(config)
+    device, run = t.device, t.run
     ds = load(config)
     images = np.concatenate([ds.train.x, ds.val.x])            # every training image, unlabelled
     kw = dict(mean=ds.mean, std=ds.std, device=device)
@@ -46,7 +45,6 @@ def trial(config: dict) -> dict:
     val = TensorLoader(val_x, val_y, batch_size=250, shuffle=False, augment=evaluation, **kw)
     test = TensorLoader(test_x, test_y, batch_size=250, shuffle=False, augment=evaluation, **kw)
     model = resnet18(classes=4, cifar_stem=False)
-    run = runs.RunDir.for_trial(__file__, config)
     fit(model, loader, val, TrainConfig.from_config(config), device=device, run=run, quiet=config["quiet"],
         desc="ResNet-18, rotation")
     scores = evaluate(model, test, device)                     # the final weights: no checkpoint is picked

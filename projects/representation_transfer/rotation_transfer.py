@@ -459,7 +459,6 @@ def main(argv=None):
     p.add_argument("--val-size", type=cli.bounded_int(100, 40_000, " images"), default=5000,
                    help="training images held out for validation")
     p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
-    p.add_argument("--report-only", action="store_true", help="redraw the tables and figures from the run folders")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
     args.blocks = sorted(set(args.blocks))

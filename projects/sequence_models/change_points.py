@@ -415,7 +415,6 @@ def main(argv=None):
     p.add_argument("--test-null", type=cli.bounded_int(20, 1_000_000, " streams"), default=HP["test_null"],
                    help="unchanged test streams (they set the 5%% false-alarm thresholds)")
     p.add_argument("--models", nargs="+", choices=LEARNED, default=list(LEARNED))
-    p.add_argument("--report-only", action="store_true", help="redraw the tables and figures from the run folders")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
     seq.check_change_settings(args.length, tuple(args.window))

@@ -254,7 +254,6 @@ def main(argv=None):
     p.add_argument("--train-size", type=cli.bounded_int(100, 10_000_000, " sequences"), default=HP["train_size"])
     p.add_argument("--val-size", type=cli.bounded_int(50, 1_000_000, " sequences"), default=HP["val_size"])
     p.add_argument("--test-size", type=cli.bounded_int(100, 1_000_000, " sequences"), default=HP["test_size"])
-    p.add_argument("--report-only", action="store_true", help="redraw the tables and figures from the run folders")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
     seq.check_token_settings(args.vocab, min(args.lengths))
