@@ -552,18 +552,25 @@ class Study:
         survivors = list(self.conditions)
         rounds = []
         last = None
+        latest: dict[tuple[str, int], TrialOutcome] = {}     # each trial as its last round left it
+        started = time.perf_counter()
         for i, budget in enumerate(budgets):
             kept = self.grid.where(lambda c: c.name in survivors)
             sub = Study(self.name, self.trial_fn, kept, self.seeds, self.out,
                         base={**self.base, self.budget_key: budget}, resume=self.resume or i > 0,
                         budget_key=self.budget_key, cost=self.cost, restart_on_budget=restart)
             last = sub.run(backend=backend, workers=workers, address=address, quiet=quiet, **run_kwargs)
+            latest.update({(o.trial.condition, o.trial.seed): o for o in last.outcomes})
             scores = last.scores(metric)
             ranked = sorted(scores, key=lambda c: scores[c], reverse=mode == "max")
             keep = ranked[:max(1, len(ranked) // eta)] if i < len(budgets) - 1 else ranked[:1]
             rounds.append({"round": i + 1, "budget": budget, "scores": scores, "ranked": ranked, "kept": keep,
                            "failed": [o.trial.condition for o in last.outcomes if o.status == "failed"]})
             survivors = keep
+        # the folder's manifest then lists every condition, each at the last round it reached, so the whole
+        # screen reads back with StudyResult.load (a round's own manifest holds only its survivors)
+        StudyResult(self, [latest[t.condition, t.seed] for t in self.trials() if (t.condition, t.seed) in latest],
+                    backend=backend, workers=workers, wall_seconds=time.perf_counter() - started).write_manifest()
         result = HalvingResult(self, rounds, last, metric, mode)
         result.write()
         return result

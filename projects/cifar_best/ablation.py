@@ -19,7 +19,7 @@ from projects.cifar_best.recipe import HP
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
 from shared_utils.pytorch import device as devices
-from shared_utils.study import Study, slug
+from shared_utils.study import Study, StudyResult
 
 SCREEN_BUDGET = {"epochs": 4, "train_subset": 10_000, "val_size": 5000}
 QUICK = {"epochs": 1, "train_subset": 256, "val_size": 128, "test_subset": 256}
@@ -62,13 +62,12 @@ def trial(config: dict) -> dict:
 
 
 def table_from_folders(study_path: Path, conditions) -> tuple[dict, str]:
-    """{condition: {column: per-seed values}} read from <study>/<condition>/seed_*/summary.json, with each
+    """{condition: {column: per-seed values}} read back from the study's folder (StudyResult.load), with each
     condition's paired drop against the full recipe (seeds both have), and the Markdown table."""
     per: dict[str, dict[int, dict]] = {}
-    for c in conditions:
-        for folder in sorted((study_path / slug(c)).glob("seed_*")):
-            if (folder / "summary.json").exists():
-                per.setdefault(c, {})[int(folder.name.split("_")[1])] = runs.read_summary(folder)
+    for o in StudyResult.load(study_path).outcomes:
+        if o.trial.condition in conditions and o.status not in ("failed", "missing"):
+            per.setdefault(o.trial.condition, {})[o.trial.seed] = o.summary
     if "full recipe" not in per:
         raise UserError(f"no finished 'full recipe' run under {study_path}; run the ablation first")
     full = per["full recipe"]

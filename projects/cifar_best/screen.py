@@ -28,7 +28,7 @@ from shared_utils import cli, data, runs, stats
 from shared_utils.atomic import atomic_write_json
 from shared_utils.errors import UserError
 from shared_utils.pytorch import device as devices
-from shared_utils.study import Study, slug
+from shared_utils.study import Study, StudyResult
 
 # ---- the recipe before screening: the published fast-training family's shape (see README), plain settings
 START = {"model": "fastnet", "whiten": True, "augment": ["flip", "translate"], "label_smoothing": 0.2,
@@ -157,10 +157,10 @@ def ranking(result, group: str) -> str:
     header = ["rank", "condition", "round (epochs)", "val acc (%)", "test acc (%)", "train seconds", "images/s"]
     rows = []
     order = sorted(reached, key=lambda c: (-reached[c]["round"], -reached[c]["scores"][c]))
+    found = StudyResult.load(result.study.path).summaries()     # each condition as its last round left it
     for i, c in enumerate(order, 1):
         r = reached[c]
-        summaries = [runs.read_summary(p) for p in sorted((result.study.path / slug(c)).glob("seed_*"))
-                     if (p / "summary.json").exists()]
+        summaries = found.get(c, [])
         test = [s["test_acc"] * 100 for s in summaries]
         seconds = [s["train_seconds"] for s in summaries]
         ips = [s["images_per_s"] for s in summaries]

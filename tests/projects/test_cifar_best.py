@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from shared_utils.study import StudyResult
 from tests.conftest import assert_user_error, requires, run_script, sizes
 
 torch = pytest.importorskip("torch")
@@ -58,8 +59,9 @@ def test_quick_screening_halves_each_group_and_carries_the_winner_on(tmp_path, s
     trial = json.loads(next((out / "screen_batchnorm").glob("*/seed_0/trial.json")).read_text())
     assert trial["batch_size"] == summary["recipe"]["batch_size"]
     # a survivor continued from its checkpoint: 2 epochs in all, one metrics row each
-    survivor = screen.slug(summary["batchnorm"]["winner"])
-    rows = (out / "screen_batchnorm" / survivor / "seed_0" / "metrics.csv").read_text().splitlines()
+    screened = StudyResult.load(out / "screen_batchnorm")          # every condition, at the last round it reached
+    assert len(screened.conditions) == len(groups["batchnorm"])
+    rows = screened.artifact(summary["batchnorm"]["winner"], 0, "metrics.csv").read_text().splitlines()
     assert len(rows) == 1 + 2
 
 
@@ -113,6 +115,10 @@ def test_ablation_table_is_read_from_the_run_folders_with_paired_drops(tmp_path)
     for seed in range(3):
         write_summary(study / "full_recipe" / f"seed_{seed}", full[seed], 0.8, test_acc_tta_none=full[seed] - 0.005)
         write_summary(study / "-_flip" / f"seed_{seed}", noflip[seed], 0.7)
+    (study / "manifest.json").write_text(json.dumps({   # what the study runner records beside the trials
+        "study": "ablation", "conditions": ["full recipe", "- flip"], "seeds": [0, 1, 2],
+        "trials": [{"condition": c, "seed": s, "status": "done", "run_dir": f"{folder}/seed_{s}"}
+                   for c, folder in (("full recipe", "full_recipe"), ("- flip", "-_flip")) for s in range(3)]}))
     table, text = ablation.table_from_folders(study, conditions)
     no_tta = "- test-time augmentation (same weights)"
     assert set(table) == {"full recipe", "- flip", no_tta}          # what the folders hold, nothing invented
