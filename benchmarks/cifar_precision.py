@@ -21,7 +21,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from projects.cifar_best.common import MODELS, build
+from projects.cifar_best.training import MODELS, build
 from shared_utils import cli, runs
 from shared_utils.seed import seed_everything
 

@@ -1,7 +1,7 @@
 """Benchmark: the NumPy CNN (section 3) against the identical network in PyTorch on the CPU.
 
 1. Speed: seconds per epoch on full MNIST (55,000 images), the main job's network (Conv -> MaxPool -> ReLU,
-   twice, then FC-ReLU-FC, in both frameworks), Adam and batch (train_mnist_numpy.RECIPE), float32, in
+   twice, then FC-ReLU-FC, in both frameworks), Adam and batch (section3_cnn/experiment.RECIPE), float32, in
    alternating blocks (NumPy with the main job's threads, NumPy on one thread, PyTorch; then again),
    medians reported. Goal: NumPy at most 0.8x PyTorch's time. PyTorch uses all its default threads.
 2. Efficiency: achieved GFLOP/s of a NumPy training step (multiply-adds counted from the layer
@@ -31,7 +31,7 @@ from section2_optimization.trainer import fit
 from section3_cnn.layers import Conv2D
 from section2_optimization.layers import Linear
 from section3_cnn.model import build_cnn
-from section3_cnn.train_mnist_numpy import RECIPE
+from section3_cnn.experiment import RECIPE
 from shared_utils import cli, data, runs
 
 REPO = Path(__file__).resolve().parents[1]

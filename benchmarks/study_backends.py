@@ -21,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from section3_cnn.pooling_comparison import HP, trial
+from section3_cnn.experiment import POOLING_HP as HP
+from section3_cnn.experiment import pooling_trial as trial
 from shared_utils import cli, runs
 from shared_utils.study import Study
 

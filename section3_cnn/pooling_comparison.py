@@ -9,21 +9,12 @@ from __future__ import annotations
 
 import argparse
 
-from section3_cnn.experiment import load_mnist, train_cnn
+from section3_cnn.experiment import POOLING_HP as HP
+from section3_cnn.experiment import load_mnist
+from section3_cnn.experiment import pooling_trial as trial
 from section3_cnn.model import POOLS
 from shared_utils import cli, device, runs
-from shared_utils.study import Study, start
-
-# ---- hyper-parameters (the main job's recipe); --epochs, --batch-size, --lr and --shift override them
-HP = {"epochs": 3, "batch_size": 64, "lr": 0.003, "shift": 1, "pool": "max"}
-
-
-def trial(config: dict) -> dict:
-    run = start(config).run
-    settings = argparse.Namespace(**{**config, "seed": config["data_seed"]})   # the same images for every trial
-    ds = load_mnist(settings)
-    return train_cnn(settings, ds, run, seed=config["seed"], pool=config["pool"], shift=config["shift"])
-
+from shared_utils.study import Study
 
 def main(argv=None):
     p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
@@ -35,7 +26,7 @@ def main(argv=None):
     args = cli.parse(p, argv)
     device.numpy_device(args.device)
     base = {**cli.hyperparameters(HP, args), **cli.data_settings(args)}
-    study = Study("pooling_compare", trial, {pool: {"pool": pool} for pool in args.pools}, args.seeds,
+    study = Study("pooling_compare", trial, Study.grid(pool=args.pools), args.seeds,
                   runs.root(__file__, out=args.out), base=base, resume=args.resume)
     load_mnist(argparse.Namespace(**{**study.base, "seed": args.seed}))   # no data: stop before any trial
     result = study.run_or_load(args)

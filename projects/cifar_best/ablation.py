@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from projects.cifar_best.common import check_config, train_trial
-from projects.cifar_best.recipe import HP
+from projects.cifar_best.training import RECIPE as HP
+from projects.cifar_best.training import check_config, train_trial
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
 from shared_utils.pytorch import device as devices

@@ -15,28 +15,12 @@ forces that everywhere).
 """
 from __future__ import annotations
 
-from projects.cifar_best.common import AUGMENT, MODELS, PRECISIONS, check_config, train_trial
+from projects.cifar_best.training import AUGMENT, MODELS, PRECISIONS, RECIPE, check_config, train_trial
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.pytorch import device as devices
 from shared_utils.study import Study
 
-# ---- the recipe. Each line: the setting, then the screening result that chose it (screen_<group>/ranking.md,
-# ---- 10,000-image subset, seed 0; see README.md for the table and what did not survive).
-HP = {
-    "model": "fastnet",            # model: 65.2% val at 4 epochs vs fastnet_small 58.3, wrn16_4 53.8 (4.6x slower)
-    "whiten": True,                # model: whitening 50.3% vs 37.2% without, at 2 epochs
-    "augment": ["flip", "translate"],  # augment (16 ep): 79.3% vs altflip+translate 79.1, flip alone 77.7
-    "optimizer": "sgd", "lr": 0.2, "momentum": 0.9, "nesterov": True,   # optimizer: lr 0.4 at batch 512 (66.0%)
-    "lookahead_steps": 0, "lookahead_alpha": 0.5,                       # optimizer: lookahead 42.6% vs 50.3% (2 ep)
-    "schedule": "linear", "warmup_epochs": 0.0,                         # schedule: no warm-up 67.2% vs 66.0%
-    "label_smoothing": 0.2, "weight_decay": 5e-4,                       # regularise (16 ep): 79.6% vs 0.3: 79.5
-    "batch_size": 256,             # batch: 256 at lr 0.2 (linear scaling of 0.4 at 512) 71.7% at 4 epochs
-    "bn_momentum": 0.4, "bn_weight": True,                              # batchnorm: 61.3% = 0.1's 61.3 (2 ep): noise
-    "tta": "flip_translate", "ema_epochs": None,                        # averaging: 72.5% vs flip 72.3 (4 ep); EMA lost
-    "curve_tta": "none",           # the every-epoch curve: one view (cost, not accuracy: the final score uses tta)
-    "epochs": 18,                  # full data: 16 epochs gave 90.17, 90.16% (6-view TTA) in 1,181-1,212 s, short of 90.6
-    "precision": "auto", "report_all_tta": True,
-}
+HP = RECIPE        # the recipe, each setting beside the screening result that chose it: training.RECIPE
 # the longer budget: wider (a 4.6M-parameter FastNet) and cutout against the over-fitting the 18-epoch runs showed
 # (97.5% train vs 89.4% test); measured (Intel AMX, seed 0): 91.40% with six-view TTA in 5,531 s, short of 92.5%
 LONG = {"model": "fastnet_wide", "augment": ["flip", "translate", "cutout"], "epochs": 40}

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from projects.cifar_best.common import check_config, train_trial
+from projects.cifar_best.training import check_config, train_trial
 from shared_utils import cli, data, runs, stats
 from shared_utils.atomic import atomic_write_json
 from shared_utils.errors import UserError

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from projects.pytorch_mechanics.common import loaders, mnist
-from shared_utils import cli, plots, runs, stats
+from shared_utils import cli, data, plots, runs, stats
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, classification, fit
+from shared_utils.pytorch.pipeline import loaders
 from shared_utils.pytorch.models import MLP
 from shared_utils.seed import seed_everything
 
@@ -60,7 +60,7 @@ def label_entropy(labels: np.ndarray) -> float:
 def train(init: str, args, ds, device, root) -> dict:
     """Train one initialisation, recording each layer's weight- and bias-gradient norm and the loss per step."""
     model = build(init, args.seed)
-    train_loader, val, _ = loaders(ds, args.batch_size, args.seed, device, normalise=False)
+    train_loader, val, _ = loaders(ds, batch_size=args.batch_size, seed=args.seed, device=device, normalise=False)
     layers = linears(model)
     grads = {f"layer {i + 1} weight": [] for i in range(len(layers))}
     grads.update({f"layer {i + 1} bias": [] for i in range(len(layers))})
@@ -107,7 +107,7 @@ def main(argv=None):
     p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], quick=QUICK)
     args = cli.parse(p, argv)
     device = devices.resolve(args.device)
-    ds = mnist(args)
+    ds = data.mnist_from_settings(cli.data_settings(args), subset_mode="random", limit_test=getattr(args, "limit_test", None))
     root = runs.root(__file__, "dying_relu", out=args.out)
     results = {init: train(init, args, ds, device, root) for init in INITS}
     entropy = label_entropy(ds.train.y)

@@ -24,10 +24,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from projects.pytorch_mechanics.common import loaders, mnist
-from shared_utils import cli, plots, runs, stats
+from shared_utils import cli, data, plots, runs, stats
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit
+from shared_utils.pytorch.pipeline import loaders
 from shared_utils.pytorch.models import MLP
 from shared_utils.seed import seed_everything
 
@@ -84,12 +84,12 @@ def manual_fit(model: torch.nn.Module, train, val, epochs: int, lr: float, momen
 def compare(args) -> dict:
     """Both loops on the same data, seed and settings; returns their test figures."""
     device = devices.resolve(args.device)
-    ds = mnist(args)
+    ds = data.mnist_from_settings(cli.data_settings(args), subset_mode="random", limit_test=getattr(args, "limit_test", None))
     root = runs.root(__file__, "manual_loop", out=args.out)
     out = {}
     for name in ("manual", "engine"):
         model = build(args.seed).to(device)
-        train, val, test = loaders(ds, args.batch_size, args.seed, device)
+        train, val, test = loaders(ds, batch_size=args.batch_size, seed=args.seed, device=device)
         run = runs.RunDir(__file__, f"manual_loop/{name}", args, path=root / name)
         started = time.perf_counter()
         if name == "manual":

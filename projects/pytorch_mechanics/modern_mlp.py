@@ -22,11 +22,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from projects.pytorch_mechanics.common import loaders, mnist
-from shared_utils import cli, plots, runs, stats
+from shared_utils import cli, data, plots, runs, stats
 from shared_utils.atomic import atomic_write_json
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit
+from shared_utils.pytorch.pipeline import loaders
 from shared_utils.pytorch.models import MLP
 from shared_utils.seed import seed_everything
 
@@ -45,7 +45,7 @@ def build(batchnorm: bool, seed: int) -> nn.Module:
 def train(batchnorm: bool, args, ds, device, root) -> tuple[nn.Module, dict]:
     name = "batchnorm" if batchnorm else "no_batchnorm"
     model = build(batchnorm, args.seed)
-    train_loader, val, test = loaders(ds, args.batch_size, args.seed, device)
+    train_loader, val, test = loaders(ds, batch_size=args.batch_size, seed=args.seed, device=device)
     run = runs.RunDir(__file__, f"modern_mlp/{name}", args, path=root / name)
     cfg = TrainConfig(epochs=args.epochs, lr=args.lr, optimizer="adam", weight_decay=0.0, schedule="cosine")
     fit(model, train_loader, val, cfg, device=device, run=run, quiet=args.quiet, desc=name)
@@ -119,11 +119,11 @@ def main(argv=None):
     p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], quick=QUICK)
     args = cli.parse(p, argv)
     device = devices.resolve(args.device)
-    ds = mnist(args)
+    ds = data.mnist_from_settings(cli.data_settings(args), subset_mode="random", limit_test=getattr(args, "limit_test", None))
     root = runs.root(__file__, "modern_mlp", out=args.out)
     bn_model, bn = train(True, args, ds, device, root)
     plain_model, plain = train(False, args, ds, device, root)
-    _, _, test = loaders(ds, args.batch_size, args.seed, device)
+    _, _, test = loaders(ds, batch_size=args.batch_size, seed=args.seed, device=device)
     images, labels = pick_images(bn_model, plain_model, test)
     result = stress_test(bn_model, plain_model, images, labels, args.seed)
     easy = result["images"][0]

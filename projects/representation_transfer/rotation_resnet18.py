@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from projects.representation_transfer.rotation_transfer import load
+from projects.representation_transfer.cifar_tasks import load
 from shared_utils import cli, runs
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.checkpoint import save_torch

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from projects.representation_transfer.cifar_tasks import TASKS, load, task_splits
 from projects.representation_transfer.labels import budget_name, labels_arg, steps_cell
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
@@ -48,7 +49,6 @@ PRETRAIN_HP = {"epochs": 10, "batch_size": 128, "lr": 0.1, "optimizer": "sgd", "
                "schedule": "cosine", "warmup_epochs": 0.5, "width": 32, "pretext": "rotation", "task": "cifar10"}
 PRETRAINS = {"rotation": {"pretext": "rotation", "task": "cifar10"},
              "supervised, classes 0-4": {"pretext": "classes", "task": "classes 0-4"}}
-TASKS = {"cifar10": (0, 10), "classes 0-4": (0, 5), "classes 5-9": (5, 10)}
 BLOCKS = (1, 2, 3, 4)
 LABEL_BUDGETS = (1000, 5000, 0)       # 0 = all 45,000 training labels
 CROSS_LABELS = 2500                   # classes 5-9: 500 labels per class
@@ -58,24 +58,6 @@ WATCHED = 1000                        # validation images scored after every epo
 # Gidaris et al. 2018, Table 1: CIFAR-10 accuracy of non-linear classifiers on frozen RotNet (NIN, 4 blocks)
 GIDARIS_FROZEN = {1: 85.07, 2: 89.06, 3: 86.21, 4: 61.73}
 GIDARIS_SUPERVISED = 92.80
-
-
-# --------------------------------------------------------------------------- data
-def load(config: dict) -> data.Dataset:
-    """CIFAR-10 with 5,000 (--val-size) training images held out, the same split for every trial."""
-    return data.cached("cifar10", config.get("data_dir"), limit=config.get("limit_train"),
-                       limit_test=config.get("test_subset"), subset_mode="random", val_size=config["val_size"],
-                       seed=config.get("data_seed", 0), quiet=bool(config.get("quiet")))
-
-
-def task_splits(ds: data.Dataset, task: str) -> tuple[data.Split, data.Split, data.Split]:
-    """Train, validation and test images of a task's classes, labels renumbered from 0."""
-    low, high = TASKS[task]
-
-    def part(split):
-        keep = np.flatnonzero((split.y >= low) & (split.y < high))
-        return data.Split(split.x[keep], split.y[keep] - low)
-    return part(ds.train), part(ds.val), part(ds.test)
 
 
 def checkpoint_blocks(path: Path, k: int) -> dict:

@@ -11,7 +11,7 @@ from tests.conftest import assert_user_error, requires, run_script, sizes
 
 torch = pytest.importorskip("torch")
 
-from projects.cifar_best import ablation, common, recipe, screen  # noqa: E402
+from projects.cifar_best import ablation, recipe, screen, training  # noqa: E402
 from shared_utils.pytorch.engine import (TTA_VIEWS, Lookahead, TestTimeAugmentation, TrainConfig, fit,  # noqa: E402
                                          load_final)
 from shared_utils.pytorch.models import FastNet  # noqa: E402
@@ -235,16 +235,16 @@ def test_cpu_bfloat16_autocast_is_opt_in():
 def test_precision_auto_uses_each_devices_fast_path_and_fp32_overrides_it(monkeypatch):
     config = dict(recipe.HP, seed=0)
     cuda = torch.device("cuda")    # a config question: nothing runs on the device
-    cfg = common.train_config(config, 10, common.resolve_precision(config, cuda))
-    assert common.resolve_precision(config, cuda) == "fp16" and cfg.amp and cfg.channels_last and not cfg.cpu_amp
-    monkeypatch.setattr(common.runs, "cpu_features", lambda: ["avx2", "avx512f"])       # AMD Zen 3, say
-    assert common.resolve_precision(config, CPU) == "fp32"
-    assert not common.train_config(config, 10, "fp32").uses_channels_last(CPU)
-    monkeypatch.setattr(common.runs, "cpu_features", lambda: ["avx2", "avx512f", "avx512_bf16"])
-    cfg = common.train_config(config, 10, common.resolve_precision(config, CPU))
+    cfg = training.train_config(config, 10, training.resolve_precision(config, cuda))
+    assert training.resolve_precision(config, cuda) == "fp16" and cfg.amp and cfg.channels_last and not cfg.cpu_amp
+    monkeypatch.setattr(training.runs, "cpu_features", lambda: ["avx2", "avx512f"])       # AMD Zen 3, say
+    assert training.resolve_precision(config, CPU) == "fp32"
+    assert not training.train_config(config, 10, "fp32").uses_channels_last(CPU)
+    monkeypatch.setattr(training.runs, "cpu_features", lambda: ["avx2", "avx512f", "avx512_bf16"])
+    cfg = training.train_config(config, 10, training.resolve_precision(config, CPU))
     assert cfg.cpu_amp and cfg.uses_channels_last(CPU)
-    assert common.resolve_precision({**config, "precision": "fp32"}, CPU) == "fp32"
-    assert common.resolve_precision(config, torch.device("mps")) == "fp32"
+    assert training.resolve_precision({**config, "precision": "fp32"}, CPU) == "fp32"
+    assert training.resolve_precision(config, torch.device("mps")) == "fp32"
 
 
 def test_linear_schedule_decays_to_zero_after_its_warmup():
@@ -264,9 +264,9 @@ def test_linear_schedule_decays_to_zero_after_its_warmup():
 
 def test_an_unknown_component_is_refused_before_anything_trains():
     with pytest.raises(Exception, match="unknown model 'vgg'"):
-        common.check_config({**screen.START, "model": "vgg"})
+        training.check_config({**screen.START, "model": "vgg"})
     with pytest.raises(Exception, match="unknown augmentation 'mixup'"):
-        common.check_config({**screen.START, "augment": ["flip", "mixup"]})
+        training.check_config({**screen.START, "augment": ["flip", "mixup"]})
 
 
 @pytest.mark.parametrize("space, fragment", [
