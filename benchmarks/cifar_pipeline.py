@@ -20,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from section4_transfer.common import add_cifar_flags, load_cifar
+from section4_transfer.experiment import add_cifar_flags, load_cifar
 from shared_utils.pytorch.models import build_model
 from shared_utils.pytorch import device as devices
 from shared_utils import cli, runs

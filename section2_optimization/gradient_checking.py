@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from section2_optimization import gradcheck, layers, losses
+from section2_optimization import finite_differences, layers, losses
 from shared_utils import cli, device, plots, runs, stats
 from shared_utils.seed import seed_everything
 
@@ -24,11 +24,11 @@ class BuggyTanh(layers.Tanh):
         return grad_out * (1 - self._out)
 
 
-def all_checks(rng: np.random.Generator, plant_bug: bool) -> list[gradcheck.CheckResult]:
+def all_checks(rng: np.random.Generator, plant_bug: bool) -> list[finite_differences.CheckResult]:
     x = rng.standard_normal((6, 5))
     x[np.abs(x) < 1e-3] = 0.1  # keep finite differences off ReLU's kink
     f64 = np.float64
-    results: list[gradcheck.CheckResult] = []
+    results: list[finite_differences.CheckResult] = []
     single = {
         "Linear": layers.Linear(5, 4, rng=rng, dtype=f64),
         "ReLU": layers.ReLU(),
@@ -39,28 +39,28 @@ def all_checks(rng: np.random.Generator, plant_bug: bool) -> list[gradcheck.Chec
         "BatchNorm1d": layers.BatchNorm1d(5, dtype=f64),
     }
     for name, layer in single.items():
-        results += gradcheck.check_module(layer, x, name=name + (" (planted bug)" if plant_bug and name == "Tanh" else ""))
+        results += finite_differences.check_module(layer, x, name=name + (" (planted bug)" if plant_bug and name == "Tanh" else ""))
     bn_eval = layers.BatchNorm1d(5, dtype=f64)
     bn_eval.running_mean[:], bn_eval.running_var[:] = rng.standard_normal(5), rng.uniform(0.5, 2, 5)
-    results += gradcheck.check_module(bn_eval, x, train=False, name="BatchNorm1d (eval)")
+    results += finite_differences.check_module(bn_eval, x, train=False, name="BatchNorm1d (eval)")
     dropout = layers.Dropout(0.3, seed=1)
-    results += gradcheck.check_module(dropout, x, name="Dropout", before_forward=lambda: dropout.reseed(1))
+    results += finite_differences.check_module(dropout, x, name="Dropout", before_forward=lambda: dropout.reseed(1))
     labels = rng.integers(0, 4, 6)
     logits = rng.standard_normal((6, 4))
-    results.append(gradcheck.check_loss(losses.softmax_cross_entropy, logits, labels, name="CrossEntropy"))
-    results.append(gradcheck.check_loss(losses.softmax_cross_entropy, logits, labels, label_smoothing=0.1,
+    results.append(finite_differences.check_loss(losses.softmax_cross_entropy, logits, labels, name="CrossEntropy"))
+    results.append(finite_differences.check_loss(losses.softmax_cross_entropy, logits, labels, label_smoothing=0.1,
                                         name="CrossEntropy (smoothing 0.1)"))
-    results.append(gradcheck.check_loss(losses.bce_with_logits, rng.standard_normal((6, 1)) * 3,
+    results.append(finite_differences.check_loss(losses.bce_with_logits, rng.standard_normal((6, 1)) * 3,
                                         rng.integers(0, 2, (6, 1)), name="BCEWithLogits"))
-    results.append(gradcheck.check_loss(losses.mse, rng.standard_normal((6, 2)), rng.standard_normal((6, 2)),
+    results.append(finite_differences.check_loss(losses.mse, rng.standard_normal((6, 2)), rng.standard_normal((6, 2)),
                                         name="MSE"))
-    results.append(gradcheck.check_loss(losses.sigmoid_mse, rng.standard_normal((6, 1)) * 2,
+    results.append(finite_differences.check_loss(losses.sigmoid_mse, rng.standard_normal((6, 1)) * 2,
                                         rng.integers(0, 2, (6, 1)), name="MSE on sigmoid"))
     net = layers.mlp([5, 8, 8, 4], activation="tanh", batchnorm=True, dropout=0.2, seed=0, dtype=f64)
     if plant_bug:
         net.layers = [BuggyTanh() if isinstance(l, layers.Tanh) else l for l in net.layers]
     drops = [l for l in net if isinstance(l, layers.Dropout)]
-    results += gradcheck.check_network(net, losses.softmax_cross_entropy, x, labels, name="Network 5-8-8-4",
+    results += finite_differences.check_network(net, losses.softmax_cross_entropy, x, labels, name="Network 5-8-8-4",
                                        before_forward=lambda: [d.reseed(i) for i, d in enumerate(drops)])
     return results
 
@@ -79,7 +79,7 @@ def main(argv=None):
         layer, tensor = r.name.split(": ", 1) if ": " in r.name else (r.name, "logits")
         rows.append([layer, tensor, r.size, f"{r.rel_error:.2e}", "ok" if r.passed else "FAIL"])
     stats.write_table(header, rows, run / "errors",
-                      caption=f"Gradient check, float64 centred differences, threshold {gradcheck.THRESHOLD:g}")
+                      caption=f"Gradient check, float64 centred differences, threshold {finite_differences.THRESHOLD:g}")
     width = max(len(r[0]) + len(r[1]) for r in rows) + 3
     for r in rows:
         print(f"{r[0] + ': ' + r[1]:{width}s} {r[3]:>9s}  {r[4]}")
@@ -88,7 +88,7 @@ def main(argv=None):
         layer = r.name.split(": ")[0]
         worst[layer] = max(worst.get(layer, 0.0), r.rel_error)
     plot_values = {k: max(v, 1e-16) for k, v in worst.items()}
-    plots.error_bars_log(plot_values, run / "errors.png", threshold=gradcheck.THRESHOLD,
+    plots.error_bars_log(plot_values, run / "errors.png", threshold=finite_differences.THRESHOLD,
                          title="Gradient check: analytic vs numeric gradients (float64)",
                          xlabel="layer or loss checked", ylabel="worst relative error over its tensors (log scale)")
     failed = [r.name for r in results if not r.passed]

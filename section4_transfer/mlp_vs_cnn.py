@@ -7,7 +7,7 @@ and 70% (CNN) after 5 epochs.
 """
 from __future__ import annotations
 
-from section4_transfer.common import cifar_study, load_cifar, make_loaders, study_parser, train_and_test
+from section4_transfer.experiment import cifar_study, load_cifar, make_loaders, study_parser, train_and_test
 from shared_utils import cli
 from shared_utils.pytorch.engine import TrainConfig
 from shared_utils.pytorch.models import build_model, count_parameters

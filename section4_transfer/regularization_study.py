@@ -8,7 +8,7 @@ Outputs in section4_transfer/runs/regularization/.
 """
 from __future__ import annotations
 
-from section4_transfer.common import cifar_study, load_cifar, make_loaders, study_parser, train_and_test
+from section4_transfer.experiment import cifar_study, load_cifar, make_loaders, study_parser, train_and_test
 from shared_utils import cli
 from shared_utils.study import start
 from shared_utils.pytorch.engine import TrainConfig

@@ -16,7 +16,7 @@ import io
 import numpy as np
 import torch
 
-from section4_transfer.common import QUICK, cifar_study, load_cifar, make_loaders, study_parser, train_and_test
+from section4_transfer.experiment import QUICK, cifar_study, load_cifar, make_loaders, study_parser, train_and_test
 from shared_utils import cli, plots, runs
 from shared_utils.pytorch.engine import TrainConfig
 from shared_utils.pytorch.models import build_model, count_parameters

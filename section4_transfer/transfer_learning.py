@@ -10,7 +10,7 @@ keep it practical on a CPU. Outputs in section4_transfer/runs/transfer_learning/
 """
 from __future__ import annotations
 
-from section4_transfer.common import cifar_study, load_cifar, make_loaders, study_parser, train_and_test
+from section4_transfer.experiment import cifar_study, load_cifar, make_loaders, study_parser, train_and_test
 from shared_utils import cli
 from shared_utils.pytorch.engine import TrainConfig
 from shared_utils.pytorch.models import count_parameters, freeze_backbone, load_pretrained, resnet18

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from section1_mlp.mlp import MLP, PlainSGD
-from section2_optimization import gradcheck
+from section2_optimization import finite_differences
 from section2_optimization.losses import softmax_cross_entropy
 from section2_optimization.trainer import evaluate, fit
 from shared_utils import data
@@ -21,8 +21,8 @@ def test_backward_matches_finite_differences(activation):
     tensors += [(f"b{i}", b, model.grad_b[i]) for i, b in enumerate(model.biases)]
     tensors.append(("x", x, grad_x))
     for name, array, analytic in tensors:
-        idx, numeric = gradcheck.numeric_gradient(lambda: softmax_cross_entropy(model.forward(x), y)[0], array)
-        err = gradcheck.relative_error(analytic.reshape(-1)[idx], numeric)
+        idx, numeric = finite_differences.numeric_gradient(lambda: softmax_cross_entropy(model.forward(x), y)[0], array)
+        err = finite_differences.relative_error(analytic.reshape(-1)[idx], numeric)
         assert err < 1e-6, (name, err)
 
 

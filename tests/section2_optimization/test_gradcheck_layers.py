@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from section2_optimization import gradcheck, layers, losses
+from section2_optimization import finite_differences, layers, losses
 
 RNG = np.random.default_rng(0)
 
@@ -37,31 +37,31 @@ def test_layer_gradients(name, train):
     if name == "batchnorm" and not train:
         layer.running_mean[:] = RNG.standard_normal(5)
         layer.running_var[:] = RNG.uniform(0.5, 2.0, 5)
-    results = gradcheck.check_module(layer, inputs(name), train=train)
+    results = finite_differences.check_module(layer, inputs(name), train=train)
     for r in results:
         assert r.rel_error < 1e-6, r
 
 
 def test_dropout_gradient_with_a_fixed_mask():
     layer = layers.Dropout(0.4, seed=3)
-    results = gradcheck.check_module(layer, RNG.standard_normal((8, 6)), train=True,
+    results = finite_differences.check_module(layer, RNG.standard_normal((8, 6)), train=True,
                                      before_forward=lambda: layer.reseed(3))
     assert all(r.rel_error < 1e-6 for r in results), results
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_cross_entropy_gradient(smoothing):
-    r = gradcheck.check_loss(losses.softmax_cross_entropy, RNG.standard_normal((5, 4)), np.array([0, 3, 1, 2, 3]),
+    r = finite_differences.check_loss(losses.softmax_cross_entropy, RNG.standard_normal((5, 4)), np.array([0, 3, 1, 2, 3]),
                              label_smoothing=smoothing)
     assert r.rel_error < 1e-6, r
 
 
 def test_bce_and_mse_gradients():
-    r = gradcheck.check_loss(losses.bce_with_logits, RNG.standard_normal((6, 1)) * 3, RNG.integers(0, 2, (6, 1)))
+    r = finite_differences.check_loss(losses.bce_with_logits, RNG.standard_normal((6, 1)) * 3, RNG.integers(0, 2, (6, 1)))
     assert r.rel_error < 1e-6, r
-    r = gradcheck.check_loss(losses.mse, RNG.standard_normal((6, 2)), RNG.standard_normal((6, 2)))
+    r = finite_differences.check_loss(losses.mse, RNG.standard_normal((6, 2)), RNG.standard_normal((6, 2)))
     assert r.rel_error < 1e-6, r
-    r = gradcheck.check_loss(losses.sigmoid_mse, RNG.standard_normal((6, 1)) * 2, RNG.integers(0, 2, (6, 1)))
+    r = finite_differences.check_loss(losses.sigmoid_mse, RNG.standard_normal((6, 1)) * 2, RNG.integers(0, 2, (6, 1)))
     assert r.rel_error < 1e-6, r
 
 
@@ -73,7 +73,7 @@ def test_whole_network_gradient_in_train_mode():
         for i, d in enumerate(dropouts):
             d.reseed(i)
 
-    results = gradcheck.check_network(model, losses.softmax_cross_entropy, RNG.standard_normal((7, 4)),
+    results = finite_differences.check_network(model, losses.softmax_cross_entropy, RNG.standard_normal((7, 4)),
                                       np.array([0, 1, 2, 0, 1, 2, 0]), before_forward=fix_masks)
     assert len(results) == len(model.parameters())
     assert max(r.rel_error for r in results) < 1e-6, results
@@ -84,7 +84,7 @@ def test_check_catches_a_wrong_backward():
         def backward(self, grad_out):
             return grad_out * (1 - self._out)  # forgot the square
 
-    results = gradcheck.check_module(WrongTanh(), RNG.standard_normal((4, 3)))
+    results = finite_differences.check_module(WrongTanh(), RNG.standard_normal((4, 3)))
     assert results[0].rel_error > 1e-2
 
 

@@ -74,7 +74,7 @@ def test_gradient_checking_script_passes_and_catches_a_planted_bug(tmp_path):
 
 
 def test_optimizer_comparison_script(tmp_path):
-    script("train.py", tmp_path, "--quick", "--datasets", "moons", "--optimizers", "SGD", "Adam")
+    script("optimizer_comparison.py", tmp_path, "--quick", "--datasets", "moons", "--optimizers", "SGD", "Adam")
     root = tmp_path / "optimizer_compare"
     for name in ("moons/table.md", "moons/curves.png", "moons/bars.png", "moons/boundaries.png",
                  "trajectory_rosenbrock.png", "trajectory_beale.png", "trajectory_saddle.png"):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from section2_optimization import gradcheck
+from section2_optimization import finite_differences
 from section2_optimization.losses import softmax_cross_entropy
 from section3_cnn import layers as cl
 from section3_cnn.conv_mechanics import conv2d_loops
@@ -34,7 +34,7 @@ def test_conv_gradcheck(case):
     n, c, h, w, f, k, s, p = case
     conv = cl.Conv2D(c, f, k, stride=s, padding=p, rng=np.random.default_rng(1), dtype=np.float64)
     conv.bias.data[:] = RNG.standard_normal(f)
-    for r in gradcheck.check_module(conv, RNG.standard_normal((n, h, w, c))):
+    for r in finite_differences.check_module(conv, RNG.standard_normal((n, h, w, c))):
         assert r.rel_error < 1e-6, r
 
 
@@ -43,14 +43,14 @@ def test_conv_gradcheck(case):
                                         (cl.AvgPool2D, (3, 2), (2, 1))])
 def test_pool_gradcheck(pool, k, s):
     x = RNG.permutation(2 * 8 * 6 * 3).reshape(2, 8, 6, 3) / 10.0  # distinct values: no ties for finite differences
-    for r in gradcheck.check_module(pool(k, s), x):
+    for r in finite_differences.check_module(pool(k, s), x):
         assert r.rel_error < 1e-6, r
 
 
 def test_whole_cnn_gradcheck_float64():
     model = build_cnn(channels=(2, 3), hidden=8, image_size=8, seed=0, dtype=np.float64)
     x, y = RNG.standard_normal((3, 1, 8, 8)), np.array([1, 4, 7])
-    results = gradcheck.check_network(model, softmax_cross_entropy, x, y, max_entries=40)
+    results = finite_differences.check_network(model, softmax_cross_entropy, x, y, max_entries=40)
     assert len(results) == len(model.parameters())
     assert max(r.rel_error for r in results) < 1e-6, results
 
