@@ -19,7 +19,14 @@ memory on CUDA, and on request on the CPU (``cpu_amp``: bfloat16, ``cpu_channels
 same result as an uninterrupted run, and refuses a checkpoint made with other settings. Optional,
 off by default: an exponential moving average of the weights (``ema_decay``), test-time
 augmentation (``tta="flip"`` or ``"flip_translate"``) and TensorBoard scalars beside metrics.csv (``tensorboard=True``).
-Under ``torchrun`` it trains with DistributedDataParallel (see :mod:`.distributed`).
+Under ``torchrun`` it trains with DistributedDataParallel (see :mod:`.distributed`). Early stopping
+(``patience``) ends a run once its best metric has not improved for that many epochs.
+
+fit() composes named pieces, each usable and testable alone: :class:`Updater` (the optimizer step with
+mixed-precision loss scaling, clipping, the schedule, Lookahead and the EMA), :func:`train_epoch`,
+:func:`evaluate` (with test-time augmentation), :class:`BestTracker` (best epoch and early stopping),
+:class:`EpochLog` (metrics.csv, TensorBoard, console) and :func:`save_checkpoints` /
+:func:`restore_checkpoint` (best.pt, last.pt and an exact resume).
 """
 from __future__ import annotations
 
@@ -73,6 +80,7 @@ class TrainConfig:
     tta: str = "none"                 # none | flip: average predictions over flipped copies at evaluation
     tensorboard: bool = False         # also write TensorBoard scalars to <run>/tensorboard
     lr_scales: dict | None = None     # {"encoder.": 0.1}: parameters named with a prefix train at lr x scale
+    patience: int | None = None       # early stopping: end after this many epochs without a better best_metric
 
     @classmethod
     def from_config(cls, config: Mapping) -> "TrainConfig":
@@ -88,6 +96,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"TrainConfig.ema_decay must be in (0, 1), got {self.ema_decay}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"TrainConfig.patience must be at least 1 (or None), got {self.patience}")
         if self.lookahead_steps < 0 or not 0.0 < self.lookahead_alpha <= 1.0:
             raise ValueError(f"TrainConfig.lookahead_steps must be >= 0 and lookahead_alpha in (0, 1], got "
                              f"{self.lookahead_steps} and {self.lookahead_alpha}")
@@ -300,6 +310,197 @@ def _check_resumable(state, cfg: TrainConfig, path) -> None:
                         "ask for at least as many")
 
 
+# --------------------------------------------------------------------------- the pieces fit() composes
+class Updater:
+    """One optimizer step and everything that rides on it, in this order: the backward pass (scaled for
+    float16 mixed precision on CUDA), ``on_backward``, gradient clipping, the optimizer, the per-step
+    schedule, Lookahead and the exponential moving average of the weights (EMA). Its state (all of those
+    plus the step count) is one dict, so a resumed run continues exactly."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, steps_per_epoch: int, device: torch.device):
+        self.model, self.cfg, self.steps = model, cfg, 0
+        self.optimizer = make_optimizer(model, cfg)
+        self.scheduler = make_scheduler(self.optimizer, cfg, steps_per_epoch)
+        self.lookahead = Lookahead(self.optimizer, cfg.lookahead_steps, cfg.lookahead_alpha) if cfg.lookahead_steps \
+            else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp)
+        self.ema = None
+        if cfg.ema_decay is not None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    @property
+    def scored(self) -> nn.Module:
+        """The weights evaluation and best.pt use: the moving average's when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def step(self, loss: torch.Tensor, on_backward: Callable[[int, nn.Module], None] | None = None) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.steps += 1
+        if on_backward is not None:
+            on_backward(self.steps, self.model)
+        if self.cfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.lookahead is not None:
+            self.lookahead.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "step": self.steps,
+                "ema": self.ema.state_dict() if self.ema is not None else {},
+                "lookahead": self.lookahead.state_dict() if self.lookahead is not None else {}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        if self.lookahead is not None:
+            self.lookahead.load_state_dict(state.get("lookahead") or {"steps": 0, "slow": self.lookahead.slow})
+        self.steps = int(state["step"])
+
+
+class BestTracker:
+    """Which epoch is best by ``cfg.best_metric`` (a ``val_`` metric falls back to its ``train_`` twin when
+    there is no validation loader), and early stopping: with ``cfg.patience`` set, training ends once that
+    many epochs in a row have not improved on the best."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.metric, self.mode, self.patience = cfg.best_metric, cfg.best_mode, cfg.patience
+        self.best: float | None = None
+        self.stale = 0                  # epochs since the last improvement
+
+    def update(self, row: Mapping[str, float]) -> bool:
+        """Record an epoch's row; True if it is the best so far."""
+        score = row.get(self.metric, row.get(self.metric.replace("val_", "train_", 1)))
+        if score is None:
+            raise UserError(f"best_metric {self.metric!r} is not among the logged metrics "
+                            f"({', '.join(k for k in row if k != 'epoch')})")
+        improved = self.best is None or (score > self.best if self.mode == "max" else score < self.best)
+        self.best, self.stale = (score, 0) if improved else (self.best, self.stale + 1)
+        return improved
+
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.stale >= self.patience
+
+
+class EpochLog:
+    """Where an epoch's row goes: metrics.csv in the run folder, TensorBoard scalars beside it
+    (``cfg.tensorboard``), and a console line unless quiet. Only the main process writes."""
+
+    def __init__(self, run: RunDir | None, cfg: TrainConfig, *, quiet: bool, desc: str):
+        self.run, self.quiet, self.desc = run, quiet, desc
+        self.main = distributed.is_main()
+        self.writer = None
+        if cfg.tensorboard and run is not None and self.main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(run / "tensorboard"))
+
+    def write(self, row: Mapping[str, float]) -> None:
+        if self.run is not None and self.main:
+            self.run.log(**row)
+            if self.writer is not None:
+                for key, value in row.items():
+                    if key != "epoch":
+                        self.writer.add_scalar(key, value, row["epoch"])
+                self.writer.flush()
+        if not self.quiet and self.main:
+            print(f"{self.desc} epoch {row['epoch']}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def save_checkpoints(run: RunDir, model: nn.Module, updater: Updater, tracker: BestTracker, *, epoch: int,
+                     improved: bool, history: list[dict], train_loader, cfg: TrainConfig) -> None:
+    """best.pt when the epoch improved (the scored weights), and last.pt: everything a resume needs."""
+    if improved:
+        save_torch(run / "best.pt", {"model": updater.scored.state_dict(), "epoch": epoch, cfg.best_metric: tracker.best})
+    state = updater.state_dict()
+    save_torch(run / "last.pt", {
+        "model": model.state_dict(), "optimizer": state["optimizer"], "scheduler": state["scheduler"],
+        "scaler": state["scaler"], "epoch": epoch, "step": state["step"], "best_score": tracker.best,
+        "torch_rng": torch.get_rng_state(), "history": history,
+        "loader": train_loader.state_dict() if hasattr(train_loader, "state_dict") else {},
+        "ema": state["ema"], "lookahead": state["lookahead"], "config": asdict(cfg)})
+
+
+def restore_checkpoint(run: RunDir, model: nn.Module, updater: Updater, tracker: BestTracker, train_loader,
+                       cfg: TrainConfig, device: torch.device) -> tuple[int, list[dict]]:
+    """Continue from the run's last.pt: (the next epoch, the history so far). The metrics file is cut back
+    to that history, dropping the row of an epoch cut off before its checkpoint."""
+    state = load_torch(run / "last.pt", map_location=device)
+    _check_resumable(state, cfg, run / "last.pt")
+    try:
+        model.load_state_dict(state["model"])
+        updater.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise UserError(f"{run / 'last.pt'} belongs to another model ({str(exc).splitlines()[0][:100]}); "
+                        "start without --resume or use another --out") from None
+    torch.set_rng_state(state["torch_rng"])
+    if hasattr(train_loader, "load_state_dict"):
+        train_loader.load_state_dict(state["loader"])
+    for row in state["history"]:     # replaying the rows restores the best score and the epochs since it
+        tracker.update(row)
+    tracker.best = state["best_score"]
+    if distributed.is_main():
+        run.replace_metrics(state["history"])
+    return state["epoch"] + 1, state["history"]
+
+
+def train_epoch(net: nn.Module, loader, updater: Updater, loss_fn: LossFn, cfg: TrainConfig, device: torch.device, *,
+                epoch: int, quiet: bool, desc: str, on_backward=None) -> dict:
+    """One pass over the training loader: the epoch's mean of every metric of the task (``train_<name>``),
+    its learning rate at the start, seconds and images per second."""
+    net.train()
+    started, lr = time.perf_counter(), updater.lr
+    sums: dict[str, torch.Tensor] = {}
+    seen = torch.zeros((), device=device)
+    for x, y in cli.progress(loader, quiet=quiet, desc=f"{desc} {epoch}/{cfg.epochs}", unit="batch"):
+        batch = (x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+        if cfg.uses_channels_last(device) and batch[0].dim() == 4:
+            batch = (batch[0].contiguous(memory_format=torch.channels_last), batch[1])
+        with cfg.autocast(device):
+            loss, metrics = loss_fn(net, batch)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {updater.steps + 1}; "
+                                   f"lower the learning rate (now {updater.lr:g})")
+        updater.step(loss, on_backward)
+        n = _batch_size(batch)
+        for name, value in {"loss": loss, **metrics}.items():
+            sums[name] = sums.get(name, torch.zeros((), device=device)) + value.detach().float() * n
+        seen += n
+    names = list(sums)
+    totals = distributed.all_reduce_sum(torch.stack([sums[k] for k in names] + [seen]))
+    seconds = time.perf_counter() - started
+    means = {f"train_{k}": float(totals[i]) / float(totals[-1]) for i, k in enumerate(names)}
+    return {**means, "lr": lr, "seconds": seconds, "images_per_s": float(totals[-1]) / seconds}
+
+
+def _record_setup(run: RunDir, model: nn.Module, cfg: TrainConfig, device: torch.device, train_loader) -> None:
+    run.update_config(train=asdict(cfg), model={"class": type(model).__name__,
+                                                "parameters": sum(p.numel() for p in model.parameters()),
+                                                "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)},
+                      device=str(device), world_size=distributed.world_size(),
+                      batch_size=getattr(train_loader, "batch_size", None),
+                      augment=[getattr(t, "__name__", repr(t)) for t in getattr(train_loader, "augment", [])])
+
+
 # --------------------------------------------------------------------------- training
 def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, device: torch.device,
         run: RunDir | None = None, resume: bool | None = None, quiet: bool = True, desc: str = "train",
@@ -317,145 +518,41 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, *, device:
     exactly as one uninterrupted call would.
     """
     device = distributed.setup(device)
-    if resume is None:
-        resume = bool(getattr(run, "resume", False))
-    cuda = device.type == "cuda"
-    main = distributed.is_main()
-    if val_loss_fn is None:
-        val_loss_fn = classification() if loss_fn is None else loss_fn
+    resume = bool(getattr(run, "resume", False)) if resume is None else resume
+    val_loss_fn = val_loss_fn or loss_fn or classification()
     loss_fn = loss_fn or classification(cfg.label_smoothing)
     model.to(device)
-    channels_last = cfg.uses_channels_last(device)
-    if channels_last:
+    if cfg.uses_channels_last(device):
         model.to(memory_format=torch.channels_last)
-    net = model
-    if distributed.active():
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    optimizer = make_optimizer(model, cfg)
-    scheduler = make_scheduler(optimizer, cfg, len(train_loader))
-    lookahead = Lookahead(optimizer, cfg.lookahead_steps, cfg.lookahead_alpha) if cfg.lookahead_steps else None
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp)
-    ema = None
-    if cfg.ema_decay is not None:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    net = model if not distributed.active() else nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
+    updater, tracker = Updater(model, cfg, len(train_loader), device), BestTracker(cfg)
     if run is not None:
-        run.update_config(train=asdict(cfg), model={"class": type(model).__name__,
-                                                    "parameters": sum(p.numel() for p in model.parameters()),
-                                                    "trainable": sum(p.numel() for p in model.parameters()
-                                                                     if p.requires_grad)},
-                          device=str(device), world_size=distributed.world_size(),
-                          batch_size=getattr(train_loader, "batch_size", None),
-                          augment=[getattr(t, "__name__", repr(t)) for t in getattr(train_loader, "augment", [])])
-    history: list[dict] = []
-    better = (lambda a, b: a > b) if cfg.best_mode == "max" else (lambda a, b: a < b)
-    start_epoch, best_score, step = 1, None, 0
+        _record_setup(run, model, cfg, device, train_loader)
+    start_epoch, history = 1, []
     if resume and run is not None and (run / "last.pt").exists():
-        state = load_torch(run / "last.pt", map_location=device)
-        _check_resumable(state, cfg, run / "last.pt")
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise UserError(f"{run / 'last.pt'} belongs to another model ({str(exc).splitlines()[0][:100]}); "
-                            "start without --resume or use another --out") from None
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        if lookahead is not None:
-            lookahead.load_state_dict(state.get("lookahead") or {"steps": 0, "slow": lookahead.slow})
-        torch.set_rng_state(state["torch_rng"])
-        if hasattr(train_loader, "load_state_dict"):
-            train_loader.load_state_dict(state["loader"])
-        start_epoch, best_score, step = state["epoch"] + 1, state["best_score"], state["step"]
-        history = state["history"]
-        if main:
-            run.replace_metrics(history)   # drop rows of an epoch that was cut off before its checkpoint
-    writer = None
-    if cfg.tensorboard and run is not None and main:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(log_dir=str(run / "tensorboard"))
+        start_epoch, history = restore_checkpoint(run, model, updater, tracker, train_loader, cfg, device)
+    log = EpochLog(run, cfg, quiet=quiet, desc=desc)
     try:
         for epoch in range(start_epoch, cfg.epochs + 1):
-            net.train()
-            started = time.perf_counter()
-            lr_start = optimizer.param_groups[0]["lr"]
-            sums: dict[str, torch.Tensor] = {}
-            seen = torch.zeros((), device=device)
-            for x, y in cli.progress(train_loader, quiet=quiet, desc=f"{desc} {epoch}/{cfg.epochs}", unit="batch"):
-                batch = (x.to(device, non_blocking=True), y.to(device, non_blocking=True))
-                if channels_last and batch[0].dim() == 4:
-                    batch = (batch[0].contiguous(memory_format=torch.channels_last), batch[1])
-                with cfg.autocast(device):
-                    loss, metrics = loss_fn(net, batch)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step + 1}; "
-                                           f"lower the learning rate (now {optimizer.param_groups[0]['lr']:g})")
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                step += 1
-                if on_backward is not None:
-                    on_backward(step, model)
-                if cfg.grad_clip:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                if lookahead is not None:
-                    lookahead.step()
-                if ema is not None:
-                    ema.update_parameters(model)
-                n = _batch_size(batch)
-                for name, value in {"loss": loss, **metrics}.items():
-                    sums[name] = sums.get(name, torch.zeros((), device=device)) + value.detach().float() * n
-                seen += n
-            names = list(sums)
-            totals = distributed.all_reduce_sum(torch.stack([sums[k] for k in names] + [seen]))
-            seconds = time.perf_counter() - started
-            row: dict = {"epoch": epoch}
-            row.update({f"train_{k}": float(totals[i]) / float(totals[-1]) for i, k in enumerate(names)})
-            scored = ema.module if ema is not None else model
+            trained = train_epoch(net, train_loader, updater, loss_fn, cfg, device, epoch=epoch, quiet=quiet,
+                                  desc=desc, on_backward=on_backward)
+            row = {"epoch": epoch, **{k: v for k, v in trained.items() if k.startswith("train_")}}
             if val_loader is not None:
-                val = evaluate(scored, val_loader, device, val_loss_fn, tta=cfg.tta, cfg=cfg)
+                val = evaluate(updater.scored, val_loader, device, val_loss_fn, tta=cfg.tta, cfg=cfg)
                 row.update({f"val_{k}": v for k, v in val.items()})
-            row.update(lr=lr_start, seconds=seconds, images_per_s=float(totals[-1]) / seconds)
+            row.update(lr=trained["lr"], seconds=trained["seconds"], images_per_s=trained["images_per_s"])
             history.append(row)
-            score = row.get(cfg.best_metric, row.get(cfg.best_metric.replace("val_", "train_", 1)))
-            if score is None:
-                raise UserError(f"best_metric {cfg.best_metric!r} is not among the logged metrics "
-                                f"({', '.join(k for k in row if k != 'epoch')})")
-            improved = best_score is None or better(score, best_score)
-            if improved:
-                best_score = score
-            if run is not None and main:
-                run.log(**row)
-                if writer is not None:
-                    for key, value in row.items():
-                        if key != "epoch":
-                            writer.add_scalar(key, value, epoch)
-                    writer.flush()
-                if improved:
-                    save_torch(run / "best.pt", {"model": scored.state_dict(), "epoch": epoch,
-                                                 cfg.best_metric: score})
-                save_torch(run / "last.pt", {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch, "step": step,
-                    "best_score": best_score, "torch_rng": torch.get_rng_state(), "history": history,
-                    "loader": train_loader.state_dict() if hasattr(train_loader, "state_dict") else {},
-                    "ema": ema.state_dict() if ema is not None else {},
-                    "lookahead": lookahead.state_dict() if lookahead is not None else {}, "config": asdict(cfg)})
+            improved = tracker.update(row)
+            log.write(row)
+            if run is not None and distributed.is_main():
+                save_checkpoints(run, model, updater, tracker, epoch=epoch, improved=improved, history=history,
+                                 train_loader=train_loader, cfg=cfg)
             distributed.barrier()   # nobody races ahead of rank 0's checkpoint
-            if not quiet and main:
-                print(f"{desc} epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
-            if stop_after is not None and epoch >= stop_after:
+            if (stop_after is not None and epoch >= stop_after) or tracker.should_stop():
                 break
     finally:
-        if writer is not None:
-            writer.close()
+        log.close()
     return history
 
 

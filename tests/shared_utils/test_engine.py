@@ -128,3 +128,70 @@ def test_lr_scales_give_a_prefix_its_own_rate(schedule):
         for name, p in model.named_parameters():
             lr = 0.01 if name.startswith("encoder.") else 0.1
             assert torch.allclose(p.detach(), before[name] - lr * grads[name], atol=1e-7), name
+
+
+def test_best_tracker_picks_the_best_epoch_and_stops_after_patience():
+    from shared_utils.pytorch.engine import BestTracker
+
+    tracker = BestTracker(TrainConfig(best_metric="val_loss", best_mode="min", patience=2))
+    improved, stop = [], []
+    for epoch, loss in enumerate([1.0, 0.8, 0.9, 0.85, 0.7], 1):
+        improved.append(tracker.update({"epoch": epoch, "val_loss": loss}))
+        stop.append(tracker.should_stop())
+    assert improved == [True, True, False, False, True] and tracker.best == 0.7
+    assert stop == [False, False, False, True, False]   # 0.9 then 0.85: two epochs without a lower loss
+    no_val = BestTracker(TrainConfig())               # val_acc falls back to train_acc without validation
+    assert no_val.update({"train_acc": 0.5}) and not no_val.update({"train_acc": 0.4}) and no_val.best == 0.5
+    with pytest.raises(UserError, match="not among the logged metrics"):
+        BestTracker(TrainConfig(best_metric="val_f1")).update({"epoch": 1, "val_acc": 0.5})
+    with pytest.raises(ValueError, match="patience"):
+        TrainConfig(patience=0)
+
+
+def test_early_stopping_ends_a_run_that_stopped_improving_and_resume_keeps_the_count(tmp_path):
+    """A learning rate of 0 never improves after the first epoch: patience 2 ends it at epoch 3 of 10."""
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (64, 3, 32, 32), dtype=np.uint8), rng.integers(0, 10, 64)
+    cfg = TrainConfig(epochs=10, lr=1e-12, optimizer="sgd", schedule="none", patience=2, best_metric="val_loss",
+                      best_mode="min")
+    train, val = loaders(x, y)
+    history = fit(small_model(), train, val, cfg, device=CPU, run=run_dir(tmp_path))
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    # stopped at epoch 2 and resumed: the epochs without improvement carry over, so it still ends at 3
+    train, val = loaders(x, y)
+    fit(small_model(), train, val, cfg, device=CPU, run=run_dir(tmp_path, "cut"), stop_after=2)
+    train, val = loaders(x, y)
+    resumed = fit(small_model(), train, val, cfg, device=CPU, run=run_dir(tmp_path, "cut"), resume=True)
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+
+
+def test_the_updater_state_round_trips_to_the_same_next_step():
+    """Optimizer, schedule, lookahead and EMA state saved after some steps and loaded into a fresh updater
+    give the same weights after the next step as the updater that never stopped."""
+    import copy
+
+    from shared_utils.pytorch.engine import Updater
+
+    cfg = TrainConfig(epochs=2, lr=0.05, lookahead_steps=2, ema_decay=0.9, grad_clip=1.0)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+
+    def loss(model):
+        return torch.nn.functional.cross_entropy(model(x), y)
+
+    model = small_model().eval()      # no dropout draws: the step depends on the saved state alone
+    first = Updater(model, cfg, steps_per_epoch=3, device=CPU)
+    for _ in range(3):
+        first.step(loss(model))
+    saved = copy.deepcopy(first.state_dict())
+    weights = copy.deepcopy(model.state_dict())
+    first.step(loss(model))
+    twin = small_model(seed=1).eval()
+    twin.load_state_dict(weights)
+    second = Updater(twin, cfg, steps_per_epoch=3, device=CPU)
+    second.load_state_dict(saved)
+    second.step(loss(twin))
+    assert second.steps == first.steps == 4 and second.lr == pytest.approx(first.lr)
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+        assert torch.allclose(a, b), name
+    for a, b in zip(first.scored.state_dict().values(), second.scored.state_dict().values()):
+        assert torch.allclose(a.float(), b.float())
