@@ -624,12 +624,14 @@ class Table(list):
     def header(self) -> list[str]:
         return list(dict.fromkeys(k for row in self for k in row))
 
+    STATS = ("mean", "ci_low", "ci_high")
+
     def cells(self) -> list[list[str]]:
-        def cell(v):
-            if isinstance(v, float):
+        def cell(key, v):
+            if key in self.STATS and isinstance(v, float):
                 return "" if v != v else f"{v:.{self.digits}f}"   # NaN: one seed has no interval
             return str(v)
-        return [[cell(row.get(k, "")) for k in self.header] for row in self]
+        return [[cell(k, row.get(k, "")) for k in self.header] for row in self]
 
     def __str__(self) -> str:
         lines = [self.header, ["---"] * len(self.header)] + self.cells()
