@@ -107,7 +107,8 @@ def main(argv=None):
     p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], quick=QUICK)
     args = cli.parse(p, argv)
     device = devices.resolve(args.device)
-    ds = data.mnist_from_settings(cli.data_settings(args), subset_mode="random", limit_test=getattr(args, "limit_test", None))
+    ds = data.mnist_from_settings(cli.data_settings(args), subset_mode="random",
+                                  limit_test=getattr(args, "limit_test", None))
     root = runs.root(__file__, "dying_relu", out=args.out)
     results = {init: train(init, args, ds, device, root) for init in INITS}
     entropy = label_entropy(ds.train.y)

@@ -84,7 +84,8 @@ def manual_fit(model: torch.nn.Module, train, val, epochs: int, lr: float, momen
 def compare(args) -> dict:
     """Both loops on the same data, seed and settings; returns their test figures."""
     device = devices.resolve(args.device)
-    ds = data.mnist_from_settings(cli.data_settings(args), subset_mode="random", limit_test=getattr(args, "limit_test", None))
+    ds = data.mnist_from_settings(cli.data_settings(args), subset_mode="random",
+                                  limit_test=getattr(args, "limit_test", None))
     root = runs.root(__file__, "manual_loop", out=args.out)
     out = {}
     for name in ("manual", "engine"):

@@ -119,7 +119,8 @@ def main(argv=None):
     p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], quick=QUICK)
     args = cli.parse(p, argv)
     device = devices.resolve(args.device)
-    ds = data.mnist_from_settings(cli.data_settings(args), subset_mode="random", limit_test=getattr(args, "limit_test", None))
+    ds = data.mnist_from_settings(cli.data_settings(args), subset_mode="random",
+                                  limit_test=getattr(args, "limit_test", None))
     root = runs.root(__file__, "modern_mlp", out=args.out)
     bn_model, bn = train(True, args, ds, device, root)
     plain_model, plain = train(False, args, ds, device, root)
