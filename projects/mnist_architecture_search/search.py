@@ -20,10 +20,11 @@ import numpy as np
 import torch
 
 from projects.mnist_architecture_search import analysis, budgets
+from projects.mnist_architecture_search.models import TwoConvCNN
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best
-from shared_utils.pytorch.models import ACTIVATIONS, MLP, TwoConvCNN, count_parameters
+from shared_utils.pytorch.models import ACTIVATIONS, MLP, count_parameters
 from shared_utils.pytorch.pipeline import loaders, random_crop
 from shared_utils.study import Study, start
 

@@ -24,11 +24,12 @@ import torch
 
 from projects.representation_transfer import reconstruction as autoencoders
 from projects.representation_transfer.labels import budget_name, labels_arg, steps_cell
+from projects.representation_transfer.models import EncoderClassifier, MLPAutoencoder
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
 from shared_utils.pytorch.checkpoint import load_torch
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit
-from shared_utils.pytorch.models import EncoderClassifier, MLPAutoencoder, count_parameters
+from shared_utils.pytorch.models import count_parameters
 from shared_utils.pytorch.pipeline import loaders
 from shared_utils.study import Axis, Grid, Study, StudyResult, grid, start
 

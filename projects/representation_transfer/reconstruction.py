@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from projects.representation_transfer.models import ConvAutoencoder, MLPAutoencoder
 from shared_utils import data, plots, runs
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best, regression
-from shared_utils.pytorch.models import ConvAutoencoder, MLPAutoencoder, count_parameters
+from shared_utils.pytorch.models import count_parameters
 from shared_utils.pytorch.pipeline import loaders, reconstruction
 from shared_utils.study import start
 

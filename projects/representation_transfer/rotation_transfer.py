@@ -28,13 +28,14 @@ import torch
 
 from projects.representation_transfer.cifar_tasks import TASKS, load, task_splits
 from projects.representation_transfer.labels import budget_name, labels_arg, steps_cell
+from projects.representation_transfer.models import BlockCNN, ProbeHead
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
 from shared_utils.pytorch import device as devices
 from shared_utils.seed import seed_everything
 from shared_utils.pytorch.checkpoint import load_torch
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit
-from shared_utils.pytorch.models import BlockCNN, ProbeHead, count_parameters
+from shared_utils.pytorch.models import count_parameters
 from shared_utils.pytorch.pipeline import AUGMENTATIONS, TensorLoader, all_rotations, rotation_prediction
 from shared_utils.study import Axis, Grid, Study, StudyResult, grid, start
 

@@ -26,12 +26,13 @@ import numpy as np
 import torch
 
 from projects.sequence_models import detectors as det
+from projects.sequence_models.taggers import sequence_tagger
 from shared_utils import cli, plots, runs, stats
 from shared_utils.atomic import atomic_write_json
 from shared_utils.data import sequences as seq
 from shared_utils.errors import UserError
 from shared_utils.pytorch.engine import TrainConfig, binary, evaluate, fit, load_best
-from shared_utils.pytorch.models import count_parameters, sequence_tagger, width_for_budget
+from shared_utils.pytorch.models import count_parameters, width_for_budget
 from shared_utils.pytorch.pipeline import FreshLoader, TensorLoader
 from shared_utils.study import Study, StudyResult, start
 

@@ -1,8 +1,8 @@
 """The shared model zoo: an MLP baseline, a small CNN, PlainNet-n / ResNet-n as in He et al. 2016
 (section 4.2: 3 stages of 2n 3x3 layers, widths 16/32/64, 6n+2 layers), a wide ResNet (WRN-d-k),
 FastNet (a compact network that trains in few epochs) and torchvision's ResNet-18, adapted to 32x32
-inputs or kept at ImageNet size. Sections and projects import models from here; a study that adds an
-encoder adds it here, so no folder imports a sibling's models.
+inputs or kept at ImageNet size: the models two or more studies use. A model only one study uses lives in
+that study's package (projects/<name>/models.py), and moves here when a second study needs it.
 
     model = build_model("resnet", depth=20)     # 0.27M parameters, the paper's ResNet-20
     model = build_model("plain", depth=56)      # the same layers without shortcuts
@@ -62,189 +62,6 @@ class SmallCNN(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(x))
-
-
-class TwoConvCNN(nn.Module):
-    """Two 3x3 'same' convolutions (c1, c2 channels), each followed by ReLU and a 2x2 max pool, then one
-    linear layer: the small CNN family whose channels projects/mnist_architecture_search solves for a
-    parameter budget."""
-
-    def __init__(self, c1: int = 8, c2: int = 16, classes: int = 10, side: int = 28, in_channels: int = 1,
-                 activation: str = "relu"):
-        super().__init__()
-        act = ACTIVATIONS[activation]
-        self.features = nn.Sequential(nn.Conv2d(in_channels, c1, 3, padding=1), act(), nn.MaxPool2d(2),
-                                      nn.Conv2d(c1, c2, 3, padding=1), act(), nn.MaxPool2d(2))
-        self.classifier = nn.Linear((side // 4) ** 2 * c2, classes)
-
-    def forward(self, x):
-        return self.classifier(torch.flatten(self.features(x), 1))
-
-
-class MLPAutoencoder(nn.Module):
-    """Flattened image -> hidden layers -> a ``code`` of k numbers -> mirrored layers -> image in [0, 1]
-    (sigmoid). ``encoder`` and ``decoder`` are separate modules so a classifier can reuse the encoder."""
-
-    def __init__(self, code: int, hidden: tuple[int, ...] = (512, 256), side: int = 28, channels: int = 1):
-        super().__init__()
-        pixels = channels * side * side
-        widths = [pixels, *hidden]
-        enc: list[nn.Module] = [nn.Flatten()]
-        for a, b in zip(widths[:-1], widths[1:]):
-            enc += [nn.Linear(a, b), nn.ReLU()]
-        self.encoder = nn.Sequential(*enc, nn.Linear(widths[-1], code))      # a linear code, as in PCA
-        dec: list[nn.Module] = []
-        back = [code, *reversed(hidden)]
-        for a, b in zip(back[:-1], back[1:]):
-            dec += [nn.Linear(a, b), nn.ReLU()]
-        self.decoder = nn.Sequential(*dec, nn.Linear(back[-1], pixels), nn.Sigmoid(),
-                                     nn.Unflatten(1, (channels, side, side)))
-
-    def forward(self, x):
-        return self.decoder(self.encoder(x))
-
-
-class ConvAutoencoder(nn.Module):
-    """Two stride-2 3x3 convolutions (28 -> 14 -> 7) and a linear layer to a ``code`` of k numbers; the
-    decoder mirrors it with transposed convolutions back to a [0, 1] image."""
-
-    def __init__(self, code: int, width: int = 32, side: int = 28, channels: int = 1):
-        super().__init__()
-        if side % 4:
-            raise ValueError(f"side must be a multiple of 4, got {side}")
-        small, w = side // 4, width
-        self.encoder = nn.Sequential(
-            nn.Conv2d(channels, w, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(2 * w * small * small, code))
-        self.decoder = nn.Sequential(
-            nn.Linear(code, 2 * w * small * small), nn.ReLU(), nn.Unflatten(1, (2 * w, small, small)),
-            nn.ConvTranspose2d(2 * w, w, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(w, channels, 3, stride=2, padding=1, output_padding=1), nn.Sigmoid())
-
-    def forward(self, x):
-        return self.decoder(self.encoder(x))
-
-
-class EncoderClassifier(nn.Module):
-    """An autoencoder's ``encoder`` (any module mapping an input to ``code`` numbers) and a linear ``head``
-    to the classes: the classifier that reuses a learned representation, frozen or fine-tuned."""
-
-    def __init__(self, encoder: nn.Module, code: int, classes: int = 10):
-        super().__init__()
-        self.encoder, self.head = encoder, nn.Linear(code, classes)
-
-    def forward(self, x):
-        return self.head(self.encoder(x))
-
-
-class BlockCNN(nn.Module):
-    """``blocks`` conv blocks, each two 3x3 conv-BN-ReLU layers (``width`` channels in the first block,
-    doubling per block; every block but the last ends in a 2x2 max pool), then a global average pool and a
-    linear ``fc``: a RotNet-style backbone (Gidaris et al. 2018) whose first k blocks a transfer study reuses.
-    ``features(x, k)`` is the output of block k (1-based)."""
-
-    def __init__(self, classes: int = CIFAR_CLASSES, width: int = 32, blocks: int = 4, in_channels: int = 3):
-        super().__init__()
-        if blocks < 1:
-            raise ValueError(f"blocks must be at least 1, got {blocks}")
-        layers, cin = [], in_channels
-        for i in range(blocks):
-            cout = width * 2 ** i
-            block = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                     nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-            if i < blocks - 1:
-                block.append(nn.MaxPool2d(2))
-            layers.append(nn.Sequential(*block))
-            cin = cout
-        self.blocks = nn.ModuleList(layers)
-        self.fc = nn.Linear(cin, classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def features(self, x, k: int):
-        if not 1 <= k <= len(self.blocks):
-            raise ValueError(f"k must be in 1..{len(self.blocks)}, got {k}")
-        for block in self.blocks[:k]:
-            x = block(x)
-        return x
-
-    def forward(self, x):
-        x = self.features(x, len(self.blocks))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-
-
-class ProbeHead(nn.Module):
-    """The non-linear classifier of frozen features in Gidaris et al. 2018: flattened features through
-    ``layers`` - 1 hidden fully connected layers (``hidden`` units, batch norm, ReLU) and a linear output."""
-
-    def __init__(self, in_features: int, classes: int = CIFAR_CLASSES, hidden: int = 200, layers: int = 3):
-        super().__init__()
-        mods: list[nn.Module] = [nn.Flatten()]
-        width = in_features
-        for _ in range(layers - 1):
-            mods += [nn.Linear(width, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
-            width = hidden
-        mods.append(nn.Linear(width, classes))
-        self.net = nn.Sequential(*mods)
-
-    def forward(self, x):
-        return self.net(x.float())
-
-
-class RecurrentTagger(nn.Module):
-    """A one-layer RNN (tanh), LSTM or GRU read left to right, with a linear read-out at every step: a causal
-    sequence tagger. Input (N, T) or (N, T, F); output (N, T, outputs), squeezed to (N, T) for one output."""
-
-    CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-
-    def __init__(self, cell: str = "lstm", hidden: int = 32, in_features: int = 1, outputs: int = 1):
-        super().__init__()
-        if cell not in self.CELLS:
-            raise ValueError(f"cell must be one of {sorted(self.CELLS)}, got {cell!r}")
-        self.rnn = self.CELLS[cell](in_features, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, outputs)
-
-    def forward(self, x):
-        x = x.float()
-        h, _ = self.rnn(x.unsqueeze(-1) if x.dim() == 2 else x)
-        out = self.head(h)
-        return out.squeeze(-1) if out.shape[-1] == 1 else out
-
-
-class CausalTCN(nn.Module):
-    """A temporal convolutional network (Bai, Kolter & Koltun 2018): a 1x1 input projection, residual layers of
-    causal dilated convolutions (kernel ``kernel``, dilations 1, 2, 4, ...: each step sees only itself and the
-    past, over a receptive field of 1 + (kernel - 1)(2^layers - 1) steps) and a 1x1 read-out at every step.
-    Input (N, T) or (N, T, F); output as :class:`RecurrentTagger`."""
-
-    def __init__(self, channels: int = 24, layers: int = 7, kernel: int = 3, in_features: int = 1, outputs: int = 1):
-        super().__init__()
-        self.inp = nn.Conv1d(in_features, channels, 1)
-        self.convs = nn.ModuleList(nn.Conv1d(channels, channels, kernel, dilation=2 ** i) for i in range(layers))
-        self.out = nn.Conv1d(channels, outputs, 1)
-        self.kernel = kernel
-
-    @property
-    def receptive_field(self) -> int:
-        return 1 + (self.kernel - 1) * sum(c.dilation[0] for c in self.convs)
-
-    def forward(self, x):
-        x = x.float()
-        h = self.inp((x.unsqueeze(-1) if x.dim() == 2 else x).transpose(1, 2))
-        for conv in self.convs:
-            pad = conv.dilation[0] * (self.kernel - 1)
-            h = h + F.relu(conv(F.pad(h, (pad, 0))))      # left padding only: causal
-        out = self.out(h).transpose(1, 2)
-        return out.squeeze(-1) if out.shape[-1] == 1 else out
-
-
-SEQUENCE_TAGGERS = ("rnn", "lstm", "gru", "tcn")
-
-
-def sequence_tagger(name: str, width: int, **kwargs) -> nn.Module:
-    return CausalTCN(width, **kwargs) if name == "tcn" else RecurrentTagger(name, width, **kwargs)
 
 
 def width_for_budget(build, budget: int, low: int = 1, high: int = 4096) -> int:
@@ -446,13 +263,9 @@ def resnet18(classes: int = CIFAR_CLASSES, *, cifar_stem: bool = True, weights=N
 MODELS = {
     "mlp": lambda **kw: MLP(**kw),
     "cnn": lambda **kw: SmallCNN(**kw),
-    "twoconv": lambda **kw: TwoConvCNN(**kw),
-    "mlp_autoencoder": lambda code=32, **kw: MLPAutoencoder(code, **kw),
-    "conv_autoencoder": lambda code=32, **kw: ConvAutoencoder(code, **kw),
     "resnet": lambda depth=20, **kw: CifarNet(depth, residual=True, **kw),
     "plain": lambda depth=20, **kw: CifarNet(depth, residual=False, **kw),
     "resnet18": lambda **kw: resnet18(**kw),
-    "blockcnn": lambda **kw: BlockCNN(**kw),
     "wrn": lambda depth=16, widen=4, **kw: WideResNet(depth, widen, **kw),
     "fastnet": lambda **kw: FastNet(**kw),
 }

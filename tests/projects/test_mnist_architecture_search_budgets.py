@@ -5,8 +5,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from projects.mnist_architecture_search import budgets  # noqa: E402
+from projects.mnist_architecture_search.models import TwoConvCNN  # noqa: E402
 from shared_utils.errors import UserError  # noqa: E402
-from shared_utils.pytorch.models import MLP, TwoConvCNN, count_parameters  # noqa: E402
+from shared_utils.pytorch.models import MLP, count_parameters  # noqa: E402
 
 
 def mlp(depth, width, activation="relu"):

@@ -10,8 +10,8 @@ from tests.conftest import assert_user_error, requires, run_script, sizes
 torch = pytest.importorskip("torch")
 
 from projects.representation_transfer import autoencoders as ae  # noqa: E402
+from projects.representation_transfer.models import ConvAutoencoder, MLPAutoencoder  # noqa: E402
 from shared_utils import data  # noqa: E402
-from shared_utils.pytorch.models import ConvAutoencoder, MLPAutoencoder  # noqa: E402
 
 SCRIPT = "projects/representation_transfer/autoencoders.py"
 

@@ -10,8 +10,9 @@ from tests.conftest import assert_user_error, requires, run_script
 
 torch = pytest.importorskip("torch")
 
+from projects.representation_transfer.models import BlockCNN, ProbeHead  # noqa: E402
 from shared_utils.pytorch import pipeline as tp  # noqa: E402
-from shared_utils.pytorch.models import BlockCNN, ProbeHead, resnet18  # noqa: E402
+from shared_utils.pytorch.models import resnet18  # noqa: E402
 
 SCRIPT = "projects/representation_transfer/rotation_transfer.py"
 EXPORT = "projects/representation_transfer/rotation_resnet18.py"

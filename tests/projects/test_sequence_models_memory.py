@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
+from projects.sequence_models import memory  # noqa: E402
 from shared_utils.data import sequences as seq
 from tests.conftest import assert_user_error, run_script
 
 torch = pytest.importorskip("torch")
 
-from projects.sequence_models import memory  # noqa: E402
 from shared_utils.pytorch.pipeline import FreshLoader  # noqa: E402
 
 CHANGE = "projects/sequence_models/change_points.py"
@@ -167,7 +167,7 @@ def test_a_detector_trial_is_reproducible(tmp_path):
 
 def test_fresh_loader_training_stopped_and_resumed_ends_with_the_same_weights(tmp_path):
     from shared_utils.pytorch.engine import TrainConfig, binary, fit
-    from shared_utils.pytorch.models import sequence_tagger
+    from projects.sequence_models.taggers import sequence_tagger
     from shared_utils.runs import RunDir
 
     def draw(n, seed):

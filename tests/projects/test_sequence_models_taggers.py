@@ -1,12 +1,12 @@
-"""The shared sequence taggers (RNN/LSTM/GRU and the causal TCN), the parameter-budget matcher and the
+"""The change-point study's sequence taggers (RNN/LSTM/GRU and the causal TCN), the parameter-budget matcher and the
 binary task: causality, equal budgets, the receptive field, the loss against its formula."""
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from projects.sequence_models.taggers import SEQUENCE_TAGGERS, CausalTCN, sequence_tagger  # noqa: E402
 from shared_utils.pytorch.engine import binary  # noqa: E402
-from shared_utils.pytorch.models import (CausalTCN, SEQUENCE_TAGGERS, count_parameters, sequence_tagger,  # noqa: E402
-                                         width_for_budget)
+from shared_utils.pytorch.models import count_parameters, width_for_budget  # noqa: E402
 
 
 @pytest.mark.parametrize("name", SEQUENCE_TAGGERS)
