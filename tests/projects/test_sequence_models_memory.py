@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from projects.sequence_models import memory  # noqa: E402
 from shared_utils.data import sequences as seq
 from tests.conftest import assert_user_error, run_script
 
 torch = pytest.importorskip("torch")
 
+from projects.sequence_models import memory  # noqa: E402
 from shared_utils.pytorch.pipeline import FreshLoader  # noqa: E402
 
 CHANGE = "projects/sequence_models/change_points.py"
