@@ -14,6 +14,7 @@ import numpy as np
 from section1_mlp.mlp import MLP
 from section2_optimization.losses import log_softmax
 from section2_optimization.trainer import predict
+from section1_mlp import figures
 from shared_utils import cli, data, device, plots, runs
 from shared_utils.errors import UserError
 
@@ -48,7 +49,7 @@ def main(argv=None):
     np.add.at(confusion, (y_test, pred), 1)
     per_class = confusion.diagonal() / confusion.sum(1)
     accuracy = float((pred == y_test).mean())
-    plots.confusion_matrix(confusion, ds.classes, run / "confusion.png",
+    figures.confusion_matrix(confusion, ds.classes, run / "confusion.png",
                            title=f"MNIST test confusion matrix ({accuracy:.2%} correct)")
     plots.grouped_bars({c: {"test accuracy": 100 * a} for c, a in zip(ds.classes, per_class)},
                        run / "per_class.png", title="Per-class test accuracy", xlabel="digit",

@@ -13,7 +13,8 @@ import sys
 import numpy as np
 
 from section2_optimization import finite_differences, layers, losses
-from shared_utils import cli, device, plots, runs, stats
+from section2_optimization import figures
+from shared_utils import cli, device, runs, stats
 from shared_utils.seed import seed_everything
 
 
@@ -88,7 +89,7 @@ def main(argv=None):
         layer = r.name.split(": ")[0]
         worst[layer] = max(worst.get(layer, 0.0), r.rel_error)
     plot_values = {k: max(v, 1e-16) for k, v in worst.items()}
-    plots.error_bars_log(plot_values, run / "errors.png", threshold=finite_differences.THRESHOLD,
+    figures.error_bars_log(plot_values, run / "errors.png", threshold=finite_differences.THRESHOLD,
                          title="Gradient check: analytic vs numeric gradients (float64)",
                          xlabel="layer or loss checked", ylabel="worst relative error over its tensors (log scale)")
     failed = [r.name for r in results if not r.passed]

@@ -17,6 +17,7 @@ from section2_optimization import layers, optim
 from section2_optimization.layers import Parameter
 from section2_optimization.losses import softmax_cross_entropy
 from section2_optimization.trainer import evaluate, fit, predict
+from section2_optimization import figures
 from shared_utils import cli, data, device, plots, runs
 from shared_utils.study import Study, start
 
@@ -88,7 +89,7 @@ def draw_surfaces(names, out_dir) -> dict:
         paths = {name: trajectory(name, surface) for name in names}
         finals[surface] = {name: {"point": path[-1].tolist(), "value": float(f(path[-1])[0]), "steps": len(path) - 1}
                            for name, path in paths.items()}
-        plots.contour_paths(xx, yy, zz, paths, out_dir / f"trajectory_{surface}.png",
+        figures.contour_paths(xx, yy, zz, paths, out_dir / f"trajectory_{surface}.png",
                             minimum=minimum, log_levels=surface != "saddle",
                             title=f"{surface.capitalize()}: {SURFACES[surface][6]} steps from {origin}")
     return finals

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from section4_transfer import figures
 from shared_utils import cli, data, plots, runs
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best
@@ -77,7 +78,7 @@ def train_and_test(model, loaders, cfg: TrainConfig, run: RunDir, device, *, con
         on_backward=on_backward)   # resumes when the trial's RunDir was opened with resume=True
     load_best(model, run, device)
     scores = evaluate(model, test, device)
-    plots.training_dashboard(run.path, title=title)
+    figures.training_dashboard(run.path, title=title)
     plots.learning_curves(run.path, title=title)
     metrics = read_metrics(run.path) if (run / "metrics.csv").exists() else {"seconds": [0.0]}
     seconds = metrics["seconds"]

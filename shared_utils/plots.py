@@ -70,7 +70,7 @@ def save(fig, path: str | os.PathLike) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def _panel_grid(n: int, ncols: int, cell: tuple[float, float], pad: tuple[float, float] = (0.0, 0.0)):
+def panel_grid(n: int, ncols: int, cell: tuple[float, float], pad: tuple[float, float] = (0.0, 0.0)):
     """A figure of n panels in rows of ``ncols`` (fewer when n is smaller): each ``cell`` (width, height)
     inches plus ``pad`` for the whole figure. Returns (fig, axes as a 2-D array, ncols used)."""
     plt = pyplot()
@@ -81,7 +81,7 @@ def _panel_grid(n: int, ncols: int, cell: tuple[float, float], pad: tuple[float,
     return fig, axes, ncols
 
 
-def _integer_epochs(ax) -> None:
+def integer_epochs(ax) -> None:
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -91,7 +91,7 @@ def _is_percent(column: str) -> bool:
     return column.endswith("_acc")
 
 
-def _scaled(column: str, values: np.ndarray) -> np.ndarray:
+def scaled(column: str, values: np.ndarray) -> np.ndarray:
     return values * 100.0 if _is_percent(column) else values
 
 
@@ -112,10 +112,10 @@ def learning_curves(run_path: str | os.PathLike, out: str | os.PathLike | None =
         for split, style in (("train", "-"), ("val", "--")):
             column = f"{split}_{kind}"
             if column in metrics and np.isfinite(metrics[column]).any():
-                ax.plot(epochs, _scaled(column, metrics[column]), style, marker="o" if len(epochs) < 40 else None,
+                ax.plot(epochs, scaled(column, metrics[column]), style, marker="o" if len(epochs) < 40 else None,
                         markersize=3, label="train" if split == "train" else "validation")
         ax.set_xlabel("epoch")
-        _integer_epochs(ax)
+        integer_epochs(ax)
         ax.set_ylabel(loss_label if kind == "loss" else "accuracy (%)")
         ax.set_title("Loss" if kind == "loss" else "Accuracy")
         if kind == "loss" and logy:
@@ -141,7 +141,7 @@ def compare_curves(runs: Mapping[str, str | os.PathLike | Sequence[str | os.Path
             if not series:
                 continue
             n = min(len(s) for s in series)
-            stack = _scaled(column, np.stack([s[:n] for s in series]))
+            stack = scaled(column, np.stack([s[:n] for s in series]))
             epochs = tables[0]["epoch"][:n]
             mean = stack.mean(0)
             name = label if len(series) == 1 else f"{label} (mean ± std, {len(series)} seeds)"
@@ -151,7 +151,7 @@ def compare_curves(runs: Mapping[str, str | os.PathLike | Sequence[str | os.Path
                 ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2)
     for ax, column in zip(axes[0], metrics):
         ax.set_xlabel("epoch")
-        _integer_epochs(ax)
+        integer_epochs(ax)
         ax.set_ylabel(LABELS.get(column, column))
         ax.set_title(LABELS.get(column, column).split(" (")[0].capitalize())
         if column in logy:
@@ -176,7 +176,7 @@ def line_panels(panels: Sequence[dict], out: str | os.PathLike, *, title: str | 
     ``bands``, ``markers``, ``xticks`` and ``styles`` ({label: matplotlib line keywords}, e.g. a dashed validation
     curve in its training curve's colour; a label starting with "_" stays out of the legend)."""
     n = len(panels)
-    fig, axes, ncols = _panel_grid(n, ncols, (6, 4) if n == 1 else (5, 3.6))
+    fig, axes, ncols = panel_grid(n, ncols, (6, 4) if n == 1 else (5, 3.6))
     for ax, panel in zip(axes.flat, panels):
         bands = panel.get("bands") or {}
         for label, (x, y) in panel["series"].items():
@@ -189,7 +189,7 @@ def line_panels(panels: Sequence[dict], out: str | os.PathLike, *, title: str | 
                 ax.fill_between(x, y - half, y + half, color=line.get_color(), alpha=0.2)
         ax.set(title=panel["title"], xlabel=panel["xlabel"], ylabel=panel["ylabel"])
         if panel["xlabel"] == "epoch":
-            _integer_epochs(ax)
+            integer_epochs(ax)
         if panel.get("logx"):
             ax.set_xscale("log")
         if panel.get("xticks") is not None:   # after the scale, which would reset them; plain numbers, also on log
@@ -206,36 +206,6 @@ def line_panels(panels: Sequence[dict], out: str | os.PathLike, *, title: str | 
         ax.axis("off")
     if title:
         fig.suptitle(title)
-    return save(fig, out)
-
-
-def streams_with_scores(panels: Sequence[dict], out: str | os.PathLike, *, title: str, ncols: int = 2) -> Path:
-    """Example sequences under their detectors' outputs. Each panel: ``{"x": stream (T,), "scores": {label:
-    (T,) values in [0, 1]}, "t_star": step or None, "title", "ylabel"}`` and optional ``"colors"`` ({label:
-    colour}); the stream is drawn in grey on the
-    left axis, the scores on the right one (probability), the change as a dashed vertical line."""
-    n = len(panels)
-    fig, axes, ncols = _panel_grid(n, ncols, (5.5, 3.4))
-    for ax, panel in zip(axes.flat, panels):
-        x = np.asarray(panel["x"], float)
-        steps = np.arange(len(x))
-        ax.plot(steps, x, color="#b0b0b0", linewidth=0.8, label="stream")
-        ax.set(title=panel["title"], xlabel="step", ylabel=panel.get("ylabel", "value"))
-        right = ax.twinx()
-        right.grid(False)
-        for j, (label, score) in enumerate(panel["scores"].items()):
-            color = (panel.get("colors") or {}).get(label, PALETTE[j % len(PALETTE)])
-            right.plot(steps, np.asarray(score, float), color=color, label=label)
-        right.set_ylim(-0.03, 1.03)
-        right.set_ylabel("P(change by step)")
-        if panel.get("t_star") is not None:
-            ax.axvline(panel["t_star"], color="black", linestyle="--", linewidth=1, label="true change t*")
-        handles = ax.get_legend_handles_labels()
-        more = right.get_legend_handles_labels()
-        right.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left", fontsize=7)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    fig.suptitle(title)
     return save(fig, out)
 
 
@@ -290,7 +260,7 @@ def image_grid(images: np.ndarray | Sequence[np.ndarray], out: str | os.PathLike
     which is what filters and feature maps need."""
     images = [_to_hwc(im) for im in images]
     n = len(images)
-    fig, axes, ncols = _panel_grid(n, ncols, (1.4, 1.5), pad=(1.0, 0.6))
+    fig, axes, ncols = panel_grid(n, ncols, (1.4, 1.5), pad=(1.0, 0.6))
     grey = [im for im in images if im.ndim == 2]
     vmin = vmax = None
     if grey:
@@ -321,31 +291,12 @@ def image_grid(images: np.ndarray | Sequence[np.ndarray], out: str | os.PathLike
     return save(fig, out)
 
 
-def scatter_by_class(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], out: str | os.PathLike, *, title: str,
-                     xlabel: str, ylabel: str, legend_title: str = "class", max_points: int = 5000) -> Path:
-    """One scatter panel per (name, (N, 2) points, (N,) integer labels), coloured by label (a 2-D code,
-    an embedding); at most ``max_points`` points per panel, the same seeded subset in each."""
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
-    for ax, (name, points, labels) in zip(axes[0], panels):
-        points, labels = np.asarray(points, float), np.asarray(labels)
-        keep = np.random.default_rng(0).permutation(len(points))[:max_points]
-        for j, c in enumerate(np.unique(labels)):
-            mask = labels[keep] == c
-            ax.scatter(points[keep][mask, 0], points[keep][mask, 1], s=3, alpha=0.6, color=PALETTE[j % len(PALETTE)],
-                       label=str(c))
-        ax.set(title=name, xlabel=xlabel, ylabel=ylabel)
-        ax.legend(title=legend_title, markerscale=3, ncols=2)
-    fig.suptitle(title)
-    return save(fig, out)
-
-
 def heatmap_overlay(images: np.ndarray, heats: np.ndarray, out: str | os.PathLike, *, title: str,
                     titles: Sequence[str] | None = None, ncols: int = 6,
                     heat_label: str = "saliency |d score / d pixel| (normalised)") -> Path:
     """Each image in grey with its heat map on top (alpha blended) and a shared colour bar."""
     n = len(images)
-    fig, axes, ncols = _panel_grid(n, ncols, (1.7, 1.8), pad=(1.0, 0.6))
+    fig, axes, ncols = panel_grid(n, ncols, (1.7, 1.8), pad=(1.0, 0.6))
     mappable = None
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -367,55 +318,7 @@ def heatmap_overlay(images: np.ndarray, heats: np.ndarray, out: str | os.PathLik
     return save(fig, out)
 
 
-def attention_maps(panels: Sequence[dict], out: str | os.PathLike, *, title: str, ncols: int = 2,
-                   max_labels: int = 40) -> Path:
-    """Attention weights, one panel per dict: ``weights`` (queries, keys) rows summing to 1, ``queries`` and
-    ``keys`` (tick labels: tokens), ``title``. Shared colour scale 0-1 so panels compare; tick labels are
-    thinned past ``max_labels`` positions."""
-    side = max(max(len(p["keys"]), len(p["queries"])) for p in panels)
-    cell = min(6.0, max(3.2, 0.16 * side))
-    fig, axes, ncols = _panel_grid(len(panels), ncols, (cell + 0.6, cell), pad=(1.0, 0.6))
-    mappable = None
-    for k, ax in enumerate(axes.flat):
-        if k >= len(panels):
-            ax.axis("off")
-            continue
-        p = panels[k]
-        w = np.asarray(p["weights"], float)
-        mappable = ax.imshow(w, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
-        for axis, labels in ((ax.set_xticks, p["keys"]), (ax.set_yticks, p["queries"])):
-            step = max(1, int(np.ceil(len(labels) / max_labels)))
-            idx = list(range(0, len(labels), step))
-            axis(idx, [str(labels[i]) for i in idx])
-        ax.tick_params(axis="x", labelrotation=90, labelsize=6)
-        ax.tick_params(axis="y", labelsize=6)
-        ax.set(title=p.get("title", ""), xlabel=p.get("xlabel", "key position (token attended to)"),
-               ylabel=p.get("ylabel", "query position (token attending)"))
-        ax.grid(False)
-    if mappable is not None:
-        fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.8, label="attention weight (softmax, rows sum to 1)")
-    fig.suptitle(title)
-    return save(fig, out)
-
-
 # --------------------------------------------------------------------------- classification views
-def confusion_matrix(matrix: np.ndarray, classes: Sequence[str], out: str | os.PathLike, *, title: str) -> Path:
-    """Rows are true classes, columns predictions; cells show counts, colour shows row share."""
-    plt = pyplot()
-    matrix = np.asarray(matrix)
-    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(0.55 * len(classes) + 2.5, 0.5 * len(classes) + 1.8))
-    image = ax.imshow(share * 100, cmap="Blues", vmin=0, vmax=100)
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=6,
-                    color="white" if share[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(classes)), classes)
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set(title=title, xlabel="predicted class", ylabel="true class")
-    ax.grid(False)
-    fig.colorbar(image, ax=ax, label="share of the true class (%)")
-    return save(fig, out)
 
 
 def annotated_heatmap(values: np.ndarray, rows: Sequence[str], cols: Sequence[str], out: str | os.PathLike, *,
@@ -441,140 +344,13 @@ def annotated_heatmap(values: np.ndarray, rows: Sequence[str], cols: Sequence[st
     return save(fig, out)
 
 
-def histograms(panels: Sequence[dict], out: str | os.PathLike, *, title: str, ncols: int = 2) -> Path:
-    """Distributions side by side. Each panel: ``{"samples": {label: values}, "title", "xlabel"}`` plus optional
-    ``bins`` (default 20, shared by the panel's samples), ``ylabel`` (default "count") and ``lines``
-    ({label: x}: dashed vertical markers such as a deterministic value to compare with)."""
-    fig, axes, ncols = _panel_grid(len(panels), ncols, (5, 3.4))
-    for ax, panel in zip(axes.flat, panels):
-        values = [np.asarray(v, float) for v in panel["samples"].values()]
-        every = np.concatenate(values + [np.asarray(list((panel.get("lines") or {}).values()), float)])
-        low, high = float(every.min()), float(every.max())
-        if high - low < 1e-9:
-            low, high = low - 0.5e-3, high + 0.5e-3
-        bins = np.linspace(low, high, int(panel.get("bins", 20)) + 1)
-        for label, v in zip(panel["samples"], values):
-            ax.hist(v, bins=bins, alpha=0.6, label=label)
-        for i, (label, x) in enumerate((panel.get("lines") or {}).items()):
-            ax.axvline(x, color=PALETTE[(i + 2) % len(PALETTE)], linestyle="--", label=label)
-        ax.set(title=panel["title"], xlabel=panel["xlabel"], ylabel=panel.get("ylabel", "count"))
-        ax.legend()
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    fig.suptitle(title)
-    return save(fig, out)
-
-
-def index_grids(panels: Sequence[dict], out: str | os.PathLike, *, title: str, colorbar_label: str,
-                ncols: int = 4) -> Path:
-    """Small integer matrices side by side, each cell coloured by its value and labelled with it (e.g. the
-    storage index every element of a tensor view reads). Each panel: ``{"values": 2-D, "title"}``; rows and
-    columns are labelled as the tensor's dimensions 0 and 1, and one colour bar serves every panel."""
-    plt = pyplot()
-    grids = [np.atleast_2d(np.asarray(panel["values"])) for panel in panels]
-    low, high = min(float(g.min()) for g in grids), max(float(g.max()) for g in grids)
-    fig, axes, ncols = _panel_grid(len(panels), ncols, (2.8, 2.6))
-    image = None
-    for ax, panel, grid in zip(axes.flat, panels, grids):
-        image = ax.imshow(grid, cmap="viridis", vmin=low, vmax=high)
-        for (i, j), value in np.ndenumerate(grid):
-            ax.text(j, i, f"{value:g}", ha="center", va="center", fontsize=8,
-                    color="white" if value < (low + high) / 2 else "black")
-        ax.set_xticks(range(grid.shape[1]))
-        ax.set_yticks(range(grid.shape[0]))
-        ax.set(title=panel["title"], xlabel="index in dimension 1", ylabel="index in dimension 0")
-        ax.title.set_fontsize(8)
-        ax.grid(False)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    fig.colorbar(image, ax=axes, label=colorbar_label, shrink=0.8)
-    fig.suptitle(title)
-    return save(fig, out)
-
-
-def shape_diagrams(cases: Sequence[Mapping], out: str | os.PathLike, *, title: str, ncols: int = 3) -> Path:
-    """Broadcasting drawn: per case (``{"a", "b", "result" (None when it fails), "error"}``) the two shapes as
-    rows of boxes aligned from the right, then the result. A box is a dimension with its size: plain when
-    kept, orange when a size 1 stretches, dashed grey when the shorter shape is padded with a 1 on the left;
-    a red box marks the clashing pair of a case that fails."""
-    plt = pyplot()
-    from matplotlib.patches import Patch, Rectangle
-
-    kept, stretched, padded, clash = "#c6dbef", PALETTE[3], "#eeeeee", PALETTE[1]
-    fig, axes, ncols = _panel_grid(len(cases), ncols, (3.6, 2.2))
-    for ax, case in zip(axes.flat, cases):
-        a, b, result = tuple(case["a"]), tuple(case["b"]), case.get("result")
-        n = max(len(a), len(b), 1)
-        pa, pb = (None,) * (n - len(a)) + a, (None,) * (n - len(b)) + b
-        for row, (name, dims, other) in enumerate((("a", pa, pb), ("b", pb, pa))):
-            for k, (size, partner) in enumerate(zip(dims, other)):
-                ps, po = 1 if size is None else size, 1 if partner is None else partner
-                colour = padded if size is None else kept
-                if ps != po and 1 not in (ps, po):
-                    colour = clash
-                elif ps == 1 and po != 1:
-                    colour = stretched if size is not None else padded
-                ax.add_patch(Rectangle((k, 2 - row), 0.9, 0.8, facecolor=colour, edgecolor="0.3",
-                                       linestyle="--" if size is None else "-"))
-                ax.text(k + 0.45, 2.4 - row, "1" if size is None else str(size), ha="center", va="center")
-        if result is not None:
-            for k, size in enumerate((None,) * (n - len(result)) + tuple(result)):
-                ax.add_patch(Rectangle((k, 0), 0.9, 0.8, facecolor="white", edgecolor="0.1", linewidth=1.5))
-                ax.text(k + 0.45, 0.4, str(size), ha="center", va="center", fontweight="bold")
-            verdict = "result " + ("()" if not result else str(tuple(result)))
-        else:
-            ax.text(n / 2, 0.4, "error: sizes clash", ha="center", va="center", color=clash, fontweight="bold")
-            verdict = "fails"
-        ax.set_xlim(-0.2, n + 0.1)
-        ax.set_ylim(-0.2, 3.0)
-        ax.set_yticks([0.4, 1.4, 2.4], ["a + b", "b", "a"])
-        ax.set_xticks([k + 0.45 for k in range(n)], [str(k - n) for k in range(n)])
-        ax.set(title=f"{tuple(a)} + {tuple(b)}: {verdict}", xlabel="dimension (counted from the right)")
-        ax.title.set_fontsize(9)
-        ax.grid(False)
-    for ax in list(axes.flat)[len(cases):]:
-        ax.axis("off")
-    fig.legend(handles=[Patch(facecolor=kept, edgecolor="0.3", label="size kept"),
-                        Patch(facecolor=stretched, edgecolor="0.3", label="size 1 stretches (stride 0)"),
-                        Patch(facecolor=padded, edgecolor="0.3", linestyle="--", label="missing: counts as 1"),
-                        Patch(facecolor=clash, edgecolor="0.3", label="sizes clash")],
-               loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.06))
-    fig.suptitle(title)
-    return save(fig, out)
-
-
-def pareto_frontier(families: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]],
-                    out: str | os.PathLike, *, title: str, xlabel: str, ylabel: str, logx: bool = True) -> Path:
-    """Each family's points (x = cost, y = score, optional y error bars) and its Pareto frontier: the
-    points no cheaper point of the same family beats."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for k, (name, (xs, ys, errs)) in enumerate(families.items()):
-        xs, ys = np.asarray(xs, float), np.asarray(ys, float)
-        color = PALETTE[k % len(PALETTE)]
-        ax.errorbar(xs, ys, yerr=None if errs is None else np.asarray(errs, float), fmt="o", color=color,
-                    alpha=0.55, capsize=2, markersize=4, label=f"{name} (each model)")
-        order = np.argsort(xs)
-        front, best = [], -np.inf
-        for i in order:
-            if ys[i] > best:
-                front.append(i)
-                best = ys[i]
-        ax.plot(xs[front], ys[front], "-", color=color, linewidth=2, label=f"{name}: Pareto frontier")
-    if logx:
-        ax.set_xscale("log")
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    ax.legend()
-    return save(fig, out)
-
-
 def decision_boundaries(panels: Sequence[dict], out: str | os.PathLike, *, title: str, ncols: int = 3) -> Path:
     """One panel per model: its predicted class over a grid, with the data points on top.
 
     Each panel: ``{"title", "xx", "yy", "zz" (predicted class or probability on the grid), "x", "y"}``.
     """
     n = len(panels)
-    fig, axes, ncols = _panel_grid(n, ncols, (3.4, 3.2))
+    fig, axes, ncols = panel_grid(n, ncols, (3.4, 3.2))
     for ax, panel in zip(axes.flat, panels):
         ax.contourf(panel["xx"], panel["yy"], panel["zz"], alpha=0.3, cmap="coolwarm")
         classes = np.unique(panel["y"])
@@ -587,26 +363,6 @@ def decision_boundaries(panels: Sequence[dict], out: str | os.PathLike, *, title
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.suptitle(title)
-    return save(fig, out)
-
-
-def contour_paths(xx: np.ndarray, yy: np.ndarray, zz: np.ndarray, paths: Mapping[str, np.ndarray],
-                  out: str | os.PathLike, *, title: str, minimum: tuple[float, float] | None = None,
-                  log_levels: bool = True) -> Path:
-    """Optimizer trajectories (each an (steps, 2) array) over the contour plot of a 2-D function."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 5))
-    levels = (np.logspace(np.log10(max(zz.min(), 1e-3) + 1e-3), np.log10(zz.max()), 25)
-              if log_levels and zz.min() >= 0 else 25)
-    contour = ax.contour(xx, yy, zz, levels=levels, cmap="Greys", linewidths=0.6)
-    for label, path in paths.items():
-        ax.plot(path[:, 0], path[:, 1], marker=".", markersize=2, linewidth=1.2, label=label)
-    if minimum is not None:
-        ax.plot(*minimum, marker="*", color="gold", markersize=14, markeredgecolor="k", label="minimum")
-    ax.set(title=title, xlabel="parameter x", ylabel="parameter y",
-           xlim=(xx.min(), xx.max()), ylim=(yy.min(), yy.max()))
-    fig.colorbar(contour, ax=ax, label="function value")
-    ax.legend(loc="upper left")
     return save(fig, out)
 
 
@@ -645,40 +401,3 @@ def regression_fits(panels: Sequence[dict], out: str | os.PathLike, *, title: st
     return save(fig, out)
 
 
-def error_bars_log(values: Mapping[str, float], out: str | os.PathLike, *, threshold: float, title: str,
-                   xlabel: str, ylabel: str) -> Path:
-    """One bar per named check on a log scale, red above ``threshold`` (drawn as a dashed line)."""
-    plt = pyplot()
-    names = list(values)
-    heights = [max(float(values[n]), 1e-18) for n in names]
-    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(names) + 2), 4.2))
-    passed = [h < threshold for h in heights]
-    ax.bar(range(len(names)), heights, color=[PALETTE[2] if ok else PALETTE[1] for ok in passed])
-    ax.axhline(threshold, color="k", linestyle="--", linewidth=1, label=f"pass threshold {threshold:g}")
-    ax.bar([0], [0], color=PALETTE[2], label="passed")
-    if not all(passed):
-        ax.bar([0], [0], color=PALETTE[1], label="failed")
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    ax.legend()
-    return save(fig, out)
-
-
-def training_dashboard(run_path: str | os.PathLike, out: str | os.PathLike | None = None,
-                       title: str | None = None) -> Path:
-    """Four panels from metrics.csv: loss, accuracy, learning rate, throughput (images per second)."""
-    run_path = Path(run_path)
-    m = read_metrics(run_path)
-    e = m["epoch"]
-    both = lambda key: {name: (e, _scaled(f"{split}_{key}", m[f"{split}_{key}"]))  # noqa: E731
-                        for split, name in (("train", "train"), ("val", "validation")) if f"{split}_{key}" in m}
-    panels = [
-        {"series": both("loss"), "title": "Loss", "xlabel": "epoch", "ylabel": "cross-entropy (nats)"},
-        {"series": both("acc"), "title": "Accuracy", "xlabel": "epoch", "ylabel": "accuracy (%)"},
-        {"series": {"learning rate at epoch start": (e, m["lr"])}, "title": "Learning rate", "xlabel": "epoch",
-         "ylabel": "learning rate"},
-        {"series": {"training images per second": (e, m.get("images_per_s", np.full(len(e), np.nan)))},
-         "title": "Throughput", "xlabel": "epoch", "ylabel": "images per second"},
-    ]
-    return line_panels(panels, out or run_path / "dashboard.png", title=title or f"Training: {run_path.name}")

@@ -36,7 +36,7 @@ def test_numpy_modules_do_not_import_torch(tmp_path):
 
 @pytest.mark.parametrize("script", [m.replace(".", "/") + ".py" for m in NUMPY_SECTIONS
                                     if m.split(".")[1] not in ("layers", "losses", "optim", "finite_differences", "trainer", "parallel",
-                                                               "mlp", "model", "experiment", "augment")])
+                                                               "mlp", "model", "experiment", "augment", "figures")])
 def test_every_numpy_script_answers_help(script, tmp_path):
     out = subprocess.run([sys.executable, str(REPO / script), "--help"], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

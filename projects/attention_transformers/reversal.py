@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 
 from projects.attention_transformers import attention as att
+from projects.attention_transformers import figures
 from shared_utils import cli, plots, runs, stats
 from shared_utils.atomic import atomic_write_json
 from shared_utils.data import sequences as seq
@@ -171,7 +172,7 @@ def report(root: Path) -> dict:
             maps.append({"weights": w.mean(0), "queries": labels, "keys": labels,
                          "title": f"{c['model']}: layer {layer} (mean of {len(w)} heads)"})
     if maps:
-        plots.attention_maps(maps, study_root / "attention_maps.png", ncols=2,
+        figures.attention_maps(maps, study_root / "attention_maps.png", ncols=2,
                              title=f"Attention on one held-out sequence (L={L}, seed {seeds[0]}; "
                                    f"'|' separator, '_' blank: rows L+2.. are the answers)")
     atomic_write_json(study_root / "findings.json", findings)

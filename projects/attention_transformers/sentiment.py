@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from projects.attention_transformers import text as tx
+from projects.attention_transformers import figures
 from shared_utils import cli, plots, runs, stats
 from shared_utils.atomic import atomic_write_json
 from shared_utils.data.core import resolve_data_dir
@@ -292,7 +293,7 @@ def report(root: Path, pool: int) -> dict:
                 verdict = "positive" if s["label"] == 1 else "negative"
                 maps.append({"weights": s["weights"], "queries": s["tokens"], "keys": s["tokens"],
                              "title": f"{verdict}, P(positive) = {s['p_positive']:.2f}"})
-            plots.attention_maps(maps, study_root / "attention_maps.png", ncols=2,
+            figures.attention_maps(maps, study_root / "attention_maps.png", ncols=2,
                                  title=f"Fine-tuned MiniLM ({budget_name(c['budget'])} labels, seed {seeds[0]}): "
                                        f"layer {saved['layer']} attention, mean of its heads, on test sentences")
             break

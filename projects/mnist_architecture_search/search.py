@@ -21,6 +21,7 @@ import torch
 
 from projects.mnist_architecture_search import analysis, budgets
 from projects.mnist_architecture_search.models import TwoConvCNN
+from projects.mnist_architecture_search import figures
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best
@@ -220,7 +221,7 @@ def report(root: Path, args) -> dict:
                     points[fam] = ([x for x, _ in rows], [np.mean(v) for _, v in rows],
                                    [stats.summarize(v).ci95 if len(v) > 1 else 0.0 for _, v in rows])
             if points:
-                plots.pareto_frontier(points, root / f"pareto_{key}.png", xlabel=axis, ylabel="test accuracy (%)",
+                figures.pareto_frontier(points, root / f"pareto_{key}.png", xlabel=axis, ylabel="test accuracy (%)",
                                       title=f"Accuracy against {axis.split(' (')[0]}: MLP vs CNN, Pareto frontiers")
         out["efficiency"] = {fam: {name: {k: float(np.mean([s[k] for s in per])) for k in
                                           ("test_acc", "parameters", "train_flops", "train_seconds")}

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from shared_utils import cli, data, plots, runs, stats
+from projects.pytorch_mechanics import figures
+from shared_utils import cli, data, runs, stats
 from shared_utils.atomic import atomic_write_json
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit
@@ -145,7 +146,7 @@ def main(argv=None):
                        "train-mode predictions (class: passes)"], rows, root / "stress_test",
                       caption=f"Test accuracy: {100 * bn['test_acc']:.2f}% with batch norm, "
                               f"{100 * plain['test_acc']:.2f}% without ({args.epochs} epoch(s))")
-    plots.histograms([{"samples": {f"train mode, {PASSES} passes": 100 * r["train_p_true"]},
+    figures.histograms([{"samples": {f"train mode, {PASSES} passes": 100 * r["train_p_true"]},
                        "lines": {"eval mode (every pass)": 100 * r["eval_p_true_no_bn"]},
                        "title": f"{names[i]} (label {r['label']})",
                        "xlabel": "probability of the true class (%)", "ylabel": "forward passes"}

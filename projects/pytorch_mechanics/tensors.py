@@ -24,7 +24,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from shared_utils import cli, plots, runs, stats
+from projects.pytorch_mechanics import figures
+from shared_utils import cli, runs, stats
 
 CONTIGUITY_ERROR = "view size is not compatible with input tensor's size and stride"
 
@@ -164,12 +165,12 @@ def main(argv=None):
                       [[_shape_text(c["a"]), _shape_text(c["b"]), _shape_text(c["result"]) if c["result"] else "error",
                         c["error"] or "each pair equal or 1"] for c in cases], run / "broadcasting",
                       caption="Broadcasting: our rule, torch.broadcast_shapes and an actual sum agree on every case")
-    plots.index_grids([{"values": r["indices"], "title": f"{r['tensor']}\nstride {_shape_text(r['stride'])}, "
+    figures.index_grids([{"values": r["indices"], "title": f"{r['tensor']}\nstride {_shape_text(r['stride'])}, "
                                                           f"offset {r['offset']}"} for r in rows],
                       run / "storage_layout.png", title="Which stored number each element reads "
                                                         "(cell text: its storage index)",
                       colorbar_label="storage index (elements from the start)")
-    plots.shape_diagrams(cases, run / "broadcasting.png",
+    figures.shape_diagrams(cases, run / "broadcasting.png",
                          title="Broadcasting: shapes aligned from the right; size-1 dimensions stretch")
     run.summary(views=len(rows), **{k: v for k, v in facts.items() if k != "flattened_order"},
                 broadcast_cases=len(cases), broadcast_failures=sum(c["result"] is None for c in cases))

@@ -18,6 +18,7 @@ import numpy as np
 
 from projects.representation_transfer import intrinsic_dimension as idim
 from projects.representation_transfer.reconstruction import HP, PIXELS, SHOWN, load, pixels01, trial
+from projects.representation_transfer import figures
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
 from shared_utils.study import Axis, Grid, Study, StudyResult, grid
@@ -106,7 +107,7 @@ def report(root: Path, ds: data.Dataset) -> dict:
     panels = [(FAMILIES[f], outputs[c.name]["codes"], outputs[c.name]["labels"]) for f in families
               for c in r.select(family=f, code=2) if c.name in outputs]
     if panels:
-        plots.scatter_by_class(panels, root / "code_2d.png", title="Two-number codes of the test digits",
+        figures.scatter_by_class(panels, root / "code_2d.png", title="Two-number codes of the test digits",
                                xlabel="code 1", ylabel="code 2", legend_title="digit")
     if (root / "intrinsic_dimension.json").is_file():
         out["intrinsic_dimension"] = runs.read_json(root / "intrinsic_dimension.json")

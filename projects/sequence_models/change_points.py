@@ -27,6 +27,7 @@ import torch
 
 from projects.sequence_models import detectors as det
 from projects.sequence_models.taggers import sequence_tagger
+from projects.sequence_models import figures
 from shared_utils import cli, plots, runs, stats
 from shared_utils.atomic import atomic_write_json
 from shared_utils.data import sequences as seq
@@ -313,7 +314,7 @@ def report(root: Path, config: dict, seeds: list[int]) -> dict:
                           root / "tcn_vs_recurrent",
                           caption="TCN delay minus each recurrent net's (steps, at 5% false alarms; negative = the CNN "
                                   "detects sooner): mean [95% CI] of the paired per-seed differences")
-    figures(root, results, config, seeds)
+    draw_figures(root, results, config, seeds)
     return findings
 
 
@@ -323,7 +324,7 @@ def detector_styles() -> dict[str, dict]:
             for i, n in enumerate(LEARNED + CLASSICAL)}
 
 
-def figures(root: Path, results: dict, config: dict, seeds: list[int]) -> None:
+def draw_figures(root: Path, results: dict, config: dict, seeds: list[int]) -> None:
     dets = results["detectors"]
     names = [n for n in LEARNED if n in dets] + list(CLASSICAL)
     dashed = detector_styles()
@@ -394,7 +395,7 @@ def example_figure(root: Path, config: dict, seed: int) -> None:
     colors = {n: style["color"] for n, style in detector_styles().items()}
     for panel in panels:
         panel["colors"] = colors
-    plots.streams_with_scores(panels, root / "examples.png", ncols=2,
+    figures.streams_with_scores(panels, root / "examples.png", ncols=2,
                               title=f"Example test streams (grey) and each detector's output (seed {seed})")
 
 
