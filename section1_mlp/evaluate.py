@@ -15,7 +15,7 @@ from section1_mlp.mlp import MLP
 from section2_optimization.losses import log_softmax
 from section2_optimization.trainer import predict
 from section1_mlp import figures
-from shared_utils import cli, data, device, plots, runs
+from shared_utils import cli, data, plots, runs
 from shared_utils.errors import UserError
 
 DEFAULT_CKPT = Path(__file__).resolve().parent / "runs" / "activation_compare" / "relu" / "seed_0" / "best.npz"
@@ -27,7 +27,6 @@ def main(argv=None):
     p.add_argument("--ckpt", type=Path, default=DEFAULT_CKPT, help="an MLP .npz checkpoint")
     p.add_argument("--mistakes", type=cli.positive_int, default=24, help="wrong predictions to show")
     args = cli.parse(p, argv)
-    device.numpy_device(args.device)
     if not args.ckpt.is_file():
         raise UserError(f"no checkpoint at {args.ckpt}; make one with `{MAKE_ONE}` or pass --ckpt PATH")
     try:

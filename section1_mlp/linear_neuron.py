@@ -15,7 +15,7 @@ from section2_optimization import layers
 from section2_optimization.losses import mse
 from section2_optimization.optim import SGD
 from section2_optimization.trainer import fit, predict
-from shared_utils import cli, device, plots, runs
+from shared_utils import cli, plots, runs
 from shared_utils.seed import seed_everything
 
 TRUE_W = np.array([2.0, -3.0, 0.5], dtype=np.float64)
@@ -53,7 +53,6 @@ def main(argv=None):
     p.add_argument("--noise", type=cli.nonneg_float, default=0.3, help="std of the noise on y")
     p.add_argument("--gd-steps", type=cli.positive_int, default=200)
     args = cli.parse(p, argv)
-    device.numpy_device(args.device)
     seed_everything(args.seed)
     run = runs.RunDir(__file__, "linear_neuron", args)
     x, y = make_data(args.points, args.noise, args.seed)

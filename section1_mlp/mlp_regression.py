@@ -11,7 +11,7 @@ import numpy as np
 from section1_mlp.mlp import MLP, PlainSGD
 from section2_optimization.losses import mse
 from section2_optimization.trainer import evaluate, fit, predict
-from shared_utils import cli, data, device, plots, runs
+from shared_utils import cli, data, plots, runs
 from shared_utils.data import REGRESSION_FORMULAS, REGRESSION_TARGETS
 from shared_utils.seed import seed_everything
 
@@ -22,7 +22,6 @@ def main(argv=None):
     p.add_argument("--noise", type=cli.nonneg_float, default=0.1, help="std of the Gaussian noise on y")
     p.add_argument("--points", type=cli.points, default=400)
     args = cli.parse(p, argv)
-    device.numpy_device(args.device)
     seed_everything(args.seed)
     points = data.regression_1d(args.points, target=args.target, noise=args.noise, seed=args.seed)
     order = np.random.default_rng(args.seed).permutation(len(points))

@@ -14,7 +14,7 @@ import numpy as np
 from section1_mlp.mlp import MLP, PlainSGD
 from section2_optimization.losses import mse
 from section2_optimization.trainer import accuracy_of, evaluate, fit, predict
-from shared_utils import cli, device, plots, runs
+from shared_utils import cli, plots, runs
 from shared_utils.data import Split
 from shared_utils.seed import seed_everything
 
@@ -34,7 +34,6 @@ def main(argv=None):
     p.add_argument("--points", type=cli.points, default=1000)
     p.add_argument("--hidden", type=cli.width, default=16)
     args = cli.parse(p, argv)
-    device.numpy_device(args.device)
     seed_everything(args.seed)
     train, val = circular_task(args.points, args.seed), circular_task(args.points // 4, args.seed + 1)
     targets = lambda s: s.y[:, None].astype(np.float32)  # noqa: E731  (0/1 regression targets)

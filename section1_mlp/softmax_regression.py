@@ -13,7 +13,7 @@ from section1_mlp.mlp import MLP, PlainSGD
 from section2_optimization.losses import softmax_cross_entropy
 from section2_optimization.optim import CosineAnnealingLR
 from section2_optimization.trainer import evaluate, fit
-from shared_utils import cli, data, device, plots, runs
+from shared_utils import cli, data, plots, runs
 from shared_utils.study import Study, start
 
 VAL_SIZE = 5000  # carved from the 60k training images with the run's seed
@@ -56,7 +56,6 @@ def main(argv=None):
                    quick={"epochs": 1, "limit_train": 6000})
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
-    device.numpy_device(args.device)
     study = Study("softmax_regression", trial, {"softmax regression": {}}, args.seeds,
                   runs.root(__file__, out=args.out), base={**cli.hyperparameters(HP, args), **cli.data_settings(args)},
                   resume=args.resume)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from section1_mlp.mlp import ACTIVATIONS, MLP, PlainSGD
 from section2_optimization.losses import softmax_cross_entropy
 from section2_optimization.trainer import evaluate, fit
-from shared_utils import cli, data, device, plots, runs
+from shared_utils import cli, data, plots, runs
 from shared_utils.study import Study, start
 
 EXPERIMENT = "activation_compare"
@@ -49,7 +49,6 @@ def main(argv=None):
     p.add_argument("--hidden", type=cli.width, nargs="+", default=HP["hidden"], help="hidden widths")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
-    device.numpy_device(args.device)
     base = {**cli.hyperparameters(HP, args), **cli.data_settings(args)}
     study = Study(EXPERIMENT, trial, {a: {"activation": a} for a in args.activations}, args.seeds,
                   runs.root(__file__, out=args.out), base=base, resume=args.resume)

@@ -16,7 +16,7 @@ from section2_optimization import layers
 from section2_optimization.losses import mse
 from section2_optimization.optim import Adam, CosineAnnealingLR
 from section2_optimization.trainer import fit, predict
-from shared_utils import cli, data, device, plots, runs, stats
+from shared_utils import cli, data, plots, runs, stats
 from shared_utils.data import REGRESSION_FORMULAS, REGRESSION_TARGETS
 from shared_utils.study import Study, start
 
@@ -57,7 +57,6 @@ def main(argv=None):
     p.add_argument("--points", type=cli.points, default=HP["points"])
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
-    device.numpy_device(args.device)
     conditions = {f"{t} width {w}": {"target": t, "width": w} for t in args.targets for w in args.widths}
     study = Study("universal_approximation", trial, conditions, args.seeds, runs.root(__file__, out=args.out),
                   base=cli.hyperparameters(HP, args), resume=args.resume)

@@ -14,7 +14,7 @@ import numpy as np
 
 from section2_optimization import finite_differences, layers, losses
 from section2_optimization import figures
-from shared_utils import cli, device, runs, stats
+from shared_utils import cli, runs, stats
 from shared_utils.seed import seed_everything
 
 
@@ -70,7 +70,6 @@ def main(argv=None):
     p = cli.parser(__doc__, epochs=1, quick={})
     p.add_argument("--plant-bug", action="store_true", help="use a Tanh with a wrong backward")
     args = cli.parse(p, argv)
-    device.numpy_device(args.device)
     rng = seed_everything(args.seed)
     results = all_checks(rng, args.plant_bug)
     run = runs.RunDir(__file__, "gradient_checking_bug" if args.plant_bug else "gradient_checking", args)

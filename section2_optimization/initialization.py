@@ -20,7 +20,7 @@ from section2_optimization import layers
 from section2_optimization.losses import softmax_cross_entropy
 from section2_optimization.optim import SGD
 from section2_optimization.trainer import evaluate, fit
-from shared_utils import cli, data, device, plots, runs
+from shared_utils import cli, data, plots, runs
 from shared_utils.seed import seed_everything
 
 INITS = {"zero": ("zeros", {}), "small normal (0.01)": ("normal", {"std": 0.01}),
@@ -122,7 +122,6 @@ def main(argv=None):
     p.add_argument("--depth", type=cli.depth, default=20)
     p.add_argument("--width", type=cli.width, default=256)
     args = cli.parse(p, argv)
-    device.numpy_device(args.device)
     seed_everything(args.seed)
     ds = data.digits(val_size=300, seed=args.seed)
     root = runs.root(__file__, "initialization", args.out)

@@ -23,7 +23,7 @@ from section2_optimization import layers
 from section2_optimization.losses import bce_with_logits, sigmoid_mse
 from section2_optimization.optim import Adam
 from section2_optimization.trainer import History, evaluate, fit
-from shared_utils import cli, data, device, plots, runs, stats
+from shared_utils import cli, data, plots, runs, stats
 from shared_utils.seed import seed_everything
 from shared_utils.study import Study, start
 
@@ -157,7 +157,6 @@ def main(argv=None):
     args = cli.parse(p, argv)
     if args.seeds == [args.seed] and not args.quick:
         args.seeds = [0, 1, 2, 3, 4]  # comparisons default to five seeds
-    device.numpy_device(args.device)
     seed_everything(args.seed)
     root = runs.root(__file__, "loss_and_regularization", args.out)
     source = part1(args, root)

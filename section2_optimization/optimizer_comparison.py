@@ -18,7 +18,7 @@ from section2_optimization.layers import Parameter
 from section2_optimization.losses import softmax_cross_entropy
 from section2_optimization.trainer import evaluate, fit, predict
 from section2_optimization import figures
-from shared_utils import cli, data, device, plots, runs
+from shared_utils import cli, data, plots, runs
 from shared_utils.study import Study, start
 
 # name -> (class, keyword arguments); learning rates are each method's customary default scale
@@ -129,7 +129,6 @@ def main(argv=None):
     p.add_argument("--optimizers", nargs="+", choices=list(OPTIMIZERS), default=list(OPTIMIZERS))
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
-    device.numpy_device(args.device)
     root = runs.root(__file__, "optimizer_compare", args.out)
     summary_rows = {}
     for dataset in args.datasets:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from section3_cnn.layers import Conv2D, MaxPool2D, output_size
-from shared_utils import cli, data, device, plots, runs, stats
+from shared_utils import cli, data, plots, runs, stats
 
 SOBEL_VERTICAL = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float64)  # responds to left-right change
 SOBEL_HORIZONTAL = SOBEL_VERTICAL.T
@@ -47,7 +47,6 @@ def main(argv=None):
     p = cli.parser(__doc__, quick={"epochs": 1})
     p.add_argument("--digits", type=cli.positive_int, default=6, help="test digits to show")
     args = cli.parse(p, argv)
-    device.numpy_device(args.device)
     rng = np.random.default_rng(args.seed)
     ds = data.mnist(args.data_dir, quiet=args.quiet)     # inputs first: no run folder for missing data
     run = runs.RunDir(__file__, "conv_mechanics", args)

@@ -13,7 +13,7 @@ from section3_cnn.experiment import POOLING_HP as HP
 from section3_cnn.experiment import load_mnist
 from section3_cnn.experiment import pooling_trial as trial
 from section3_cnn.model import POOLS
-from shared_utils import cli, device, runs
+from shared_utils import cli, runs
 from shared_utils.study import Study
 
 def main(argv=None):
@@ -24,7 +24,6 @@ def main(argv=None):
                    help="augment: shift each training image by up to this many pixels (as the main job)")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
-    device.numpy_device(args.device)
     base = {**cli.hyperparameters(HP, args), **cli.data_settings(args)}
     study = Study("pooling_compare", trial, Study.grid(pool=args.pools), args.seeds,
                   runs.root(__file__, out=args.out), base=base, resume=args.resume)

@@ -17,7 +17,7 @@ import numpy as np
 from section2_optimization import layers
 from section3_cnn.layers import AvgPool2D, Conv2D, MaxPool2D
 from section3_cnn.model import build_cnn
-from shared_utils import cli, data, device, plots, runs, stats
+from shared_utils import cli, data, plots, runs, stats
 
 # (name, kernel, stride, padding)
 Layer = tuple[str, int, int, int]
@@ -78,7 +78,6 @@ def main(argv=None):
     p.add_argument("--unit", type=cli.nonneg_int, nargs=2, default=[3, 3], metavar=("ROW", "COL"),
                    help="output unit (row, col) of the last layer checked on our CNN")
     args = cli.parse(p, argv)
-    device.numpy_device(args.device)
     last_side = 28 // receptive_fields(OUR_CNN)[-1]["jump"]
     if max(args.unit) >= last_side:
         p.error(f"argument --unit: the last layer is {last_side}x{last_side}; ROW and COL go from 0 to {last_side - 1}")

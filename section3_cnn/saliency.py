@@ -13,7 +13,7 @@ import numpy as np
 
 from section2_optimization.trainer import predict
 from section3_cnn.model import load_cnn
-from shared_utils import cli, data, device, plots, runs
+from shared_utils import cli, data, plots, runs
 
 DEFAULT_CKPT = Path(__file__).resolve().parent / "runs" / "mnist_numpy" / "best.npz"
 
@@ -32,7 +32,6 @@ def main(argv=None):
     p.add_argument("--ckpt", type=Path, default=DEFAULT_CKPT, help="checkpoint written by train_mnist_numpy.py")
     p.add_argument("--count", type=cli.positive_int, default=6, help="correct and wrong examples each")
     args = cli.parse(p, argv)
-    device.numpy_device(args.device)
     model = load_cnn(args.ckpt)
     ds = data.mnist(args.data_dir, quiet=args.quiet)
     x, y = ds.arrays("test")

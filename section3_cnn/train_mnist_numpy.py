@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from section3_cnn.experiment import RECIPE, load_mnist, train_cnn
 from section3_cnn.model import POOLS
-from shared_utils import cli, device, runs
+from shared_utils import cli, runs
 from shared_utils.seed import seed_everything
 
 
@@ -31,7 +31,6 @@ def main(argv=None):
                    help="split each batch across this many threads; results depend on it, not on the machine")
     p.add_argument("--experiment", default="mnist_numpy", help="run folder name under runs/")
     args = cli.parse(p, argv)
-    device.numpy_device(args.device)
     seed_everything(args.seed)
     ds = load_mnist(args)
     run = runs.RunDir(__file__, args.experiment, args)

@@ -13,7 +13,7 @@ import numpy as np
 
 from section2_optimization import layers
 from section3_cnn.model import conv_layers, load_cnn
-from shared_utils import cli, data, device, plots, runs
+from shared_utils import cli, data, plots, runs
 
 DEFAULT_CKPT = Path(__file__).resolve().parent / "runs" / "mnist_numpy" / "best.npz"
 
@@ -35,7 +35,6 @@ def main(argv=None):
     p.add_argument("--ckpt", type=Path, default=DEFAULT_CKPT, help="checkpoint written by train_mnist_numpy.py")
     p.add_argument("--digits", type=cli.positive_int, default=4, help="test digits to show")
     args = cli.parse(p, argv)
-    device.numpy_device(args.device)
     model = load_cnn(args.ckpt)
     ds = data.mnist(args.data_dir, quiet=args.quiet)
     run = runs.RunDir(__file__, "vis", args, checkpoint=str(args.ckpt))

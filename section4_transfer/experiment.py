@@ -12,7 +12,6 @@ from typing import Any, Mapping
 
 from section4_transfer import figures
 from shared_utils import cli, data, plots, runs
-from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best
 from shared_utils.pytorch.pipeline import AUGMENTATIONS, TensorLoader
 from shared_utils.pytorch.pipeline import resize as resize_to
@@ -40,7 +39,6 @@ def study_parser(doc: str | None, hp: Mapping[str, Any], *, quick: Mapping[str, 
 def cifar_study(script_file, name: str, trial, conditions: Mapping[str, Mapping[str, Any]], args, hp, **base) -> Study:
     """The Study for a section 4 script, after the checks that must stop it before any trial: an absent
     accelerator, a bad condition, no CIFAR-10 and no network."""
-    devices.resolve(args.device)
     study = Study(name, trial, conditions, args.seeds, runs.root(script_file, out=args.out),
                   base={**cli.hyperparameters(hp, args), **base, **cli.data_settings(args)}, resume=args.resume)
     load_cifar(study.base)

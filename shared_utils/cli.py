@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from shared_utils.errors import UserError
+from shared_utils import device
+from shared_utils.errors import TrialsFailed, UserError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -190,7 +191,7 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argp
         p.error("argument --address: --address is for --backend ray; drop it or add --backend ray")
     if getattr(args, "backend", None) == "serial" and args.workers > 1:
         p.error("argument --workers: --backend serial runs one trial at a time; use --backend pool or ray")
-    problem = device_problem(args.device)
+    problem = device.problem(args.device)
     if problem:
         p.error(f"argument --device: {problem}")
     problem = (writable_folder_problem(args.out) if args.out is not None
@@ -244,22 +245,6 @@ def writable_folder_problem(folder: Path, create: bool = True) -> str | None:
     return None
 
 
-def device_problem(name: str) -> str | None:
-    """Every script resolves --device the same way: a PyTorch script (torch already imported) asks torch
-    whether the accelerator exists; a NumPy script runs on the CPU and says so."""
-    if name in ("auto", "cpu"):
-        return None
-    if "torch" not in sys.modules:
-        return f"{name}: this script is NumPy-only and runs on the CPU; use --device cpu"
-    from shared_utils.pytorch.device import resolve
-
-    try:
-        resolve(name)
-    except UserError as exc:
-        return str(exc)
-    return None
-
-
 def add_study_flags(p: argparse.ArgumentParser) -> None:
     """``--workers --backend --address --resume --report-only``: how a comparison's trials run, or that they
     do not (shared_utils.study)."""
@@ -285,8 +270,6 @@ def study_backend(args: argparse.Namespace) -> dict:
 def run(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> Any:
     """Call ``main(argv)``; a UserError becomes exit code 2 with one line on stderr, failed study
     trials exit code 1 with one line (their errors are in the study's manifest)."""
-    from shared_utils.study import TrialsFailed
-
     prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "error"
     try:
         return main(argv)

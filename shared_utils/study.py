@@ -36,6 +36,7 @@ round is an ordinary :meth:`Study.run`.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -50,7 +51,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from shared_utils.atomic import atomic_write_json
-from shared_utils.errors import UserError
+from shared_utils import runs
+from shared_utils.device import numpy_device
+from shared_utils.errors import TrialsFailed, UserError  # noqa: F401  (TrialsFailed: scripts catch it here)
+from shared_utils.seed import seed_everything
 
 BACKENDS = ("serial", "pool", "ray")
 TrialFn = Callable[[dict], dict]
@@ -64,10 +68,6 @@ MAX_CURVES, MAX_BARS = 10, 24   # the most conditions one overlaid-curves / bar 
 def _writes() -> bool:
     """Under torchrun every rank runs the study (each trial is one data-parallel run); rank 0 writes."""
     return os.environ.get("RANK", "0") == "0"
-
-
-class TrialsFailed(Exception):
-    """Some trials failed; each one's error is in the study's manifest.json."""
 
 
 def slug(name: str) -> str:
@@ -153,8 +153,6 @@ class Grid:
     @property
     def conditions(self) -> list[Condition]:
         if self._conditions is None:
-            import itertools
-
             cells = itertools.product(*(a.expand(name) for name, a in self.axes.items()))
             self._conditions = [Condition(self.sep.join(label for _, label, _ in cell),
                                           {axis: level for axis, (level, _, _) in zip(self.axes, cell)},
@@ -298,17 +296,12 @@ def start(config: Mapping[str, Any], script_file: str | os.PathLike | None = Non
     imports torch), opens the trial's run folder (resumed when the runner says so) and records the
     resolved configuration, the device and any ``record`` fields in its config.json. ``script_file`` names
     the script in that record (default: the calling module's file)."""
-    from shared_utils import runs
-    from shared_utils.seed import seed_everything
-
     rng = seed_everything(int(config["seed"]), deterministic=deterministic)
     if "torch" in sys.modules:
         from shared_utils.pytorch.device import resolve
 
         device = resolve(config.get("device") or "auto")
     else:
-        from shared_utils.device import numpy_device
-
         device = numpy_device(config.get("device") or "auto")
     if script_file is None:
         script_file = sys._getframe(1).f_globals.get("__file__", "trial")
@@ -670,8 +663,6 @@ class StudyResult:
     def load(cls, path: str | os.PathLike) -> "StudyResult":
         """Read a study back from its folder: its manifest.json, each trial's summary.json and files. A trial
         that failed, or never wrote its summary (the run was stopped), is left out of the figures."""
-        from shared_utils import runs
-
         path = Path(path)
         if not (path / "manifest.json").is_file():
             raise UserError(f"no study in {path} (its manifest.json is missing); run the study first")
@@ -800,8 +791,6 @@ class StudyResult:
     def curves(self, key: str, scale: float = 1.0, **levels: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per condition, a metric of metrics.csv over epochs: (epochs, array seeds x epochs), cut to the
         shortest finished seed's length."""
-        from shared_utils import runs
-
         out = {}
         for c in self.select(**levels):
             logs = [runs.read_metrics(p) for p in self.run_paths().get(c.name, []) if (p / "metrics.csv").is_file()]

@@ -18,7 +18,6 @@ from projects.cifar_best.training import RECIPE as HP
 from projects.cifar_best.training import check_config, train_trial
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
-from shared_utils.pytorch import device as devices
 from shared_utils.study import Study, StudyResult
 
 SCREEN_BUDGET = {"epochs": 4, "train_subset": 10_000, "val_size": 5000}
@@ -105,7 +104,6 @@ def main(argv=None):
         check_config({**hp, **overrides}, where=f"ablation {name!r}")
     out = runs.root(__file__, out=args.out)
     if not args.report_only:
-        devices.resolve(args.device)
         settings = {k: v for k, v in cli.data_settings(args).items() if k != "limit_train"}
         data.cifar10_from_settings(settings)
         study = Study("ablation", trial, conditions, args.seeds, out, base={**hp, **settings}, resume=args.resume)

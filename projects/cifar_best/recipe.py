@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from projects.cifar_best.training import AUGMENT, MODELS, PRECISIONS, RECIPE, check_config, train_trial
 from shared_utils import cli, data, plots, runs, stats
-from shared_utils.pytorch import device as devices
 from shared_utils.study import Study
 
 HP = RECIPE        # the recipe, each setting beside the screening result that chose it: training.RECIPE
@@ -76,7 +75,6 @@ def main(argv=None):
     hp.update(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, precision=args.precision)
     hp.update({k: v for k, v in (("model", args.model), ("augment", args.augment)) if v is not None})
     check_config(hp)
-    devices.resolve(args.device)
     settings = {**{k: v for k, v in cli.data_settings(args).items() if k != "limit_train"}, "val_size": 0}
     data.cifar10_from_settings(settings)        # no CIFAR-10 and no network: stop before training
     name = "recipe_long" if args.long else "recipe"

@@ -27,7 +27,6 @@ from projects.cifar_best.training import check_config, train_trial
 from shared_utils import cli, data, runs, stats
 from shared_utils.atomic import atomic_write_json
 from shared_utils.errors import UserError
-from shared_utils.pytorch import device as devices
 from shared_utils.study import Study, StudyResult
 
 # ---- the recipe before screening: the published fast-training family's shape (see README), plain settings
@@ -201,7 +200,6 @@ def main(argv=None):
         raise UserError(f"--eta must be at least 2 (keep the best half or fewer), got {args.eta}")
     if args.budgets is not None and list(args.budgets) != sorted(set(args.budgets)):
         raise UserError(f"--budgets must increase, got {' '.join(map(str, args.budgets))}")
-    devices.resolve(args.device)
     settings = {k: v for k, v in cli.data_settings(args).items() if k != "limit_train"}
     data.cifar10_from_settings(settings)           # no CIFAR-10 and no network: stop before any trial
     base = {**START, "lr": args.lr, "batch_size": args.batch_size}

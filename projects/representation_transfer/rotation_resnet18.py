@@ -17,7 +17,6 @@ import numpy as np
 
 from projects.representation_transfer.cifar_tasks import load
 from shared_utils import cli, runs
-from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.checkpoint import save_torch
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit
 from shared_utils.pytorch.models import count_parameters, resnet18
@@ -66,7 +65,6 @@ def main(argv=None):
     args = cli.parse(p, argv)
     root = runs.root(__file__, out=args.out)
     settings = {**cli.data_settings(args), "data_seed": 0}
-    devices.resolve(args.device)
     load(settings)                                  # no data and no network: stop before the trial
     result = Study("rotation_resnet18", trial, {"rotation": {}}, [args.seed], root,
                    base={**cli.hyperparameters(HP, args), **settings}, resume=args.resume).run(**cli.study_backend(args))

@@ -31,7 +31,6 @@ from projects.representation_transfer.labels import budget_name, labels_arg, ste
 from projects.representation_transfer.models import BlockCNN, ProbeHead
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
-from shared_utils.pytorch import device as devices
 from shared_utils.seed import seed_everything
 from shared_utils.pytorch.checkpoint import load_torch
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit
@@ -447,7 +446,6 @@ def main(argv=None):
     args.blocks = sorted(set(args.blocks))
     root = runs.root(__file__, out=args.out) / "rotation_transfer"
     settings = {**cli.data_settings(args), "data_seed": 0, "pretrain_seed": args.pretrain_seed}
-    devices.resolve(args.device)
     ds = load(settings)                         # no data and no network: stop before any trial
     low_classes = len(task_splits(ds, "classes 5-9")[0])
     for flag, budget, pool in (("--labels", max(args.labels), len(ds.train)),
