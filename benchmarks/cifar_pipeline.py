@@ -8,7 +8,7 @@ time); the goal is under 10%. Because two training runs differ by more than the 
 costs, the pipeline is also timed alone, as a share of the training time per image. Blocks alternate (loader, pre-made, loader, pre-made) and
 medians are reported. Writes benchmarks/runs/cifar_pipeline.json.
 
-    python benchmarks/cifar_pipeline.py --model resnet --train-subset 5000
+    python benchmarks/cifar_pipeline.py --model resnet --limit-train 5500
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def timed_steps(model, optimizer, batches) -> tuple[float, int]:
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, epochs=2, batch_size=128, lr=0.05, quick={"epochs": 1, "train_subset": 512})
+    p = cli.parser(__doc__, epochs=2, batch_size=128, lr=0.05, quick={"epochs": 1, "limit_train": 1012})
     p.add_argument("--model", choices=["cnn", "resnet", "mlp"], default="resnet")
     add_cifar_flags(p, val_size=500)
     args = cli.parse(p, argv)

@@ -18,12 +18,11 @@ from shared_utils.pytorch.pipeline import resize as resize_to
 from shared_utils.runs import RunDir, read_metrics
 from shared_utils.study import Study
 
-QUICK = {"epochs": 1, "train_subset": 256, "test_subset": 256, "val_size": 128}   # seconds, for smoke tests
+QUICK = {"epochs": 1, "limit_train": 384, "test_subset": 256, "val_size": 128}   # seconds, for smoke tests
 
 def add_cifar_flags(p, *, val_size: int = 5000) -> None:
-    p.add_argument("--train-subset", type=cli.positive_int, default=None,
-                   help="train on a seeded random subset of this many images (CPU budgets)")
-    p.add_argument("--val-size", type=cli.positive_int, default=val_size, help="images held out for validation")
+    p.add_argument("--val-size", type=cli.positive_int, default=val_size,
+                   help="images held out for validation (from the --limit-train subset when one is given)")
     p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
 
 

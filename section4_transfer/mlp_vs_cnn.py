@@ -31,7 +31,7 @@ def trial(config: dict) -> dict:
 
 
 def main(argv=None):
-    p = study_parser(__doc__, HP, quick={"epochs": 1, "train_subset": 512, "test_subset": 512, "val_size": 256})
+    p = study_parser(__doc__, HP, quick={"epochs": 1, "limit_train": 768, "test_subset": 512, "val_size": 256})
     args = cli.parse(p, argv)
     study = cifar_study(__file__, "mlp_vs_cnn", trial, CONDITIONS, args, HP)
     result = study.run_or_load(args)

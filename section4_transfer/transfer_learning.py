@@ -5,7 +5,7 @@ data, epochs and optimizer (SGD, Nesterov momentum, cosine decay): from scratch;
 and fine-tuned end to end; pretrained with the backbone frozen and only a new 10-class head
 trained. --weights imagenet uses torchvision's ImageNet weights (torch hub cache, else
 download); --weights PATH any compatible state dict (for instance one pretrained here by
-self-supervision); --weights none runs the scratch condition only. --train-subset and --resize
+self-supervision); --weights none runs the scratch condition only. --limit-train and --resize
 keep it practical on a CPU. Outputs in section4_transfer/runs/transfer_learning/.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ def trial(config: dict) -> dict:
 
 
 def main(argv=None):
-    p = study_parser(__doc__, HP, quick={"epochs": 1, "train_subset": 64, "test_subset": 64, "val_size": 32,
+    p = study_parser(__doc__, HP, quick={"epochs": 1, "limit_train": 96, "test_subset": 64, "val_size": 32,
                                          "resize": 32}, val_size=1000)
     p.add_argument("--resize", type=cli.bounded_int(32, 1024, " pixels"), default=HP["resize"],
                    help="input side fed to the network")

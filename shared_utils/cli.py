@@ -164,7 +164,8 @@ def parser(doc: str | None, *, epochs: int = 5, batch_size: int = 64, lr: float 
     g.add_argument("--out", type=Path, default=None,
                    help="folder for run outputs (default: runs/ beside the script)")
     g.add_argument("--limit-train", type=positive_int, default=None,
-                   help="use only this many training examples")
+                   help="use only this many training examples (a validation split, where there is one, is held "
+                        "out of them)")
     g.add_argument("--quick", action="store_true",
                    help="seconds-long preset (tiny subset, one epoch) for smoke tests")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -212,7 +213,7 @@ def data_settings(args: argparse.Namespace) -> dict[str, Any]:
     is --seed: it picks subsets and validation splits, the same images for every trial of a study."""
     settings = {"data_dir": str(args.data_dir) if args.data_dir else None, "limit_train": args.limit_train,
                 "data_seed": args.seed, "device": args.device, "quiet": args.quiet}
-    for key in ("train_subset", "val_size", "test_subset"):
+    for key in ("val_size", "test_subset"):
         if hasattr(args, key):
             settings[key] = getattr(args, key)
     return settings

@@ -20,8 +20,8 @@ from shared_utils import cli, data, plots, runs, stats
 from shared_utils.errors import UserError
 from shared_utils.study import Study, StudyResult
 
-SCREEN_BUDGET = {"epochs": 4, "train_subset": 10_000, "val_size": 5000}
-QUICK = {"epochs": 1, "train_subset": 256, "val_size": 128, "test_subset": 256}
+SCREEN_BUDGET = {"epochs": 4, "limit_train": 15_000, "val_size": 5000}   # 10,000 training images
+QUICK = {"epochs": 1, "limit_train": 384, "val_size": 128, "test_subset": 256}
 
 
 def removals(hp: dict) -> dict[str, dict]:
@@ -92,7 +92,7 @@ def table_from_folders(study_path: Path, conditions) -> tuple[dict, str]:
 def main(argv=None):
     p = cli.parser(__doc__, epochs=SCREEN_BUDGET["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
                    quick=QUICK)
-    p.add_argument("--train-subset", type=cli.positive_int, default=SCREEN_BUDGET["train_subset"])
+    p.set_defaults(limit_train=SCREEN_BUDGET["limit_train"])
     p.add_argument("--val-size", type=cli.positive_int, default=SCREEN_BUDGET["val_size"])
     p.add_argument("--test-subset", type=cli.positive_int, default=None)
     cli.add_study_flags(p)
@@ -104,7 +104,7 @@ def main(argv=None):
         check_config({**hp, **overrides}, where=f"ablation {name!r}")
     out = runs.root(__file__, out=args.out)
     if not args.report_only:
-        settings = {k: v for k, v in cli.data_settings(args).items() if k != "limit_train"}
+        settings = cli.data_settings(args)
         data.cifar10_from_settings(settings)
         study = Study("ablation", trial, conditions, args.seeds, out, base={**hp, **settings}, resume=args.resume)
         result = study.run(**cli.study_backend(args))
@@ -116,7 +116,7 @@ def main(argv=None):
         plots.grouped_bars(means, out / "ablation" / "drops.png", errors=errors, xlabel="component removed",
                            ylabel="test accuracy lost (points)",
                            title=f"Ablation: accuracy lost when one component is removed (mean and 95% CI, "
-                                 f"{len(args.seeds)} seed(s), {args.epochs} epochs on {args.train_subset} images)")
+                                 f"{len(args.seeds)} seed(s), {args.epochs} epochs on {args.limit_train - args.val_size} images)")
     print(text)
     return table
 

@@ -24,7 +24,7 @@ HP = RECIPE        # the recipe, each setting beside the screening result that c
 # (97.5% train vs 89.4% test); measured (Intel AMX, seed 0): 91.40% with six-view TTA in 5,531 s, short of 92.5%
 LONG = {"model": "fastnet_wide", "augment": ["flip", "translate", "cutout"], "epochs": 40}
 TARGET = 0.906     # the goal on this CIFAR-10 copy (the anchor recipe's 90.57%)
-QUICK = {"epochs": 1, "train_subset": 256, "test_subset": 256}
+QUICK = {"epochs": 1, "limit_train": 256, "test_subset": 256}
 
 
 def trial(config: dict) -> dict:
@@ -65,7 +65,6 @@ def main(argv=None):
                    help="train this model instead of the recipe's (HP, or LONG with --long)")
     p.add_argument("--augment", choices=AUGMENT, nargs="+", default=None,
                    help="these augmentations instead of the recipe's (e.g. --augment flip translate cutout)")
-    p.add_argument("--train-subset", type=cli.positive_int, default=None, help="train on this many images (tests)")
     p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
@@ -75,7 +74,7 @@ def main(argv=None):
     hp.update(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, precision=args.precision)
     hp.update({k: v for k, v in (("model", args.model), ("augment", args.augment)) if v is not None})
     check_config(hp)
-    settings = {**{k: v for k, v in cli.data_settings(args).items() if k != "limit_train"}, "val_size": 0}
+    settings = {**cli.data_settings(args), "val_size": 0}
     data.cifar10_from_settings(settings)        # no CIFAR-10 and no network: stop before training
     name = "recipe_long" if args.long else "recipe"
     study = Study(name, trial, {"recipe": {}}, args.seeds, runs.root(__file__, out=args.out),

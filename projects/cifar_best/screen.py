@@ -8,8 +8,8 @@ is a whole run's at that budget). The group's winner joins the base of every lat
 model is chosen first and the evaluation tricks last. START is the recipe before any screening.
 
 Groups (in order): model, augment, optimizer, schedule, regularise, batch, batchnorm, averaging.
-Screening uses a seeded random subset of the training images (--train-subset, default 10,000) and a
-validation set carved from the rest of the training set (--val-size 5,000), for 2 then 4 epochs (8 then 16
+Screening uses a seeded random subset of the training images (--limit-train, default 15,000), of which a
+validation set is held out (--val-size 5,000), leaving 10,000 to train on, for 2 then 4 epochs (8 then 16
 for augment and regularise, see BUDGETS; --budgets sets one schedule for all): budgets chosen to rank
 components quickly, not to reach final accuracy.
 
@@ -101,7 +101,7 @@ GROUPS: dict[str, dict[str, dict]] = {
 # those groups screen at 8 and 16 epochs.
 BUDGETS = {"augment": [8, 16], "regularise": [8, 16]}
 DEFAULT_BUDGETS = [2, 4]
-QUICK = {"budgets": [1, 2], "train_subset": 256, "val_size": 128, "test_subset": 256}
+QUICK = {"budgets": [1, 2], "limit_train": 384, "val_size": 128, "test_subset": 256}
 SCALED = ("lr_x",)   # condition keys that are not recipe keys: lr_x multiplies the base lr
 
 
@@ -183,7 +183,7 @@ def main(argv=None):
     p.add_argument("--space", type=cli.existing_file, default=None,
                    help="a JSON search space {group: {condition: {key: value}}} to screen instead of GROUPS")
     p.add_argument("--eta", type=int, default=2, help="keep the best 1/eta of the conditions after each round (>= 2)")
-    p.add_argument("--train-subset", type=cli.positive_int, default=10_000, help="training images per trial")
+    p.set_defaults(limit_train=15_000)   # 10,000 training images per trial beside the 5,000 validation images
     p.add_argument("--val-size", type=cli.positive_int, default=5000, help="validation images (ranked on)")
     p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
     cli.add_study_flags(p)
@@ -200,7 +200,7 @@ def main(argv=None):
         raise UserError(f"--eta must be at least 2 (keep the best half or fewer), got {args.eta}")
     if args.budgets is not None and list(args.budgets) != sorted(set(args.budgets)):
         raise UserError(f"--budgets must increase, got {' '.join(map(str, args.budgets))}")
-    settings = {k: v for k, v in cli.data_settings(args).items() if k != "limit_train"}
+    settings = cli.data_settings(args)
     data.cifar10_from_settings(settings)           # no CIFAR-10 and no network: stop before any trial
     base = {**START, "lr": args.lr, "batch_size": args.batch_size}
     out = runs.root(__file__, out=args.out)

@@ -23,7 +23,7 @@ Its keys, each a component of the recipe:
   report_all_tta    also score the test set with every TTA (the final recipe), not only none and the chosen one
   precision         auto (bfloat16 autocast + channels-last on a CPU with AMX or AVX512-BF16, float16
                     autocast + channels-last on CUDA, else float32) | fp32
-  epochs, plus the data settings (train_subset, val_size, test_subset, data_dir, data_seed) and device.
+  epochs, plus the data settings (limit_train, val_size, test_subset, data_dir, data_seed) and device.
 
 The selection metric is always validation accuracy on images carved from the training set; the test set
 is scored once, at the end, with the weights the run ended with (the EMA's when it has one), never used to

@@ -63,12 +63,11 @@ def load(name: str, data_dir: str | os.PathLike | None = None, *, limit: int | N
 
 
 def cifar10_from_settings(config) -> Dataset:
-    """CIFAR-10 as a study trial's data settings ask (``train_subset``, ``val_size``, ``test_subset``,
+    """CIFAR-10 as a study trial's data settings ask (``limit_train``, ``val_size``, ``test_subset``,
     ``data_dir``, ``data_seed``; see ``cli.data_settings``): a seeded random training subset plus the
     validation images carved from it, the same images for every condition and seed of a study (the subset
     follows ``data_seed``, i.e. --seed). Cached per process like :func:`cached`."""
-    train_subset, val_size = config.get("train_subset"), config.get("val_size", 0) or 0
-    limit = train_subset + val_size if train_subset else config.get("limit_train")
+    val_size, limit = config.get("val_size", 0) or 0, config.get("limit_train")
     return cached("cifar10", config.get("data_dir"), limit=limit, limit_test=config.get("test_subset"),
                   subset_mode="random", val_size=val_size, seed=config.get("data_seed", config.get("seed", 0)),
                   quiet=bool(config.get("quiet")))

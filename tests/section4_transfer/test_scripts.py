@@ -38,7 +38,7 @@ def test_saliency_without_checkpoint_names_the_command(tmp_path):
 
 
 @requires("cifar10")
-@sizes("--train-subset", "64", "--val-size", "32", "--test-subset", "64")
+@sizes("--limit-train", "96", "--val-size", "32", "--test-subset", "64")
 def test_resnet_vs_plain_records_gradient_flow(tmp_path, size):
     script("resnet_vs_plain.py", tmp_path, "--quick", *size.flags)
     root = tmp_path / "resnet_vs_plain"
