@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from section4_transfer import figures
 from shared_utils import cli, data, plots, runs
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best
-from shared_utils.pytorch.pipeline import AUGMENTATIONS, TensorLoader
+from shared_utils.pytorch.pipeline import AUGMENTATIONS, loaders
 from shared_utils.pytorch.pipeline import resize as resize_to
 from shared_utils.runs import RunDir, read_metrics
 from shared_utils.study import Study
@@ -54,16 +54,9 @@ def make_loaders(ds: data.Dataset, config: Mapping[str, Any], device, augment_na
                  resize: int | None = None):
     """Train (shuffled with ``seed``, augmented), validation and test loaders, built per trial so that
     every condition draws its own shuffles and augmentations from its own seed."""
-    augment = [AUGMENTATIONS[name]() for name in augment_names]
-    if resize:
-        augment.append(resize_to(resize))
-    common = dict(mean=ds.mean, std=ds.std, device=device)
-    train = TensorLoader(ds.train.x, ds.train.y, batch_size=config["batch_size"], augment=augment, seed=seed,
-                         **common)
-    evaluation = [resize_to(resize)] if resize else []
-    val = TensorLoader(ds.val.x, ds.val.y, batch_size=256, shuffle=False, augment=evaluation, **common)
-    test = TensorLoader(ds.test.x, ds.test.y, batch_size=256, shuffle=False, augment=evaluation, **common)
-    return train, val, test
+    return loaders(ds, batch_size=config["batch_size"], seed=seed, device=device, eval_batch_size=256,
+                   augment=[AUGMENTATIONS[name]() for name in augment_names],
+                   eval_augment=[resize_to(resize)] if resize else [])
 
 
 def train_and_test(model, loaders, cfg: TrainConfig, run: RunDir, device, *, config: Mapping[str, Any], title: str,

@@ -41,7 +41,8 @@ from shared_utils.study import start
 from shared_utils.errors import UserError
 from shared_utils.pytorch.engine import TTA_VIEWS, SCHEDULES, TrainConfig, evaluate, fit, load_final
 from shared_utils.pytorch.models import FastNet, build_model, count_parameters
-from shared_utils.pytorch.pipeline import AUGMENTATIONS, TensorLoader
+from shared_utils.pytorch import pipeline
+from shared_utils.pytorch.pipeline import AUGMENTATIONS
 
 MODELS = {   # name -> (zoo name, keyword arguments)
     "fastnet": ("fastnet", {"widths": (64, 256, 256)}),
@@ -123,12 +124,9 @@ def build(config: Mapping[str, Any]) -> torch.nn.Module:
 def loaders(ds: data.Dataset, config: Mapping[str, Any], device: torch.device):
     augment = [AUGMENTATIONS[name]() if name != "altflip" else AUGMENTATIONS[name](config["seed"])
                for name in config.get("augment", ())]
-    common = dict(mean=ds.mean, std=ds.std, device=device)
-    train = TensorLoader(ds.train.x, ds.train.y, batch_size=int(config["batch_size"]), augment=augment,
-                         seed=config["seed"], drop_last=len(ds.train) > int(config["batch_size"]), **common)
-    val = None if ds.val is None else TensorLoader(ds.val.x, ds.val.y, batch_size=EVAL_BATCH, shuffle=False, **common)
-    test = TensorLoader(ds.test.x, ds.test.y, batch_size=EVAL_BATCH, shuffle=False, **common)
-    return train, val, test
+    return pipeline.loaders(ds, batch_size=int(config["batch_size"]), seed=config["seed"], device=device,
+                            eval_batch_size=EVAL_BATCH, augment=augment,
+                            drop_last=len(ds.train) > int(config["batch_size"]))
 
 
 def train_trial(config: dict, script_file: str = __file__) -> dict:
