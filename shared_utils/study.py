@@ -166,6 +166,13 @@ class Grid:
         joined._conditions = self.conditions + other.conditions
         return joined
 
+    def find(self, **levels: Any) -> Condition:
+        """The one condition with these axis levels (``g.find(budget=10_000, depth=2)``)."""
+        found = [c for c in self.conditions if c.matches(levels)]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} conditions of the grid have the levels {levels}")
+        return found[0]
+
     def where(self, keep: Callable[[Condition], bool]) -> "Grid":
         """The conditions ``keep`` accepts (e.g. ``lambda c: c.overrides["mode"] != "scratch"``)."""
         kept = Grid(self.axes, self.sep)

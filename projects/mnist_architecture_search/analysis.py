@@ -38,6 +38,7 @@ def _part(root: Path, part: str) -> StudyResult | None:
 
 def collect(root: Path, part: str, conds: Sequence[str], seeds: Sequence[int]) -> dict[str, list[dict]]:
     """{condition: [summary of each of ``seeds`` that finished]}: the only source of the report's numbers."""
+    conds = [getattr(c, "name", c) for c in conds]      # a Grid's conditions, or their names
     r = _part(root, part)
     found: dict[str, list[dict]] = {}
     for o in (r.outcomes if r else []):

@@ -27,7 +27,7 @@ from shared_utils.errors import UserError
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best
 from shared_utils.pytorch.models import ACTIVATIONS, MLP, count_parameters
 from shared_utils.pytorch.pipeline import loaders, random_crop
-from shared_utils.study import Study, start
+from shared_utils.study import Axis, Grid, Study, grid, start
 
 # ---- the one recipe every model trains with; --epochs, --batch-size and --lr override it
 HP = {"epochs": 8, "batch_size": 128, "lr": 1e-3, "optimizer": "adam", "momentum": 0.0, "nesterov": False,
@@ -104,27 +104,31 @@ def trial(config: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- the four studies
-def conditions(part: str, args) -> dict[str, dict]:
+def conditions(part: str, args) -> Grid:
+    """Each part's grid of conditions. Their names ("10k, depth 2", "SGD, relu", "cnn 25k", "MLP 200k, depth 2:
+    shift 1px") come from the levels; a report finds a condition by its levels (Grid.find), never by its name."""
+    kilo = lambda prefix: (lambda b: f"{prefix}{b // 1000}k")   # noqa: E731
     if part == "baseline":
-        return {"linear": {"family": "linear"}}
+        return grid(family={"linear": {"family": "linear"}})
     if part == "depth_width":
-        return {f"{b // 1000}k, depth {d}": {"budget": b, "depth": d} for b in args.budgets for d in args.depths}
+        return grid(budget=Axis(args.budgets, label=kilo("")), depth=Axis(args.depths, label=lambda d: f"depth {d}"))
     if part == "optim_act":
-        return {f"{o}, {a}": {**OPTIMIZERS[o], "activation": a, "budget": args.grid_budget, "depth": args.grid_depth}
-                for o in args.optimizers for a in args.activations}
-    if part == "recipe":
-        def recipe(name):
-            change = dict(RECIPES[name])
-            if "epochs_x" in change:
-                change["epochs"] = change.pop("epochs_x") * args.epochs
-            return change
-        mlp = {"budget": args.recipe_budget, "depth": args.recipe_depth}
-        out = {f"{recipe_model('mlp', args)}: {r}": {**mlp, **recipe(r)} for r in RECIPES}
-        for b in args.recipe_cnn_budgets:
-            out.update({f"{recipe_model('cnn', args, b)}: {r}": {"family": "cnn", "budget": b, **recipe(r)}
-                        for r in CNN_RECIPES})
-        return out
-    return {f"cnn {b // 1000}k": {"family": "cnn", "budget": b} for b in args.budgets}
+        return grid(optimizer={o: OPTIMIZERS[o] for o in args.optimizers}, activation=args.activations).with_overrides(
+            lambda c: {"budget": args.grid_budget, "depth": args.grid_depth})
+    if part == "cnn":
+        return grid(budget=Axis(args.budgets, label=kilo("cnn "))).with_overrides(lambda c: {"family": "cnn"})
+    recipes = {}
+    for name, change in RECIPES.items():       # "epochs_x" multiplies --epochs
+        change = dict(change)
+        if "epochs_x" in change:
+            change["epochs"] = change.pop("epochs_x") * args.epochs
+        recipes[name] = change
+    mlp = {recipe_model("mlp", args): {"budget": args.recipe_budget, "depth": args.recipe_depth}}
+    out = grid(model=mlp, recipe=recipes).joined(": ")
+    for b in args.recipe_cnn_budgets:
+        cnn = {recipe_model("cnn", args, b): {"family": "cnn", "budget": b}}
+        out = out + grid(model=cnn, recipe={r: recipes[r] for r in CNN_RECIPES}).joined(": ")
+    return out
 
 
 def recipe_model(family: str, args, budget: int | None = None) -> str:
@@ -137,7 +141,9 @@ def report(root: Path, args) -> dict:
     """Every table and figure of the study, from the run folders only (analysis.collect / analysis.curves)."""
     seeds, n = args.seeds, len(args.seeds)
     out = {}
-    label = lambda b, d: f"{b // 1000}k, depth {d}"   # noqa: E731  (the depth_width condition names)
+    grids = {part: conditions(part, args) for part in PARTS}
+    label = lambda b, d: grids["depth_width"].find(budget=b, depth=d).name   # noqa: E731
+    cnn_name = lambda b: grids["cnn"].find(budget=b).name                      # noqa: E731
     # 1-3: depth vs width at equal budget -- accuracy table, figure, curves, epochs to 98%
     if "depth_width" in args.parts:
         found = analysis.collect(root, "depth_width", conditions("depth_width", args), seeds)
@@ -151,12 +157,12 @@ def report(root: Path, args) -> dict:
         for target in (TARGET_ACC, 0.97):
             reached = {}
             for b in args.budgets:
-                names = [("depth_width", label(b, d)) for d in args.depths] + [("cnn", f"cnn {b // 1000}k")]
+                names = [("depth_width", label(b, d)) for d in args.depths] + [("cnn", cnn_name(b))]
                 for part, name in names:
                     curves = analysis.curves(root, part, name, seeds) if part in args.parts else []
                     reached[name] = [analysis.first_epoch_at(m, target) for m in curves]
             rows = [[f"{b:,}"] + [epochs_cell(reached[label(b, d)], n) for d in args.depths] +
-                    [epochs_cell(reached[f"cnn {b // 1000}k"], n)] for b in args.budgets]
+                    [epochs_cell(reached[cnn_name(b)], n)] for b in args.budgets]
             stats.write_table(header + ["CNN"], rows, root / "depth_width" / f"epochs_to_{round(100 * target)}",
                               caption=f"Epochs until validation accuracy first reaches {target:.0%}: mean over the "
                                       f"seeds that reach it within {args.epochs} epochs (how many of {n} did)")
@@ -181,7 +187,7 @@ def report(root: Path, args) -> dict:
         notes = [["" for _ in args.activations] for _ in args.optimizers]
         for i, o in enumerate(args.optimizers):
             for j, a in enumerate(args.activations):
-                values = [100 * s["test_acc"] for s in found[f"{o}, {a}"]]
+                values = [100 * s["test_acc"] for s in found[grids["optim_act"].find(optimizer=o, activation=a).name]]
                 if values:
                     grid[i, j] = np.mean(values)
                 notes[i][j] = stats.ci_cell(values, n)
@@ -194,7 +200,7 @@ def report(root: Path, args) -> dict:
         for o in args.optimizers:
             series = {}
             for a in args.activations:
-                per = analysis.curves(root, "optim_act", f"{o}, {a}", seeds)
+                per = analysis.curves(root, "optim_act", grids["optim_act"].find(optimizer=o, activation=a).name, seeds)
                 if per:
                     series[a] = analysis.mean_curve(per, "val_acc", 100)
             if series:
@@ -202,8 +208,8 @@ def report(root: Path, args) -> dict:
         if panels:
             plots.line_panels(panels, root / "optim_act" / "curves_by_optimizer.png", ncols=min(4, len(panels)),
                               title=f"Validation accuracy by optimizer and activation (mean over seeds {seeds})")
-        out["optim_act"] = {f"{o}, {a}": notes[i][j] for i, o in enumerate(args.optimizers)
-                            for j, a in enumerate(args.activations)}
+        out["optim_act"] = {grids["optim_act"].find(optimizer=o, activation=a).name: notes[i][j]
+                            for i, o in enumerate(args.optimizers) for j, a in enumerate(args.activations)}
     # training choices at a fixed architecture: the "base" column is the depth_width / cnn parts' trial
     if "recipe" in args.parts:
         out["recipe"] = recipe_report(root, args)
@@ -231,7 +237,7 @@ def report(root: Path, args) -> dict:
         mlps = {**families["MLP"], **analysis.collect(root, "optim_act", conditions("optim_act", args), seeds)}
         cnns = dict(families["CNN"])
         if "recipe" in args.parts:
-            recipe = conditions("recipe", args)
+            recipe = {c.name: c.overrides for c in grids["recipe"]}
             found = analysis.collect(root, "recipe", recipe, seeds)
             mlps.update({k: v for k, v in found.items() if recipe[k].get("family", "mlp") == "mlp"})
             cnns.update({k: v for k, v in found.items() if recipe[k].get("family") == "cnn"})
@@ -240,6 +246,13 @@ def report(root: Path, args) -> dict:
     out["curves"] = curves_report(root, args)
     runs.atomic_write_json(root / "analysis.json", out)
     return out
+
+
+def _with(args, **flags):
+    """The parsed flags with some replaced (to name a condition of a grid the command line did not ask for)."""
+    import argparse
+
+    return argparse.Namespace(**{**vars(args), **flags})
 
 
 def epochs_cell(values: list[int | None], seeds: int) -> str:
@@ -259,7 +272,8 @@ def depth_curves(root: Path, args) -> None:
         for kind in rows:
             series, styles = {}, {}
             for k, d in enumerate(args.depths):
-                per = analysis.curves(root, "depth_width", f"{b // 1000}k, depth {d}", args.seeds)
+                per = analysis.curves(root, "depth_width", conditions("depth_width", args).find(budget=b, depth=d).name,
+                                      args.seeds)
                 if not per:
                     continue
                 color = plots.PALETTE[k % len(plots.PALETTE)]
@@ -284,15 +298,16 @@ def recipe_report(root: Path, args) -> dict:
     seeds, n = args.seeds, len(args.seeds)
     recipe = conditions("recipe", args)
     found = analysis.collect(root, "recipe", recipe, seeds)
-    models = {recipe_model("mlp", args): ("depth_width", f"{args.recipe_budget // 1000}k, depth {args.recipe_depth}",
-                                          list(RECIPES))}
+    # each architecture's "base" recipe is the grid parts' trial of the same model (named by those parts' grids)
+    mlp_base = conditions("depth_width", _with(args, budgets=[args.recipe_budget], depths=[args.recipe_depth]))
+    base = {recipe_model("mlp", args): ("depth_width", mlp_base.conditions[0].name)}
     for b in args.recipe_cnn_budgets:
-        models[recipe_model("cnn", args, b)] = ("cnn", f"cnn {b // 1000}k", list(CNN_RECIPES))
+        base[recipe_model("cnn", args, b)] = ("cnn", conditions("cnn", _with(args, budgets=[b])).conditions[0].name)
     columns = ["base"] + list(RECIPES)
     table, values, errors = {}, {}, {}
-    for model, (part, base_name, names) in models.items():
+    for model, (part, base_name) in base.items():
         per = {"base": analysis.collect(root, part, [base_name], seeds)[base_name]}
-        per.update({r: found[f"{model}: {r}"] for r in names})
+        per.update({c["recipe"]: found[c.name] for c in recipe.where(lambda c: c["model"] == model)})
         acc = {r: [100 * s["test_acc"] for s in v] for r, v in per.items()}
         table[model] = {r: stats.ci_cell(acc[r], n) if r in acc else "not run" for r in columns}
         values[model] = {r: float(np.mean(v)) for r, v in acc.items() if v}
@@ -320,10 +335,10 @@ def curves_report(root: Path, args) -> dict:
     seeds = args.seeds
     stat = {}
     for part in args.parts:
-        for name in conditions(part, args):
-            s = analysis.condition_curve_stats(analysis.curves(root, part, name, seeds))
+        for c in conditions(part, args):
+            s = analysis.condition_curve_stats(analysis.curves(root, part, c.name, seeds))
             if s:
-                stat[(part, name)] = s
+                stat[(part, c.name)] = s
     rows = [[part, name, s["seeds"], f"{s['best_val_loss_epoch']:.1f} of {s['epochs']}",
              f"{100 * s['val_loss_rise']:+.1f}", f"{s['final_gap']:+.2f}", f"{s['late_gain']:+.2f}",
              f"{s['val_acc_spread_max']:.2f} (epoch {s['val_acc_spread_max_epoch']})" if "val_acc_spread_max" in s
@@ -336,14 +351,16 @@ def curves_report(root: Path, args) -> dict:
                           rows, root / "curves_table",
                           caption="What the curves show, per condition (means over seeds; see analysis.py)")
     overfit = unstable = unfinished = None
-    mlp = recipe_model("mlp", args)
-    if ("recipe", f"{mlp}: 2x epochs") in stat and ("recipe", f"{mlp}: 2x epochs, shift 1px") in stat:
-        overfit = (("recipe", f"{mlp}: 2x epochs"), ("recipe", f"{mlp}: 2x epochs, shift 1px"))
+    mlp, recipes = recipe_model("mlp", args), conditions("recipe", args)
+    long, shifted = (("recipe", recipes.find(model=mlp, recipe=r).name) for r in ("2x epochs", "2x epochs, shift 1px"))
+    if long in stat and shifted in stat:
+        overfit = (long, shifted)
     spread = {k: s["val_acc_spread_final"] for k, s in stat.items() if k[0] == "depth_width" and "val_acc_spread_final" in s}
     if spread:
+        budget_of = {c.name: c["budget"] for c in conditions("depth_width", args)}
         worst = max(spread, key=spread.get)
-        budget = worst[1].split(",")[0]
-        steady = min((k for k in spread if k[1].split(",")[0] == budget and k != worst), key=spread.get, default=None)
+        steady = min((k for k in spread if budget_of[k[1]] == budget_of[worst[1]] and k != worst), key=spread.get,
+                     default=None)
         unstable = (worst, steady) if steady else None
     late = {k: s["late_gain"] for k, s in stat.items() if k[0] == "optim_act" and np.isfinite(s["late_gain"])}
     if len(late) > 1:
