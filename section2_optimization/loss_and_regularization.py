@@ -159,6 +159,8 @@ def main(argv=None):
         args.seeds = [0, 1, 2, 3, 4]  # comparisons default to five seeds
     seed_everything(args.seed)
     root = runs.root(__file__, "loss_and_regularization", args.out)
+    if args.report_only:        # part 2 is the study; part 1 is a single demonstration, not redrawn
+        return None, part2(args, root)
     source = part1(args, root)
     controlled = part2(args, root)
     runs.atomic_write_json(root / "controlled.json", controlled)

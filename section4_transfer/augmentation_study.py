@@ -64,8 +64,8 @@ def main(argv=None):
     p.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS))
     args = cli.parse(p, argv)
     study = cifar_study(__file__, "augmentation", trial, {c: CONDITIONS[c] for c in args.conditions}, args, HP)
-    example_grid(load_cifar(study.base), study.path / "examples.png", args.seed)
     result = study.run_or_load(args)
+    example_grid(load_cifar(study.base), study.path / "examples.png", args.seed)
     table = result.report({"test_acc": "test acc (%)", "gap": "train - val acc (points)"}, scale=100,
                           caption=f"Augmentation study: small CNN, {args.epochs} epochs, seeds {args.seeds}; "
                                   "mean ± std [95% CI]",

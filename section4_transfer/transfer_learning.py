@@ -50,7 +50,7 @@ def main(argv=None):
     p.add_argument("--weights", default=HP["weights"], help="imagenet, a path to a state dict, or none")
     args = cli.parse(p, argv)
     conditions = dict(CONDITIONS) if args.weights != "none" else {"scratch": CONDITIONS["scratch"]}
-    if args.weights != "none":
+    if args.weights != "none" and not args.report_only:
         load_pretrained(resnet18(cifar_stem=False), args.weights)   # fail fast, before any training
     study = cifar_study(__file__, "transfer_learning", trial, conditions, args, HP, weights=str(args.weights))
     result = study.run_or_load(args)

@@ -731,6 +731,13 @@ class StudyResult:
                             f"known: {', '.join(c.name for c in self.conditions)}")
         return found[0]
 
+    def only(self, names: Sequence[str]) -> "StudyResult":
+        """The same study restricted to the named conditions (e.g. the last round of a successive halving)."""
+        keep = set(names)
+        return StudyResult(None, [o for o in self.outcomes if o.trial.condition in keep], backend=self.backend,
+                           workers=self.workers, wall_seconds=self.wall_seconds, name=self.name, path=self.path,
+                           conditions=[c for c in self.conditions if c.name in keep], seeds=self.seeds, base=self.base)
+
     def levels(self, axis: str) -> list:
         """The levels of one axis, in grid order (``r.levels("labels")`` -> ``[100, 1000, 0]``)."""
         return list(dict.fromkeys(c.levels[axis] for c in self.conditions if axis in c.levels))

@@ -87,9 +87,12 @@ FAMILIES = {
     "no data and no network": (lambda s, f: "data" in f, lambda tmp: ["--quick", "--data-dir", str(tmp / "nothing"),
                                                                       "--out", str(tmp / "out")],
                                r"not found in .*nothing|no checkpoint|could not be downloaded"),
+    "report with nothing to report": (lambda s, f: "--workers" in f,
+                                      lambda tmp: ["--quick", "--report-only", "--out", str(tmp / "empty")],
+                                      r"run the study first|run the .* first"),
 }
 SAMPLED = ("out under a file", "accelerator that is not here", "repeated seeds", "zero workers",
-           "no data and no network")
+           "no data and no network", "report with nothing to report")
 # families whose check lives wholly in the shared parser (shared_utils.cli, unit-tested in tests/shared_utils): the
 # sampled sweep runs them on one script per folder, which proves each folder's scripts reach that parser; the
 # other sampled families depend on what each script does before or after parsing, so they run on every script

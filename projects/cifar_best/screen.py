@@ -146,9 +146,8 @@ def group_study(name: str, space: dict[str, dict], base: dict, args, settings: d
                  base={**base, **settings}, resume=args.resume, budget_key="epochs")
 
 
-def ranking(result, group: str) -> str:
+def ranking(rounds: list[dict], path: Path, group: str) -> str:
     """ranking.md/.csv: every condition in the last round it reached, best first."""
-    rounds = result.rounds
     reached = {}
     for r in rounds:
         for c in r["scores"]:
@@ -156,7 +155,7 @@ def ranking(result, group: str) -> str:
     header = ["rank", "condition", "round (epochs)", "val acc (%)", "test acc (%)", "train seconds", "images/s"]
     rows = []
     order = sorted(reached, key=lambda c: (-reached[c]["round"], -reached[c]["scores"][c]))
-    found = StudyResult.load(result.study.path).summaries()     # each condition as its last round left it
+    found = StudyResult.load(path).summaries()     # each condition as its last round left it
     for i, c in enumerate(order, 1):
         r = reached[c]
         summaries = found.get(c, [])
@@ -166,7 +165,7 @@ def ranking(result, group: str) -> str:
         rows.append([i, c, f"{r['round']} ({r['budget']})", f"{100 * r['scores'][c]:.2f}",
                      stats.ci_cell(test), f"{sum(seconds) / len(seconds):.1f}" if seconds else "",
                      f"{sum(ips) / len(ips):.0f}" if ips else ""])
-    stats.write_table(header, rows, result.study.path / "ranking",
+    stats.write_table(header, rows, path / "ranking",
                       caption=f"Screening group {group!r}: each condition in the last round it reached (val acc: "
                               f"seed mean; test acc: mean ± std [95% CI] over seeds), best first")
     return "\n".join(" | ".join(map(str, row)) for row in [header] + rows)
@@ -205,7 +204,7 @@ def main(argv=None):
     base = {**START, "lr": args.lr, "batch_size": args.batch_size}
     out = runs.root(__file__, out=args.out)
     summary_path = out / "screen_summary.json"
-    summary = json.loads(summary_path.read_text()) if args.resume and summary_path.exists() else {}
+    summary = json.loads(summary_path.read_text()) if (args.resume or args.report_only) and summary_path.exists() else {}
     for group in groups:   # in the groups' order; a group not asked for passes on its earlier winner, if any
         if group not in args.groups:
             done = out / f"screen_{group}" / "halving.json"
@@ -215,18 +214,27 @@ def main(argv=None):
             continue
         study = group_study(group, groups[group], base, args, settings)
         budgets = args.budgets or BUDGETS.get(group, DEFAULT_BUDGETS)
-        result = study.halving(budgets, metric="final_val_acc", eta=args.eta, restart=True, **cli.study_backend(args))
-        table = ranking(result, group)
-        print(f"\n[{group}] winner: {result.winner}\n{table}", flush=True)
-        result.last.report({"test_acc": "test acc (%)", "final_val_acc": "val acc (%)"}, scale=100,
+        if args.report_only:       # the rounds and every trial as its last round left it, from the folder
+            if not (study.path / "halving.json").is_file():
+                raise UserError(f"no screening of {group!r} in {study.path}; run the study first (without "
+                                "--report-only)")
+            rounds = runs.read_json(study.path / "halving.json")["rounds"]
+            last = StudyResult.load(study.path).only(list(rounds[-1]["scores"]))
+        else:
+            result = study.halving(budgets, metric="final_val_acc", eta=args.eta, restart=True,
+                                   **cli.study_backend(args))
+            rounds, last = result.rounds, result.last
+        winner = rounds[-1]["kept"][0]
+        table = ranking(rounds, study.path, group)
+        print(f"\n[{group}] winner: {winner}\n{table}", flush=True)
+        last.report({"test_acc": "test acc (%)", "final_val_acc": "val acc (%)"}, scale=100,
                            bar_title=f"Screening {group}: final round, mean and 95% CI over seeds",
                            bar_xlabel="condition", bar_ylabel="validation accuracy (%)", bars=["val acc (%)"])
-        base = resolve(base, groups[group][result.winner])
-        summary[group] = {"winner": result.winner, "overrides": groups[group][result.winner],
-                          "budgets": budgets, "seeds": args.seeds,
-                          "failed": [c for r in result.rounds for c in r["failed"]]}
+        base = resolve(base, groups[group][winner])
+        summary[group] = {"winner": winner, "overrides": groups[group][winner], "budgets": budgets,
+                          "seeds": args.seeds, "failed": [c for r in rounds for c in r["failed"]]}
         atomic_write_json(summary_path, {**summary, "recipe": base})
-        result.last.raise_for_failures()
+        last.raise_for_failures()
     print(f"\nscreened recipe: {json.dumps(base)}")
     return base
 

@@ -418,7 +418,7 @@ def main(argv=None):
             failures += result.failures
         if failures:
             print(f"{len(failures)} trial(s) failed; the report below leaves them out")
-    elif not root.is_dir():
+    elif not any((root / part / "manifest.json").is_file() for part in args.parts):
         raise UserError(f"no runs in {root}; run the study first (without --report-only)")
     analysis = report(root, args)
     for part, values in analysis.items():

@@ -67,7 +67,7 @@ def main(argv=None):
     settings = {**cli.data_settings(args), "data_seed": 0}
     load(settings)                                  # no data and no network: stop before the trial
     result = Study("rotation_resnet18", trial, {"rotation": {}}, [args.seed], root,
-                   base={**cli.hyperparameters(HP, args), **settings}, resume=args.resume).run(**cli.study_backend(args))
+                   base={**cli.hyperparameters(HP, args), **settings}, resume=args.resume).run_or_load(args)
     result.raise_for_failures()
     summary = result.summaries()["rotation"][0]
     path = runs.atomic_write_bytes(result.path / EXPORT, (result.run_paths()["rotation"][0] / EXPORT).read_bytes())
