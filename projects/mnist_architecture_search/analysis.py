@@ -1,5 +1,6 @@
 """Reading the study back: per-seed summaries and learning curves from the trials' run folders, what the
-curves show that final accuracy hides, and the issue's goals checked against the measured numbers.
+curves show that final accuracy hides, the issue's goals checked against the measured numbers, and the study's
+report (every table and figure of search.py, drawn from the folders: report()).
 
 Nothing here trains or invents a number: every value comes from a trial's ``summary.json`` or
 ``metrics.csv``, and a condition whose folders are missing is reported missing.
@@ -20,8 +21,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from projects.mnist_architecture_search import budgets
-from shared_utils import plots, stats
+from projects.mnist_architecture_search import budgets, figures
+from projects.mnist_architecture_search.space import PARTS, RECIPES, TARGET_ACC, conditions, recipe_model, with_flags
+from shared_utils import plots, runs, stats
 from shared_utils.runs import read_metrics
 from shared_utils.study import StudyResult
 
@@ -190,3 +192,234 @@ def goals(mlps: Mapping[str, list[dict]], cnns: Mapping[str, list[dict]]) -> dic
                      for n, v in small_cnns.items()},
             "met": bool(winners)}
     return result
+
+
+# --------------------------------------------------------------------------- the study's report
+def report(root: Path, args) -> dict:
+    """Every table and figure of the study, from the run folders only (collect / curves)."""
+    seeds, n = args.seeds, len(args.seeds)
+    out = {}
+    grids = {part: conditions(part, args) for part in PARTS}
+    label = lambda b, d: grids["depth_width"].find(budget=b, depth=d).name   # noqa: E731
+    cnn_name = lambda b: grids["cnn"].find(budget=b).name                      # noqa: E731
+    # 1-3: depth vs width at equal budget -- accuracy table, figure, curves, epochs to 98%
+    if "depth_width" in args.parts:
+        found = collect(root, "depth_width", conditions("depth_width", args), seeds)
+        acc = {name: [100 * s["test_acc"] for s in per] for name, per in found.items()}
+        header = ["budget"] + [f"depth {d}" for d in args.depths]
+        rows = [[f"{b:,}"] + [stats.ci_cell(acc[label(b, d)], n) for d in args.depths] for b in args.budgets]
+        stats.write_table(header, rows, root / "depth_width" / "accuracy_by_budget_and_depth",
+                          caption=f"Test accuracy (%), mean ± 95% CI over seeds {seeds}, {args.epochs} epochs")
+        # epochs to a validation accuracy, from each seed's metrics.csv; the CNN of each budget beside the MLPs
+        to98 = {}
+        for target in (TARGET_ACC, 0.97):
+            reached = {}
+            for b in args.budgets:
+                names = [("depth_width", label(b, d)) for d in args.depths] + [("cnn", cnn_name(b))]
+                for part, name in names:
+                    logs = curves(root, part, name, seeds) if part in args.parts else []
+                    reached[name] = [first_epoch_at(m, target) for m in logs]
+            rows = [[f"{b:,}"] + [epochs_cell(reached[label(b, d)], n) for d in args.depths] +
+                    [epochs_cell(reached[cnn_name(b)], n)] for b in args.budgets]
+            stats.write_table(header + ["CNN"], rows, root / "depth_width" / f"epochs_to_{round(100 * target)}",
+                              caption=f"Epochs until validation accuracy first reaches {target:.0%}: mean over the "
+                                      f"seeds that reach it within {args.epochs} epochs (how many of {n} did)")
+            to98[f"{target:.0%}"] = reached
+        series, bands = {}, {}
+        for b in args.budgets:
+            points = [(d, acc[label(b, d)]) for d in args.depths if acc[label(b, d)]]
+            if points:
+                name = f"{b:,} parameters"
+                series[name] = ([d for d, _ in points], [np.mean(v) for _, v in points])
+                bands[name] = [stats.summarize(v).ci95 if len(v) > 1 else 0.0 for _, v in points]
+        if series:
+            plots.line_plot(series, root / "depth_width" / "accuracy_vs_depth.png", bands=bands,
+                            title="Depth vs width at equal parameter budget (mean and 95% CI)",
+                            xlabel="hidden layers (width solved for the budget)", ylabel="test accuracy (%)")
+        depth_curves(root, args)
+        out["depth_width"] = {"accuracy": acc, "epochs_to_98": to98}
+    # 4: optimizers x activations heat map
+    if "optim_act" in args.parts:
+        found = collect(root, "optim_act", conditions("optim_act", args), seeds)
+        grid = np.full((len(args.optimizers), len(args.activations)), np.nan)
+        notes = [["" for _ in args.activations] for _ in args.optimizers]
+        for i, o in enumerate(args.optimizers):
+            for j, a in enumerate(args.activations):
+                values = [100 * s["test_acc"] for s in found[grids["optim_act"].find(optimizer=o, activation=a).name]]
+                if values:
+                    grid[i, j] = np.mean(values)
+                notes[i][j] = stats.ci_cell(values, n)
+        plots.annotated_heatmap(grid, args.optimizers, args.activations, root / "optim_act" / "heatmap.png",
+                                title=f"Test accuracy (%) by optimizer and activation ({args.grid_budget:,} "
+                                      f"parameters, depth {args.grid_depth}; mean ± 95% CI)",
+                                xlabel="hidden activation", ylabel="optimizer (own learning rate)",
+                                colorbar_label="mean test accuracy (%)", annotations=notes)
+        panels = []     # overlaid curves: a panel per optimizer, a line per activation (mean over seeds)
+        for o in args.optimizers:
+            series = {}
+            for a in args.activations:
+                per = curves(root, "optim_act", grids["optim_act"].find(optimizer=o, activation=a).name, seeds)
+                if per:
+                    series[a] = mean_curve(per, "val_acc", 100)
+            if series:
+                panels.append({"series": series, "title": o, "xlabel": "epoch", "ylabel": "validation accuracy (%)"})
+        if panels:
+            plots.line_panels(panels, root / "optim_act" / "curves_by_optimizer.png", ncols=min(4, len(panels)),
+                              title=f"Validation accuracy by optimizer and activation (mean over seeds {seeds})")
+        out["optim_act"] = {grids["optim_act"].find(optimizer=o, activation=a).name: notes[i][j]
+                            for i, o in enumerate(args.optimizers) for j, a in enumerate(args.activations)}
+    # training choices at a fixed architecture: the "base" column is the depth_width / cnn parts' trial
+    if "recipe" in args.parts:
+        out["recipe"] = recipe_report(root, args)
+    # 5: efficiency -- Pareto frontiers of each family against parameters, FLOPs and seconds
+    if "cnn" in args.parts and "depth_width" in args.parts:
+        families = {"MLP": collect(root, "depth_width", conditions("depth_width", args), seeds),
+                    "CNN": collect(root, "cnn", conditions("cnn", args), seeds)}
+        for key, axis in (("parameters", "parameters (log scale)"), ("train_flops", "training FLOPs (log scale)"),
+                          ("train_seconds", "training seconds on this CPU (log scale)")):
+            points = {}
+            for fam, found in families.items():
+                rows = [(np.mean([s[key] for s in per]), [100 * s["test_acc"] for s in per])
+                        for per in found.values() if per]
+                if rows:
+                    points[fam] = ([x for x, _ in rows], [np.mean(v) for _, v in rows],
+                                   [stats.summarize(v).ci95 if len(v) > 1 else 0.0 for _, v in rows])
+            if points:
+                figures.pareto_frontier(points, root / f"pareto_{key}.png", xlabel=axis, ylabel="test accuracy (%)",
+                                      title=f"Accuracy against {axis.split(' (')[0]}: MLP vs CNN, Pareto frontiers")
+        out["efficiency"] = {fam: {name: {k: float(np.mean([s[k] for s in per])) for k in
+                                          ("test_acc", "parameters", "train_flops", "train_seconds")}
+                                   for name, per in found.items() if per}
+                             for fam, found in families.items()}
+        # the goals, over every MLP and CNN the study trained (recipe variants included)
+        mlps = {**families["MLP"], **collect(root, "optim_act", conditions("optim_act", args), seeds)}
+        cnns = dict(families["CNN"])
+        if "recipe" in args.parts:
+            recipe = {c.name: c.overrides for c in grids["recipe"]}
+            found = collect(root, "recipe", recipe, seeds)
+            mlps.update({k: v for k, v in found.items() if recipe[k].get("family", "mlp") == "mlp"})
+            cnns.update({k: v for k, v in found.items() if recipe[k].get("family") == "cnn"})
+        out["goals"] = goals(mlps, cnns)
+    # 6: what the curves show that final accuracy hides
+    out["curves"] = curves_report(root, args)
+    runs.atomic_write_json(root / "analysis.json", out)
+    return out
+
+
+def epochs_cell(values: list[int | None], seeds: int) -> str:
+    """'mean epochs (k of n seeds reached it)'; 'missing' without run folders."""
+    if not values:
+        return "missing"
+    reached = [v for v in values if v is not None]
+    text = f"{np.mean(reached):.1f}" if reached else "not reached"
+    return f"{text} ({len(reached)} of {len(values)})" + (f", n={len(values)} of {seeds}" if len(values) < seeds else "")
+
+
+def depth_curves(root: Path, args) -> None:
+    """Training curves of every (budget, depth), mean over seeds: a loss panel (top row) and an accuracy
+    panel (bottom row) per budget, one colour per depth, solid for training and dashed for validation."""
+    rows = {"loss": [], "acc": []}
+    for b in args.budgets:
+        for kind in rows:
+            series, styles = {}, {}
+            for k, d in enumerate(args.depths):
+                per = curves(root, "depth_width", conditions("depth_width", args).find(budget=b, depth=d).name,
+                                      args.seeds)
+                if not per:
+                    continue
+                color = plots.PALETTE[k % len(plots.PALETTE)]
+                scale = 100 if kind == "acc" else 1
+                series[f"depth {d}"] = mean_curve(per, f"train_{kind}", scale)
+                series[f"_depth {d} validation"] = mean_curve(per, f"val_{kind}", scale)
+                styles[f"depth {d}"] = {"color": color}
+                styles[f"_depth {d} validation"] = {"color": color, "linestyle": "--"}
+            if series:
+                rows[kind].append({"series": series, "styles": styles, "logy": kind == "loss", "markers": False,
+                                   "xlabel": "epoch", "title": f"{b:,} parameters: {'loss' if kind == 'loss' else 'accuracy'}",
+                                   "ylabel": "cross-entropy (nats, log scale)" if kind == "loss" else "accuracy (%)"})
+    panels = rows["loss"] + rows["acc"]
+    if panels:
+        plots.line_panels(panels, root / "depth_width" / "curves_by_budget.png", ncols=max(1, len(rows["loss"])),
+                          title=f"MLP training curves at equal budgets (solid: train, dashed: validation; mean over "
+                                f"seeds {args.seeds})")
+
+
+def recipe_report(root: Path, args) -> dict:
+    """Accuracy of each architecture under each recipe, the base recipe read from the grid parts."""
+    seeds, n = args.seeds, len(args.seeds)
+    recipe = conditions("recipe", args)
+    found = collect(root, "recipe", recipe, seeds)
+    # each architecture's "base" recipe is the grid parts' trial of the same model (named by those parts' grids)
+    mlp_base = conditions("depth_width", with_flags(args, budgets=[args.recipe_budget], depths=[args.recipe_depth]))
+    base = {recipe_model("mlp", args): ("depth_width", mlp_base.conditions[0].name)}
+    for b in args.recipe_cnn_budgets:
+        base[recipe_model("cnn", args, b)] = ("cnn", conditions("cnn", with_flags(args, budgets=[b])).conditions[0].name)
+    columns = ["base"] + list(RECIPES)
+    table, values, errors = {}, {}, {}
+    for model, (part, base_name) in base.items():
+        per = {"base": collect(root, part, [base_name], seeds)[base_name]}
+        per.update({c["recipe"]: found[c.name] for c in recipe.where(lambda c: c["model"] == model)})
+        acc = {r: [100 * s["test_acc"] for s in v] for r, v in per.items()}
+        table[model] = {r: stats.ci_cell(acc[r], n) if r in acc else "not run" for r in columns}
+        values[model] = {r: float(np.mean(v)) for r, v in acc.items() if v}
+        errors[model] = {r: stats.summarize(v).ci95 if len(v) > 1 else 0.0 for r, v in acc.items() if v}
+    stats.write_table(["model"] + columns, [[m] + [row[c] for c in columns] for m, row in table.items()],
+                      root / "recipe" / "accuracy_by_recipe",
+                      caption=f"Test accuracy (%), mean ± 95% CI over seeds {seeds}; base = {args.epochs} epochs of "
+                              f"Adam with cosine decay, no augmentation; shift = random translation by up to that "
+                              f"many pixels; 2x epochs = {2 * args.epochs}")
+    shown = [v for row in values.values() for v in row.values()]
+    if shown:
+        low = min(v - errors[m].get(r, 0.0) for m, row in values.items() for r, v in row.items())
+        plots.grouped_bars(values, root / "recipe" / "accuracy_by_recipe.png", errors=errors, series=columns,
+                           ylim=(max(0.0, low - 0.5), min(100.0, max(shown) + 0.4)),
+                           title="Training choices at a fixed architecture (mean and 95% CI)",
+                           xlabel="architecture", ylabel="test accuracy (%, axis zoomed)")
+    return table
+
+
+def curves_report(root: Path, args) -> dict:
+    """Curve statistics of every condition (table) and question 6's figure, choosing its examples by rule:
+    the recipe MLP trained twice as long without and with shifts (over-fitting), the depth_width condition
+    whose seeds disagree most at the last epoch vs the steadiest at its budget, and the optim_act condition
+    gaining most over its last epochs vs the best one."""
+    seeds = args.seeds
+    stat = {}
+    for part in args.parts:
+        for c in conditions(part, args):
+            s = condition_curve_stats(curves(root, part, c.name, seeds))
+            if s:
+                stat[(part, c.name)] = s
+    rows = [[part, name, s["seeds"], f"{s['best_val_loss_epoch']:.1f} of {s['epochs']}",
+             f"{100 * s['val_loss_rise']:+.1f}", f"{s['final_gap']:+.2f}", f"{s['late_gain']:+.2f}",
+             f"{s['val_acc_spread_max']:.2f} (epoch {s['val_acc_spread_max_epoch']})" if "val_acc_spread_max" in s
+             else "-", f"{s['val_acc_spread_final']:.2f}" if "val_acc_spread_final" in s else "-"]
+            for (part, name), s in stat.items()]
+    if rows:
+        stats.write_table(["part", "condition", "seeds", "lowest val loss at epoch", "val loss rise to the end (%)",
+                           "train - val acc at the end (points)", "val acc gain, last quarter (points)",
+                           "largest seed spread of val acc (std, points)", "seed spread at the end (std, points)"],
+                          rows, root / "curves_table",
+                          caption="What the curves show, per condition (means over seeds; see analysis.py)")
+    overfit = unstable = unfinished = None
+    mlp, recipes = recipe_model("mlp", args), conditions("recipe", args)
+    long, shifted = (("recipe", recipes.find(model=mlp, recipe=r).name) for r in ("2x epochs", "2x epochs, shift 1px"))
+    if long in stat and shifted in stat:
+        overfit = (long, shifted)
+    spread = {k: s["val_acc_spread_final"] for k, s in stat.items() if k[0] == "depth_width" and "val_acc_spread_final" in s}
+    if spread:
+        budget_of = {c.name: c["budget"] for c in conditions("depth_width", args)}
+        worst = max(spread, key=spread.get)
+        steady = min((k for k in spread if budget_of[k[1]] == budget_of[worst[1]] and k != worst), key=spread.get,
+                     default=None)
+        unstable = (worst, steady) if steady else None
+    late = {k: s["late_gain"] for k, s in stat.items() if k[0] == "optim_act" and np.isfinite(s["late_gain"])}
+    if len(late) > 1:
+        best = max((k for k in late), key=lambda k: np.mean([x["test_acc"] for x in collect(
+            root, "optim_act", [k[1]], seeds)[k[1]]]))
+        climbing = max(late, key=late.get)
+        unfinished = (climbing, best) if climbing != best else None
+    curves_figure(root, seeds, overfit=overfit, unstable=unstable, unfinished=unfinished,
+                           out=root / "curves_what_accuracy_hides.png")
+    return {"stats": {f"{part}/{name}": s for (part, name), s in stat.items()},
+            "figure": {"overfit": overfit, "unstable": unstable, "unfinished": unfinished}}
