@@ -26,12 +26,11 @@ import numpy as np
 import torch
 
 from projects.sequence_models import detectors as det
-from projects.sequence_models.taggers import sequence_tagger
 from projects.sequence_models import figures
-from projects.sequence_models.evaluation import (CLASSICAL, FA_RATE, KNOWN_CHANGE, ORACLE, RATES, WARMUP,
-                                                 cached_classical, cells_of, evaluate_all, grid, kind_mean,
-                                                 paired_difference, test_streams)
-from shared_utils import cli, plots, runs, stats
+from projects.sequence_models.evaluation import (CLASSICAL, FA_RATE, KNOWN_CHANGE, LEARNED, ORACLE, WARMUP,
+                                                 evaluate_all, grid, kind_mean, paired_difference, test_streams)
+from projects.sequence_models.taggers import sequence_tagger
+from shared_utils import cli, runs, stats
 from shared_utils.atomic import atomic_write_json
 from shared_utils.data import sequences as seq
 from shared_utils.errors import UserError
@@ -45,10 +44,7 @@ HP = {"epochs": 20, "batch_size": 128, "lr": 3e-3, "optimizer": "adam", "weight_
       "grad_clip": 1.0, "best_metric": "val_loss", "best_mode": "min", "model": "lstm", "budget": 10_000,
       "length": 200, "window": [50, 150], "train_size": 16_000, "val_size": 2000, "test_per_cell": 250,
       "test_null": 2000}
-CONDITIONS = {"RNN": {"model": "rnn"}, "LSTM": {"model": "lstm"}, "GRU": {"model": "gru"}, "TCN": {"model": "tcn"}}
-LEARNED = tuple(CONDITIONS)
-KIND_TITLES = {"mean": "mean shift", "variance": "variance change", "shape": "shape change (same mean and variance)",
-               "ar": "correlation change (AR(1), same marginal)"}
+CONDITIONS = {name: {"model": name.lower()} for name in LEARNED}     # RNN, LSTM, GRU, TCN
 
 
 # --------------------------------------------------------------------------- data
@@ -171,89 +167,9 @@ def report(root: Path, config: dict, seeds: list[int]) -> dict:
                           root / "tcn_vs_recurrent",
                           caption="TCN delay minus each recurrent net's (steps, at 5% false alarms; negative = the CNN "
                                   "detects sooner): mean [95% CI] of the paired per-seed differences")
-    draw_figures(root, results, config, seeds)
+    figures.draw_figures(root, results, config, seeds,
+                         {name: per[0] for name, per in learned_scores(root, [seeds[0]]).items()})
     return findings
-
-
-def detector_styles() -> dict[str, dict]:
-    """One colour per detector in every figure; the classical ones dashed."""
-    return {n: {"color": plots.PALETTE[i], **({"linestyle": "--"} if n in CLASSICAL else {})}
-            for i, n in enumerate(LEARNED + CLASSICAL)}
-
-
-def draw_figures(root: Path, results: dict, config: dict, seeds: list[int]) -> None:
-    dets = results["detectors"]
-    names = [n for n in LEARNED if n in dets] + list(CLASSICAL)
-    dashed = detector_styles()
-    nseeds = f"{len(seeds)} seed(s)"
-    # detection probability aligned on t*
-    offsets = np.arange(-40, 61)
-    panels = []
-    for j, kind in enumerate(seq.CHANGE_KINDS):
-        series, bands = {}, {}
-        for name in [n for n in names if dets[n]["aligned"]]:
-            mean, half = stats.mean_ci([a[j] for a in dets[name]["aligned"]])
-            series[name], bands[name] = (offsets, mean), half
-        panels.append({"series": series, "bands": bands, "styles": dashed, "markers": False,
-                       "title": KIND_TITLES[kind], "xlabel": "steps since the change (t - t*)",
-                       "ylabel": "mean P(change by step)"})
-    plots.line_panels(panels, root / "aligned_probability.png", title="Detection probability aligned on the change, "
-                      f"all magnitudes pooled ({config['test_per_cell'] * 4} streams per kind; band: 95% CI over {nseeds})")
-    # delay vs false-alarm rate
-    panels = []
-    for j, kind in enumerate(seq.CHANGE_KINDS):
-        series, bands = {}, {}
-        for name in names:
-            mean, half = stats.mean_ci([c[j] for c in dets[name]["curve"]])
-            series[name], bands[name] = (100 * RATES, mean), half
-        panels.append({"series": series, "bands": bands, "styles": dashed, "logx": True, "title": KIND_TITLES[kind],
-                       "xticks": [1, 2, 5, 10, 20, 50],
-                       "xlabel": "per-sequence false-alarm rate (%, log scale)", "ylabel": "mean detection delay (steps)"})
-    plots.line_panels(panels, root / "delay_vs_false_alarms.png",
-                      title="Detection delay against false-alarm rate, sweeping each detector's threshold "
-                            f"(undetected changes count the rest of the stream; band: 95% CI over {nseeds})")
-    # delay and per-step accuracy by magnitude
-    for key, fname, ylabel, scale in (("delay", "delay_by_magnitude.png", "mean delay at 5% false alarms (steps)", 1),
-                                      ("accuracy", "accuracy_by_magnitude.png", "per-step accuracy on changed streams at 5% false alarms (%)",
-                                       100)):
-        panels = []
-        for kind in seq.CHANGE_KINDS:
-            idx = cells_of(kind)
-            mags = [m for k, m in grid() if k == kind]
-            series, bands = {}, {}
-            for name in names:
-                mean, half = stats.mean_ci([[scale * v[i] for i in idx] for v in dets[name][key]])
-                series[name], bands[name] = (mags, mean), half
-            unit = {"mean": "shift (sd)", "variance": "sd ratio - 1", "shape": "mixture share m",
-                    "ar": "AR(1) coefficient"}[kind]
-            panels.append({"series": series, "bands": bands, "styles": dashed, "title": KIND_TITLES[kind],
-                           "xlabel": f"magnitude: {unit}", "ylabel": ylabel, "xticks": mags})
-        plots.line_panels(panels, root / fname, title=f"{ylabel.split(' at ')[0].capitalize()} by magnitude of the "
-                          f"change ({config['test_per_cell']} streams per point; band: 95% CI over {nseeds})")
-    example_figure(root, config, seeds[0])
-
-
-def example_figure(root: Path, config: dict, seed: int) -> None:
-    test, cells = test_streams(config)
-    classical = cached_classical(root, config)
-    learned = {name: per[0] for name, per in learned_scores(root, [seed]).items()}
-    panels = []
-    for kind in seq.CHANGE_KINDS:
-        idx = cells_of(kind)
-        row = int(np.nonzero(cells == idx[1])[0][0])            # the first stream at the second magnitude
-        scores = {n: p[row] for n, p in learned.items()}
-        scores["BOCPD"] = classical["BOCPD"][row]
-        panels.append({"x": test.x[row], "scores": scores, "t_star": int(test.t_star[row]),
-                       "title": f"{KIND_TITLES[kind]}, magnitude {test.magnitude[row]:g}", "ylabel": "stream value"})
-    row = int(np.nonzero(cells < 0)[0][0])
-    panels.append({"x": test.x[row], "scores": {**{n: p[row] for n, p in learned.items()},
-                                                "BOCPD": classical["BOCPD"][row]},
-                   "t_star": None, "title": "no change", "ylabel": "stream value"})
-    colors = {n: style["color"] for n, style in detector_styles().items()}
-    for panel in panels:
-        panel["colors"] = colors
-    figures.streams_with_scores(panels, root / "examples.png", ncols=2,
-                              title=f"Example test streams (grey) and each detector's output (seed {seed})")
 
 
 # --------------------------------------------------------------------------- command line

@@ -15,6 +15,7 @@ from shared_utils.atomic import atomic_write_json
 from shared_utils.data import sequences as seq
 from shared_utils.errors import UserError
 
+LEARNED = ("RNN", "LSTM", "GRU", "TCN")                # the learned detectors (change_points.py trains them)
 ORACLE, KNOWN_CHANGE = "CUSUM oracle", "CUSUM known change, estimated baseline"
 CLASSICAL = (ORACLE, "CUSUM estimated", "BOCPD")       # the figures' classical detectors
 PER_CELL = (ORACLE, KNOWN_CHANGE)                      # thresholds set per cell: each knows the change it watches for
