@@ -33,7 +33,7 @@ from shared_utils.errors import UserError
 from shared_utils.pytorch.engine import TrainConfig, binary, fit, load_best
 from shared_utils.pytorch.models import count_parameters
 from shared_utils.pytorch.pipeline import FreshLoader, TensorLoader
-from shared_utils.study import Study, StudyResult, start, slug
+from shared_utils.study import Grid, Study, StudyResult, grid, slug, start
 
 HP = {"epochs": 6, "batch_size": 256, "lr": 2e-3, "optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine",
       "grad_clip": 1.0, "best_metric": "val_loss", "best_mode": "min", "encoder": "CNN", "d": 32, "length": 32,
@@ -42,10 +42,6 @@ DIMS = (4, 8, 16, 32, 64)
 LENGTHS = (8, 16, 32, 64)
 PROBE_TOKENS = 32                  # tokens whose count and position the probes read (0..31)
 TEST_SEED_OFFSET = 2_000_003
-
-
-def name_of(encoder: str, d: int, length: int) -> str:
-    return f"{encoder}, d={d}, L={length}"
 
 
 def datasets(config: dict):
@@ -108,9 +104,9 @@ def score(model: memory.SummaryQA, test: seq.TokenQueries, device, tag: str) -> 
 
 
 # --------------------------------------------------------------------------- the report
-def conditions(args) -> dict[str, dict]:
-    return {name_of(e, d, L): {"encoder": e, "d": d, "length": L}
-            for e in args.encoders for L in args.lengths for d in args.dims}
+def conditions(args) -> Grid:
+    """Every encoder at every length and summary size: "CNN, d=16, L=32"."""
+    return grid(encoder=args.encoders, length=args.lengths, d=args.dims).named("{encoder}, d={d}, L={length}")
 
 
 def bloom_table(args, base: dict) -> dict:
@@ -127,17 +123,10 @@ def bloom_table(args, base: dict) -> dict:
     return out
 
 
-def cell_values(r: StudyResult, name: str, seeds: list[int], key: str) -> list[float]:
-    """One condition's finished seeds' values of a summary figure (seeds among ``seeds``)."""
-    return [float(o.summary[key]) for o in r.outcomes if o.trial.condition == name and o.trial.seed in seeds
-            and o.status not in ("failed", "missing") and o.summary.get(key) is not None]
-
-
-def along_d(r: StudyResult, encoder: str, length: int, dims, seeds: list[int], key: str, scale: float = 1.0
+def along_d(r: StudyResult, encoder: str, length: int, dims, key: str, scale: float = 1.0
             ) -> tuple[list[float], list[float]]:
     """A summary figure's seed mean and 95% CI half-width at each d (NaN where no seed finished)."""
-    cells = [stats.mean_ci([scale * v for v in cell_values(r, name_of(encoder, d, length), seeds, key)])
-             for d in dims]
+    cells = [stats.mean_ci(r.at(key, scale, encoder=encoder, d=d, length=length)) for d in dims]
     return [float(m) for m, _ in cells], [float(h) for _, h in cells]
 
 
@@ -153,7 +142,7 @@ def report(root: Path, args, base: dict) -> dict:
         notes = [["" for _ in args.dims] for _ in args.lengths]
         for i, L in enumerate(args.lengths):
             for j, d in enumerate(args.dims):
-                v = cell_values(r, name_of(enc, d, L), seeds, "acc_8bit")
+                v = r.at("acc_8bit", encoder=enc, d=d, length=L)
                 if v:
                     grid[i, j] = 100 * np.mean(v)
                     notes[i][j] = stats.ci_cell([100 * x for x in v], len(seeds), digits=1)
@@ -168,7 +157,7 @@ def report(root: Path, args, base: dict) -> dict:
         series, bands = {}, {}
         bits = [8 * d for d in args.dims]
         for enc in args.encoders:
-            means, halves = along_d(r, enc, L, args.dims, seeds, "acc_8bit", 100)
+            means, halves = along_d(r, enc, L, args.dims, "acc_8bit", 100)
             series[enc], bands[enc] = (bits, means), halves
         series["Bloom (tokens + all pairs)"] = (bits, [100 * blooms[f"all, d={d}, L={L}"]["acc"] for d in args.dims])
         series["Bloom (tokens + X,X+1 pairs)"] = (bits, [100 * blooms[f"successor, d={d}, L={L}"]["acc"]
@@ -199,7 +188,7 @@ def report(root: Path, args, base: dict) -> dict:
     for key, title in (("acc_appear_8bit", "did X appear?"), ("acc_bigram_8bit", "did X, X+1 appear consecutively?")):
         series, bands = {}, {}
         for enc in args.encoders:
-            ms, hs = along_d(r, enc, L, args.dims, seeds, key, 100)
+            ms, hs = along_d(r, enc, L, args.dims, key, 100)
             series[enc], bands[enc] = (args.dims, ms), hs
         panels.append({"series": series, "bands": bands, "logx": True, "xticks": list(args.dims), "styles": colours,
                        "title": f"{title} (L={L})", "xlabel": "summary size d", "ylabel": "held-out accuracy (%)"})
@@ -208,7 +197,7 @@ def report(root: Path, args, base: dict) -> dict:
         for enc in args.encoders:
             colour = plots.PALETTE[memory.ENCODERS.index(enc)]
             for label in ("trained", "untrained"):
-                ms, hs = along_d(r, enc, L, args.dims, seeds, f"{label}_{key}")
+                ms, hs = along_d(r, enc, L, args.dims, f"{label}_{key}")
                 series[f"{enc}, {label}"], bands[f"{enc}, {label}"] = (args.dims, ms), hs
                 styles[f"{enc}, {label}"] = {"color": colour, **({"linestyle": ":"} if label == "untrained" else {})}
         panels.append({"series": series, "bands": bands, "styles": styles, "logx": True, "xticks": list(args.dims),
@@ -222,10 +211,10 @@ def report(root: Path, args, base: dict) -> dict:
     for enc in args.encoders:
         for Lc in args.lengths:
             for d in args.dims:
-                name = name_of(enc, d, Lc)
-                cells = [stats.ci_cell([100 * x for x in cell_values(r, name, seeds, k)], len(seeds), 1)
+                level = dict(encoder=enc, d=d, length=Lc)
+                cells = [stats.ci_cell(r.at(k, 100, **level), len(seeds), 1)
                          for k in ("acc_float", "acc_8bit", "acc_appear_8bit", "acc_bigram_8bit")]
-                cells += [stats.ci_cell(cell_values(r, name, seeds, k), len(seeds), 2)
+                cells += [stats.ci_cell(r.at(k, **level), len(seeds), 2)
                           for k in ("trained_count_r2", "trained_position_r2", "untrained_count_r2",
                                     "untrained_position_r2")]
                 rows.append([enc, Lc, d, 8 * d] + cells + [f"{100 * blooms[f'all, d={d}, L={Lc}']['acc']:.1f}",
