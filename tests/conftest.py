@@ -167,3 +167,17 @@ def assert_user_error(result, *fragments: str) -> None:
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def docs_module(stem: str):
+    """A script under docs/ (outside every package: the quiz generator, the example study) imported by path, once
+    per process, under the name ``docs_<stem>`` (registered first: dataclasses and workers look it up)."""
+    import importlib.util
+
+    name = f"docs_{stem}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "docs" / f"{stem}.py")
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+

@@ -1,20 +1,13 @@
 """The example study of docs/architecture.md runs a grid on real MNIST, and its table reads back from the folder."""
-import importlib.util
-import sys
-
 import pytest
 
-from tests.conftest import REPO, requires
+from tests.conftest import REPO, docs_module, requires
 
 pytest.importorskip("torch")
 
 
 def example():
-    if "docs_example_study" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("docs_example_study", REPO / "docs" / "example_study.py")
-        sys.modules["docs_example_study"] = importlib.util.module_from_spec(spec)   # workers import it by name
-        spec.loader.exec_module(sys.modules["docs_example_study"])
-    return sys.modules["docs_example_study"]
+    return docs_module("example_study")
 
 
 @requires("mnist")

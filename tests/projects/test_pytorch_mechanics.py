@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, requires
+from tests.conftest import REPO, docs_module, requires
 
 torch = pytest.importorskip("torch")
 
@@ -171,14 +171,7 @@ def test_bad_flag_value_exits_2_in_one_line(capsys):
 # ------------------------------------------------------------------ the notes: quiz key and links
 def docs_quiz():
     """docs/quiz.py, the generator of docs/quiz.md (it lives with the docs, outside every package)."""
-    import importlib.util
-    import sys
-
-    if "docs_quiz" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("docs_quiz", REPO / "docs" / "quiz.py")
-        sys.modules["docs_quiz"] = importlib.util.module_from_spec(spec)    # dataclasses look their module up
-        spec.loader.exec_module(sys.modules["docs_quiz"])
-    return sys.modules["docs_quiz"]
+    return docs_module("quiz")
 
 
 def test_quiz_page_is_the_rendered_quiz_and_its_key_is_computed():
