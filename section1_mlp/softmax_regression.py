@@ -16,15 +16,12 @@ from section2_optimization.trainer import evaluate, fit
 from shared_utils import cli, data, plots, runs
 from shared_utils.study import Study, start
 
-VAL_SIZE = 5000  # carved from the 60k training images with the run's seed
 # ---- hyper-parameters; --epochs, --batch-size and --lr override them
 HP = {"epochs": 5, "batch_size": 128, "lr": 0.1}
 
 
 def load(config: dict) -> data.Dataset:
-    limit = config["limit_train"]
-    return data.cached("mnist", config["data_dir"], limit=limit, val_size=min(VAL_SIZE, (limit or 60000) // 6),
-                       seed=config["data_seed"], quiet=config["quiet"])
+    return data.mnist_from_settings(config)      # the project's one split: a sixth, at most 5,000, for validation
 
 
 def trial(config: dict) -> dict:
