@@ -92,10 +92,10 @@ def cached_classical(root: Path, config: dict) -> dict[str, np.ndarray]:
         except (OSError, ValueError):
             pass
     test, cells = test_streams(config)
-    scores = classical_scores(test, cells, config["data_seed"])
-    runs.save_npz(path, {k: v.astype(np.float32) for k, v in scores.items()})
+    scores = {k: v.astype(np.float32) for k, v in classical_scores(test, cells, config["data_seed"]).items()}
+    runs.save_npz(path, scores)
     atomic_write_json(meta, key)
-    return scores
+    return scores     # as stored: a later --report-only reads these same float32 values back
 
 
 def evaluate_all(root: Path, config: dict, learned: dict[str, list[np.ndarray]]) -> dict:
