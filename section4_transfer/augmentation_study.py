@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from section4_transfer.experiment import cifar_study, load_cifar, make_loaders, study_parser, train_and_test
+from section4_transfer.experiment import (cifar_study, gap_points, load_cifar, make_loaders, study_parser,
+                                         train_and_test)
 from shared_utils import cli, plots
 from shared_utils.study import start
 from shared_utils.pytorch.engine import TrainConfig
@@ -56,7 +57,7 @@ def trial(config: dict) -> dict:
     ds = load_cifar(config)
     return train_and_test(build_model("cnn"), make_loaders(ds, config, device, config["augment"], seed=config["seed"]),
                        TrainConfig.from_config(config), run, device, config=config,
-                       title=f"Small CNN, augmentation: {config['condition']} (seed {config['seed']})", gap=True)
+                       title=f"Small CNN, augmentation: {config['condition']} (seed {config['seed']})")
 
 
 def main(argv=None):
@@ -66,7 +67,8 @@ def main(argv=None):
     study = cifar_study(__file__, "augmentation", trial, {c: CONDITIONS[c] for c in args.conditions}, args, HP)
     result = study.run_or_load(args)
     example_grid(load_cifar(study.base), study.path / "examples.png", args.seed)
-    table = result.report({"test_acc": "test acc (%)", "gap": "train - val acc (points)"}, scale=100,
+    table = result.report({"test_acc": "test acc (%)"}, scale=100,
+                          extra={c: {"train - val acc (points)": v} for c, v in gap_points(result).items()},
                           caption=f"Augmentation study: small CNN, {args.epochs} epochs, seeds {args.seeds}; "
                                   "mean ± std [95% CI]",
                           bar_title=f"Test accuracy by augmentation (mean and 95% CI over {len(args.seeds)} seeds)",

@@ -59,10 +59,16 @@ def make_loaders(ds: data.Dataset, config: Mapping[str, Any], device, augment_na
                    eval_augment=[resize_to(resize)] if resize else [])
 
 
+def gap_points(result) -> dict[str, list[float]]:
+    """Per condition, each seed's training minus validation accuracy at the last epoch (points), from the
+    summaries in the study's folder."""
+    return {c: [100 * (s["final_train_acc"] - s["final_val_acc"]) for s in per] for c, per in result.summaries().items()}
+
+
 def train_and_test(model, loaders, cfg: TrainConfig, run: RunDir, device, *, config: Mapping[str, Any], title: str,
-                   on_backward=None, gap: bool = False, **summary_extra) -> dict:
+                   on_backward=None, **summary_extra) -> dict:
     """fit() into ``run`` (resuming if the trial says so); score the best checkpoint on the test split;
-    draw the dashboard; return the summary (with ``gap``: the last epoch's train minus validation accuracy)."""
+    draw the dashboard; return the summary."""
     train, val, test = loaders
     fit(model, train, val, cfg, device=device, run=run, quiet=bool(config.get("quiet", True)), desc=title,
         on_backward=on_backward)   # resumes when the trial's RunDir was opened with resume=True
@@ -70,9 +76,6 @@ def train_and_test(model, loaders, cfg: TrainConfig, run: RunDir, device, *, con
     scores = evaluate(model, test, device)
     figures.training_dashboard(run.path, title=title)
     plots.learning_curves(run.path, title=title)
-    metrics = read_metrics(run.path) if (run / "metrics.csv").exists() else {"seconds": [0.0]}
-    seconds = metrics["seconds"]
-    if gap:
-        summary_extra["gap"] = float(metrics["train_acc"][-1]) - float(metrics["val_acc"][-1])
+    seconds = read_metrics(run.path)["seconds"] if (run / "metrics.csv").exists() else [0.0]
     return run.summary(test_acc=scores["acc"], test_loss=scores["loss"],
                        seconds_per_epoch=float(sum(seconds) / max(1, len(seconds))), **summary_extra)

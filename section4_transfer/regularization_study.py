@@ -8,7 +8,8 @@ Outputs in section4_transfer/runs/regularization/.
 """
 from __future__ import annotations
 
-from section4_transfer.experiment import cifar_study, load_cifar, make_loaders, study_parser, train_and_test
+from section4_transfer.experiment import (cifar_study, gap_points, load_cifar, make_loaders, study_parser,
+                                         train_and_test)
 from shared_utils import cli
 from shared_utils.study import start
 from shared_utils.pytorch.engine import TrainConfig
@@ -34,7 +35,7 @@ def trial(config: dict) -> dict:
     model = SmallCNN(batchnorm=config["batchnorm"], dropout=config["dropout"])
     return train_and_test(model, make_loaders(ds, config, device, config["augment"], seed=config["seed"]),
                        TrainConfig.from_config(config), run, device, config=config,
-                       title=f"Small CNN, {config['condition']} (seed {config['seed']})", gap=True)
+                       title=f"Small CNN, {config['condition']} (seed {config['seed']})")
 
 
 def main(argv=None):
@@ -43,7 +44,9 @@ def main(argv=None):
     args = cli.parse(p, argv)
     study = cifar_study(__file__, "regularization", trial, {c: CONDITIONS[c] for c in args.conditions}, args, HP)
     result = study.run_or_load(args)
-    table = result.report({"gap": "train - val gap (points)", "test_acc": "test accuracy (%)"}, scale=100,
+    test_acc = result.values("test_acc", 100)
+    table = result.report({}, extra={c: {"train - val gap (points)": v, "test accuracy (%)": test_acc[c]}
+                                     for c, v in gap_points(result).items()},
                           bars=["train - val gap (points)", "test accuracy (%)"],
                           caption=f"Regularisation study: small CNN, {args.epochs} epochs, seeds {args.seeds}; "
                                   "mean ± std [95% CI]",

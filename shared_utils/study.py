@@ -667,9 +667,11 @@ class StudyResult:
         self.base = dict(base or {}) if study is None else study.base
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "StudyResult":
+    def load(cls, path: str | os.PathLike, grid: Grid | None = None) -> "StudyResult":
         """Read a study back from its folder: its manifest.json, each trial's summary.json and files. A trial
-        that failed, or never wrote its summary (the run was stopped), is left out of the figures."""
+        that failed, or never wrote its summary (the run was stopped), is left out of the figures. A folder
+        written before manifests recorded the grid gets its conditions' levels from ``grid`` (the script's own
+        grid for the same flags), matched by name."""
         path = Path(path)
         if not (path / "manifest.json").is_file():
             raise UserError(f"no study in {path} (its manifest.json is missing); run the study first")
@@ -678,9 +680,9 @@ class StudyResult:
             if "grid" in manifest:
                 conditions = [Condition(c["name"], dict(c["levels"]), dict(c["overrides"]))
                               for c in manifest["grid"]["conditions"]]
-            else:   # written before conditions had axes: one axis, the condition's name
-                overrides = manifest.get("overrides", {})
-                conditions = [Condition(n, {"condition": n}, dict(overrides.get(n, {})))
+            else:   # written before manifests recorded the grid: the levels come from ``grid``, else the name
+                overrides, known = manifest.get("overrides", {}), {c.name: c for c in (grid or [])}
+                conditions = [known.get(n) or Condition(n, {"condition": n}, dict(overrides.get(n, {})))
                               for n in manifest["conditions"]]
             outcomes = []
             for t in manifest["trials"]:

@@ -129,9 +129,9 @@ def token_label(t: int, vocab: int) -> str:
     return "|" if t == vocab else ("_" if t == vocab + 1 else str(t))
 
 
-def report(root: Path) -> dict:
+def report(root: Path, grid: Grid | None = None) -> dict:
     """findings.json and the figures, written beside the study's table in <out>/reversal/, from its folder alone."""
-    r = StudyResult.load(root / "reversal")
+    r = StudyResult.load(root / "reversal", grid)
     study_root, lengths, seeds, vocab = r.path, r.levels("length"), r.seeds, r.base["vocab"]
     findings: dict = {"accuracy": {}, "transformer_minus": {}}
     acc: dict[str, dict[str, list[float]]] = {}
@@ -213,7 +213,7 @@ def main(argv=None):
                       caption=f"Reversal, V={args.vocab}: 10,000 held-out sequences; seeds {args.seeds}; "
                               f"mean ± std [95% CI]")
         result.raise_for_failures()
-    findings = report(root)
+    findings = report(root, conditions(args))
     print(json.dumps(findings, indent=1))
     print(f"tables and figures in {root / 'reversal'}")
     return findings

@@ -248,10 +248,10 @@ def embeddings_file(root: Path, texts, model_path: str, max_len: int, device: st
     return path
 
 
-def report(root: Path, pool: int) -> dict:
+def report(root: Path, pool: int, grid: Grid | None = None) -> dict:
     """findings.json, the accuracy table and the figures, written beside the study's runs in <out>/sentiment/,
     from its folder alone."""
-    r = StudyResult.load(root / "sentiment")
+    r = StudyResult.load(root / "sentiment", grid)
     study_root, methods, budgets, seeds = r.path, r.levels("method"), r.levels("budget"), r.seeds
     dataset = r.base.get("dataset") or "rt-polarity"
     acc = {(c["method"], c["budget"]): r.at("test_acc", 100, c) for c in r.conditions}
@@ -364,7 +364,7 @@ def main(argv=None):
                       cost=lambda c: cost.get(c["method"], 0.1) * (c["budget"] or pool))
         result = study.run(**cli.study_backend(args))
         result.raise_for_failures()
-    findings = report(root, pool)
+    findings = report(root, pool, conditions(args, budgets, pool))
     print(json.dumps(findings, indent=1))
     print(f"tables and figures in {root / 'sentiment'}")
     return findings

@@ -27,7 +27,7 @@ from projects.cifar_best.training import check_config, train_trial
 from shared_utils import cli, data, runs, stats
 from shared_utils.atomic import atomic_write_json
 from shared_utils.errors import UserError
-from shared_utils.study import Study, StudyResult
+from shared_utils.study import Study, StudyResult, trial_path
 
 # ---- the recipe before screening: the published fast-training family's shape (see README), plain settings
 START = {"model": "fastnet", "whiten": True, "augment": ["flip", "translate"], "label_smoothing": 0.2,
@@ -155,10 +155,13 @@ def ranking(rounds: list[dict], path: Path, group: str) -> str:
     header = ["rank", "condition", "round (epochs)", "val acc (%)", "test acc (%)", "train seconds", "images/s"]
     rows = []
     order = sorted(reached, key=lambda c: (-reached[c]["round"], -reached[c]["scores"][c]))
-    found = StudyResult.load(path).summaries()     # each condition as its last round left it
+    study = StudyResult.load(path)
+    found = study.summaries()     # each condition as its last round left it
     for i, c in enumerate(order, 1):
         r = reached[c]
-        summaries = found.get(c, [])
+        # a folder from before a halving's manifest listed every round: an eliminated condition's own folder
+        summaries = found.get(c) or [runs.read_summary(trial_path(path, c, s)) for s in study.seeds
+                                     if (trial_path(path, c, s) / "summary.json").is_file()]
         test = [s["test_acc"] * 100 for s in summaries]
         seconds = [s["train_seconds"] for s in summaries]
         ips = [s["images_per_s"] for s in summaries]

@@ -73,10 +73,10 @@ def knee(codes: list[int], errors: list[float]) -> int:
 
 
 # --------------------------------------------------------------------------- the report
-def report(root: Path, ds: data.Dataset) -> dict:
+def report(root: Path, ds: data.Dataset, grid: Grid | None = None) -> dict:
     """error_by_code table, error_vs_code.png, reconstructions.png, code_2d.png and analysis.json, from the
     study's folder alone."""
-    r = StudyResult.load(root)
+    r = StudyResult.load(root, grid)
     families, codes, n = r.levels("family"), r.levels("code"), len(r.seeds)
     pca = runs.read_json(root / "pca.json") if (root / "pca.json").is_file() else {}
     sse = {f: {k: r.at("test_sse_per_image", family=f, code=k) for k in codes} for f in families}
@@ -160,7 +160,7 @@ def main(argv=None):
         result.report({"test_sse_per_image": "test error per image", "parameters": "parameters",
                        "train_seconds": "train seconds"}, bar_ylabel="squared error per image", bar_xlabel="model",
                       caption=f"{args.epochs} epochs, seeds {args.seeds}; mean ± std [95% CI]", curves=("train_loss", "val_loss"))
-    analysis = report(root, ds)
+    analysis = report(root, ds, conditions(args.families, args.codes))
     print(f"tables and figures in {root}")
     return analysis
 

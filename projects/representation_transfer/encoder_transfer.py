@@ -92,10 +92,10 @@ def conditions(args) -> Grid:
     return grid(method=CONDITIONS, labels=Axis(args.labels, label=budget_name))
 
 
-def report(root: Path) -> dict:
+def report(root: Path, grid: Grid | None = None) -> dict:
     """accuracy_by_labels and steps_to_90 tables, accuracy_vs_labels.png, convergence.png, analysis.json:
     from the study's folder alone."""
-    r = StudyResult.load(root / "transfer")
+    r = StudyResult.load(root / "transfer", grid)
     n, methods, budgets = len(r.seeds), r.levels("method"), r.levels("labels")
     names = [budget_name(b) for b in budgets]
     acc = {c.name: r.at("test_acc", 100, c) for c in r.conditions}
@@ -185,7 +185,7 @@ def main(argv=None):
                       scale={"test_acc": 100}, bar_ylabel="test accuracy (%)", bar_xlabel="condition",
                       caption=f"seeds {args.seeds}; mean ± std [95% CI]")
         result.raise_for_failures()
-    analysis = report(root)
+    analysis = report(root, conditions(args))
     print(f"tables and figures in {root}")
     return analysis
 

@@ -371,11 +371,11 @@ def achromatic_share(w: np.ndarray) -> float:
     return float(np.mean(3 * (grey ** 2).sum(axis=(1, 2, 3)) / (w ** 2).sum(axis=(1, 2, 3))))
 
 
-def report(root: Path) -> dict:
+def report(root: Path, grids: dict[str, Grid] | None = None) -> dict:
     """Tables, figures and analysis.json from the study's folders alone (each stage that has run)."""
     analysis: dict = {}
     if (root / "transfer" / "manifest.json").is_file():
-        r = StudyResult.load(root / "transfer")
+        r = StudyResult.load(root / "transfer", (grids or {}).get("transfer"))
         block_table(r, root / "accuracy_by_block", f"CIFAR-10 test accuracy (%), mean ± 95% CI over seeds {r.seeds}, "
                     "scored at the last epoch", anchor=True)
         panels = block_panels(r, anchor=True)
@@ -394,7 +394,7 @@ def report(root: Path) -> dict:
                                   "that do; how many did)")
         analysis.update(accuracy={c.name: r.at("test_acc", 100, c) for c in r.conditions}, goals=goals(r))
     if (root / "crosstask" / "manifest.json").is_file():
-        r = StudyResult.load(root / "crosstask")
+        r = StudyResult.load(root / "crosstask", (grids or {}).get("crosstask"))
         (budget,) = r.levels("labels")
         block_table(r, root / "crosstask_by_block", f"Classes 5-9 (5-way) test accuracy (%), {budget_name(budget)}, "
                     f"mean ± 95% CI over seeds {r.seeds}", anchor=False)
@@ -475,7 +475,7 @@ def main(argv=None):
                                cost=trial_cost).run(**backend)
                 result.write_manifest()
                 result.raise_for_failures()
-    analysis = report(root)
+    analysis = report(root, {"transfer": transfer_conditions(args), "crosstask": cross_conditions(args)})
     print(f"tables and figures in {root}")
     return analysis
 

@@ -131,7 +131,7 @@ def along_d(r: StudyResult, encoder: str, length: int, dims, key: str, scale: fl
 
 
 def report(root: Path, args, base: dict) -> dict:
-    r = StudyResult.load(root / "grid")
+    r = StudyResult.load(root / "grid", conditions(args))
     blooms = bloom_table(args, base)
     findings: dict = {"bloom": blooms, "learned_beats_bloom": {}}
     seeds = args.seeds

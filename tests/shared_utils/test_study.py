@@ -296,3 +296,20 @@ def test_loading_refuses_a_folder_that_is_not_a_study(tmp_path):
         {"condition": "a", "seed": 0, "status": "done", "run_dir": "../../etc"}]}))
     with pytest.raises(UserError, match="points outside the study"):
         StudyResult.load(tmp_path)
+
+
+def test_a_folder_from_before_the_grid_reads_back_with_the_scripts_grid(tmp_path):
+    """Manifests written before they recorded the grid (no "grid" section) still read back: the levels come
+    from the script's grid for the same flags, matched by condition name."""
+    from shared_utils.study import StudyResult, grid
+
+    g = grid(hidden=[8, 48])
+    Study("old", numpy_trial, g, [0], tmp_path, base=BASE).run(quiet=True)
+    manifest = json.loads((tmp_path / "old" / "manifest.json").read_text())
+    del manifest["grid"]
+    (tmp_path / "old" / "manifest.json").write_text(json.dumps(manifest))
+    bare = StudyResult.load(tmp_path / "old")
+    assert [c.levels for c in bare.conditions] == [{"condition": "hidden=8"}, {"condition": "hidden=48"}]
+    known = StudyResult.load(tmp_path / "old", grid=g)
+    assert [c.levels for c in known.conditions] == [{"hidden": 8}, {"hidden": 48}]
+    assert known.at("final_val_acc", hidden=48) == bare.values("final_val_acc")["hidden=48"]
