@@ -15,7 +15,9 @@ Each trial is ``trial(config)`` on a plain dict: ``BASE`` updated by the conditi
 ``seed``, ``condition``, ``run_dir`` (``<out>/<study>/<condition>/seed_<n>``), ``resume`` and
 ``threads``. With ``resume=True`` a trial whose folder holds a ``summary.json`` made from the same
 configuration is skipped, and an unfinished one is called with ``resume=True`` to continue from its
-last checkpoint; a folder made from another configuration stops the study before anything runs.
+last checkpoint; a folder made from another configuration stops the study before anything runs. A finished
+trial's files are fingerprinted (sha256, ``artifacts.json``); one that changed or went missing since (a
+damaged checkpoint, another model's weights) stops the study with one line naming it, never skipped.
 A trial that raises is recorded in ``manifest.json`` with its one-line error while the others go
 on; :meth:`StudyResult.raise_for_failures` then ends the program with exit code 1.
 
@@ -211,6 +213,50 @@ class TrialOutcome:
     summary: dict = field(default_factory=dict)
     error: str = ""
     seconds: float = 0.0             # wall time inside the worker
+
+
+# --------------------------------------------------------------------------- a finished trial's files, fingerprinted
+RECORDS = ("trial.json", "artifacts.json", "error.json")     # the runner's own files in a trial folder
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def record_artifacts(folder: Path) -> Path:
+    """artifacts.json: the sha256 of every file a finished trial left in its folder (checkpoints, metrics,
+    summary, figures), so a later --resume trusts the folder only while they are intact."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in RECORDS and not p.name.startswith("."))
+    return atomic_write_json(folder / "artifacts.json",
+                             {"sha256": {p.relative_to(folder).as_posix(): _sha256(p) for p in files}})
+
+
+def check_artifacts(folder: Path) -> bool:
+    """Refuse (UserError, one line) a finished trial whose files changed or went missing since artifacts.json
+    recorded them; False for a folder with no record (finished before records were kept, or unfinished)."""
+    record = folder / "artifacts.json"
+    if not record.is_file():
+        return False
+    try:
+        expected = json.loads(record.read_text())["sha256"]
+        if not isinstance(expected, dict):
+            raise TypeError("sha256 is not a mapping")
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{record} is damaged; delete {folder} and run again with --resume to redo that trial") \
+            from None
+    for name, digest in expected.items():
+        path = folder / name
+        if not path.is_file() or _sha256(path) != digest:
+            what = "went missing" if not path.is_file() else "changed"
+            raise UserError(f"{path} {what} after its trial finished (sha256 in {record.name} no longer matches); "
+                            f"delete {folder} and run again with --resume to redo that trial")
+    return True
 
 
 # --------------------------------------------------------------------------- executing one trial
@@ -418,6 +464,7 @@ class Study:
                 keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
                 raise UserError(f"{trial.path} was made with other settings ({', '.join(keys[:5])}); "
                                 "use another --out, or start without --resume")
+            recorded = check_artifacts(trial.path)   # skipped or continued only while its files are intact
             summary_path = trial.path / "summary.json"
             same_budget = not self.budget_key or old.get(self.budget_key) == trial.config.get(self.budget_key)
             if summary_path.exists() and same_budget:
@@ -426,7 +473,7 @@ class Study:
                 except (OSError, json.JSONDecodeError):
                     to_run.append(trial)
                     continue
-                skipped.append(TrialOutcome(trial, "skipped", summary))
+                skipped.append(TrialOutcome(trial, "skipped", summary, error="" if recorded else "unrecorded"))
             else:
                 if not same_budget and self.restart_on_budget:
                     trial.config["_fresh"] = True
@@ -445,7 +492,12 @@ class Study:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and (backend != "serial" or workers != 1):
             raise UserError("under torchrun each trial is already spread over the ranks; drop --workers/--backend")
         trials = self.trials()
-        to_run, skipped = self._plan(trials)
+        to_run, skipped = self._plan(trials)      # every refusal happens here, before anything is written
+        for outcome in skipped:                   # finished before records were kept: fingerprinted from now on
+            if outcome.error == "unrecorded":
+                outcome.error = ""
+                if _writes():
+                    record_artifacts(outcome.trial.path)
         if self.cost is not None:
             # longest first: on a pool the long trials overlap, instead of the last one running alone at the end
             to_run.sort(key=lambda t: -float(self.cost(t.config)))
@@ -464,6 +516,7 @@ class Study:
                         shutil.rmtree(trial.path)    # never a folder mixing two runs
                     atomic_write_json(trial.path / "trial.json", self._identity(trial.config))
                     (trial.path / "error.json").unlink(missing_ok=True)
+                    (trial.path / "artifacts.json").unlink(missing_ok=True)   # written again when it finishes
             if _writes() and to_run:   # the plan, so a stopped study can still be read back (and resumed)
                 pending = {(t.condition, t.seed) for t in to_run}
                 StudyResult(self, [o for o in skipped] + [TrialOutcome(t, "pending") for t in trials
@@ -489,6 +542,8 @@ class Study:
     def _outcome(self, trial: Trial, executed: tuple, quiet: bool) -> TrialOutcome:
         status, summary, error, seconds = executed
         outcome = TrialOutcome(trial, status, summary, error, seconds)
+        if status == "done" and _writes() and trial.path.is_dir():
+            record_artifacts(trial.path)
         if not quiet:
             note = f"failed: {error}" if status == "failed" else f"{seconds:.1f} s"
             print(f"[{self.name}] {trial.condition} seed {trial.seed}: {note}", flush=True)

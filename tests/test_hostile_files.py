@@ -117,3 +117,22 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@requires("mnist")
+@pytest.mark.parametrize("damage", [
+    lambda p: p.write_bytes(b"\x80\x04\x95 not a checkpoint"),                              # garbage / a pickle
+    lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]),                    # truncated
+    lambda p: runs.save_npz(p, {"w": np.zeros((3, 3))}),                                    # another model's weights
+], ids=["garbage", "truncated", "other weights"])
+def test_resume_never_trusts_a_finished_trial_whose_checkpoint_was_replaced(tmp_path, damage):
+    """--resume over a study whose finished trial's checkpoint was damaged: exit 2 and one line naming the file
+    and how to redo that trial; the folder is left byte for byte as it was."""
+    flags = ("section1_mlp/softmax_regression.py", "--quick", "--limit-train", "600", "--quiet", "--out", tmp_path)
+    assert run_script(*flags, cwd=tmp_path).returncode == 0
+    best = tmp_path / "softmax_regression" / "softmax_regression" / "seed_0" / "best.npz"
+    damage(best)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    result = run_script(*flags, "--resume", cwd=tmp_path)
+    assert_user_error(result, "best.npz changed after its trial finished", "run again with --resume")
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

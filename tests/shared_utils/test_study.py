@@ -313,3 +313,29 @@ def test_a_folder_from_before_the_grid_reads_back_with_the_scripts_grid(tmp_path
     known = StudyResult.load(tmp_path / "old", grid=g)
     assert [c.levels for c in known.conditions] == [{"hidden": 8}, {"hidden": 48}]
     assert known.at("final_val_acc", hidden=48) == bare.values("final_val_acc")["hidden=48"]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "removed", "another trial's"])
+def test_resume_refuses_a_finished_trial_whose_files_changed(tmp_path, damage):
+    """A finished trial is skipped only while the files it left are the ones it wrote (sha256 in artifacts.json)."""
+    study = lambda: Study("d", numpy_trial, CONDITIONS, [0], tmp_path, base=BASE, resume=True)   # noqa: E731
+    study().run(quiet=True)
+    target, other = tmp_path / "d" / "wide" / "seed_0" / "best.npz", tmp_path / "d" / "narrow" / "seed_0" / "best.npz"
+    assert sorted(json.loads((target.parent / "artifacts.json").read_text())["sha256"]) == [
+        "best.npz", "config.json", "invocations.log", "metrics.csv", "summary.json"]
+    again = study().run(quiet=True)                   # intact: skipped, nothing runs again
+    assert [o.status for o in again.outcomes] == ["skipped", "skipped"]
+    if damage == "garbage":
+        target.write_bytes(b"not a checkpoint")
+    elif damage == "truncated":
+        target.write_bytes(target.read_bytes()[:100])
+    elif damage == "removed":
+        target.unlink()
+    else:
+        target.write_bytes(other.read_bytes())
+    before = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file())
+    with pytest.raises(UserError, match=r"best.npz (changed|went missing) after its trial finished.*delete .*seed_0"):
+        study().run(quiet=True)
+    after = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file())
+    assert after == before                            # refused before anything was written
+    assert (tmp_path / "d" / "wide" / "seed_0" / "invocations.log").read_text().count("\n") == 1
