@@ -390,6 +390,13 @@ class Study:
         """This study's results read back from its folder (what ``--report-only`` draws from)."""
         return StudyResult.load(self.path)
 
+    def check(self) -> "Study":
+        """Every refusal a run would make (a folder from another configuration, a damaged finished trial, a
+        folder the runner did not write), made now and writing nothing: a script that writes files of its own,
+        or runs several studies in a row, checks them all first."""
+        self._plan(self.trials())
+        return self
+
     def run_or_load(self, args: Any) -> "StudyResult":
         """What a study script does with its parsed flags: with ``--report-only`` read the results already in
         the folder, else run the trials (``--workers --backend --address``; ``--resume`` is the study's)."""

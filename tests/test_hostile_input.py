@@ -47,6 +47,12 @@ def flags_of(script: str) -> set[str]:
 NUMPY_FOLDERS = ("section1_mlp", "section2_optimization", "section3_cnn")
 
 
+def splits_mnist(script: str) -> bool:
+    """Whether a (non-benchmark) script trains on MNIST with the project's validation split."""
+    pattern = r"mnist_from_settings|load_mnist\(|autoencoders\.load|search import load"
+    return not script.startswith("benchmarks") and re.search(pattern, (REPO / script).read_text()) is not None
+
+
 def spawns(script: str, family: str) -> bool:
     """Whether a case needs a fresh interpreter: a NumPy script asked for an accelerator."""
     return family == "accelerator that is not here" and script.startswith(NUMPY_FOLDERS)
@@ -87,12 +93,15 @@ FAMILIES = {
     "no data and no network": (lambda s, f: "data" in f, lambda tmp: ["--quick", "--data-dir", str(tmp / "nothing"),
                                                                       "--out", str(tmp / "out")],
                                r"not found in .*nothing|no checkpoint|could not be downloaded"),
+    "a training subset no split can serve": (lambda s, f: "--epochs" in f and splits_mnist(s),
+                                             lambda tmp: ["--quick", "--limit-train", "1", "--out", str(tmp / "out")],
+                                             r"limit-train|validation|does not fit|too few"),
     "report with nothing to report": (lambda s, f: "--workers" in f,
                                       lambda tmp: ["--quick", "--report-only", "--out", str(tmp / "empty")],
                                       r"run the study first|run the .* first"),
 }
 SAMPLED = ("out under a file", "accelerator that is not here", "repeated seeds", "zero workers",
-           "no data and no network", "report with nothing to report")
+           "no data and no network", "report with nothing to report", "a training subset no split can serve")
 # families whose check lives wholly in the shared parser (shared_utils.cli, unit-tested in tests/shared_utils): the
 # sampled sweep runs them on one script per folder, which proves each folder's scripts reach that parser; the
 # other sampled families depend on what each script does before or after parsing, so they run on every script

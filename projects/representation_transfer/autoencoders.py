@@ -153,10 +153,11 @@ def main(argv=None):
     if not args.report_only:
         if max(args.codes) > len(ds.train):
             raise UserError(f"k={max(args.codes)} needs at least that many training images; have {len(ds.train)}")
+        study = Study("autoencoders", trial, conditions(args.families, args.codes), args.seeds, out, base=base,
+                      resume=args.resume, cost=lambda c: c["epochs"] * (4 if c["family"] == "conv" else 1)).check()
         runs.atomic_write_json(root / "pca.json", {str(k): v for k, v in pca_errors(ds, list(args.codes)).items()})
         runs.atomic_write_json(root / "intrinsic_dimension.json", intrinsic(ds, args.seed))
-        result = Study("autoencoders", trial, conditions(args.families, args.codes), args.seeds, out, base=base, resume=args.resume,
-                       cost=lambda c: c["epochs"] * (4 if c["family"] == "conv" else 1)).run(**cli.study_backend(args))
+        result = study.run(**cli.study_backend(args))
         result.report({"test_sse_per_image": "test error per image", "parameters": "parameters",
                        "train_seconds": "train seconds"}, bar_ylabel="squared error per image", bar_xlabel="model",
                       caption=f"{args.epochs} epochs, seeds {args.seeds}; mean ± std [95% CI]", curves=("train_loss", "val_loss"))

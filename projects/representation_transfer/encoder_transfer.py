@@ -174,13 +174,14 @@ def main(argv=None):
         backend = cli.study_backend(args)
         pre_base = {**autoencoders.HP, "family": "mlp", "code": HP["code"], "epochs": args.pretrain_epochs,
                     "batch_size": args.batch_size, **settings}
-        Study("pretrain", autoencoders.trial, {PRETRAIN: {}}, args.seeds, root, base=pre_base,
-              resume=args.resume).run(**backend).raise_for_failures()
-        base = {**cli.hyperparameters(HP, args), "labels": 0, **settings,
-                "pretrain_dir": str(root / "pretrain")}
-        result = Study("transfer", trial, conditions(args), args.seeds, root, base=base, resume=args.resume,
-                       cost=lambda c: (c["labels"] or 55_000) * c["epochs"] + c["min_steps"] * c["batch_size"]
-                       ).run(**backend)
+        pretraining = Study("pretrain", autoencoders.trial, {PRETRAIN: {}}, args.seeds, root, base=pre_base,
+                            resume=args.resume)
+        base = {**cli.hyperparameters(HP, args), "labels": 0, **settings, "pretrain_dir": str(root / "pretrain")}
+        transfer = Study("transfer", trial, conditions(args), args.seeds, root, base=base, resume=args.resume,
+                         cost=lambda c: (c["labels"] or 55_000) * c["epochs"] + c["min_steps"] * c["batch_size"])
+        transfer.check()              # both studies' refusals before the pretraining writes anything
+        pretraining.check().run(**backend).raise_for_failures()
+        result = transfer.run(**backend)
         result.report({"test_acc": "test acc (%)", "trainable": "trainable parameters", "steps": "steps"},
                       scale={"test_acc": 100}, bar_ylabel="test accuracy (%)", bar_xlabel="condition",
                       caption=f"seeds {args.seeds}; mean ± std [95% CI]")

@@ -458,23 +458,20 @@ def main(argv=None):
             raise UserError(f"no runs in {root}; run the study first (without --report-only)")
     else:
         backend = cli.study_backend(args)
-        parts = set(args.parts)
-        if "pretrain" in parts:
-            pre_base = {**PRETRAIN_HP, "epochs": args.pretrain_epochs, "batch_size": args.batch_size, **settings}
-            Study("pretrain", pretrain, PRETRAINS, [args.pretrain_seed], root, base=pre_base, resume=args.resume,
-                  cost=lambda c: c["epochs"] * (2 if c["pretext"] == "rotation" else 1)).run(**backend).raise_for_failures()
+        pre_base = {**PRETRAIN_HP, "epochs": args.pretrain_epochs, "batch_size": args.batch_size, **settings}
         base = {**cli.hyperparameters(HP, args), **settings, "width": PRETRAIN_HP["width"],
                 "source_dir": str(root / "pretrain"), "features_dir": str(root / "features")}
-        if "features" in parts:
-            sources = {name: {"source": name} for name in ("rotation", "random", "supervised, classes 0-4")}
-            Study("features", features, sources, [args.pretrain_seed], root, base=base,
-                  resume=args.resume).run(**backend).raise_for_failures()
-        for part, conditions in (("transfer", transfer_conditions), ("crosstask", cross_conditions)):
-            if part in parts:
-                result = Study(part, transfer, conditions(args, args.modes), args.seeds, root, base=base, resume=args.resume,
-                               cost=trial_cost).run(**backend)
-                result.write_manifest()
-                result.raise_for_failures()
+        sources = {name: {"source": name} for name in ("rotation", "random", "supervised, classes 0-4")}
+        stages = {   # every stage asked for is checked before the first one writes anything
+            "pretrain": Study("pretrain", pretrain, PRETRAINS, [args.pretrain_seed], root, base=pre_base,
+                              resume=args.resume, cost=lambda c: c["epochs"] * (2 if c["pretext"] == "rotation" else 1)),
+            "features": Study("features", features, sources, [args.pretrain_seed], root, base=base, resume=args.resume),
+            **{part: Study(part, transfer, conditions(args, args.modes), args.seeds, root, base=base,
+                           resume=args.resume, cost=trial_cost)
+               for part, conditions in (("transfer", transfer_conditions), ("crosstask", cross_conditions))}}
+        stages = {part: study.check() for part, study in stages.items() if part in args.parts}
+        for study in stages.values():
+            study.run(**backend).raise_for_failures()
     analysis = report(root, {"transfer": transfer_conditions(args), "crosstask": cross_conditions(args)})
     print(f"tables and figures in {root}")
     return analysis

@@ -82,6 +82,9 @@ def mnist_from_settings(config, *, subset_mode: str = "first", limit_test: int |
     (--seed), the same images for every trial of a study. ``config`` holds ``data_dir``, ``limit_train``,
     ``data_seed`` and ``quiet`` (``cli.data_settings``). Cached per process like :func:`cached`."""
     limit = config.get("limit_train")
+    if limit is not None and limit < 6:     # refused here, where every script loads its data before any trial
+        raise UserError(f"--limit-train {limit} leaves no validation images (a sixth of the training images is "
+                        "held out); use at least 6")
     return cached("mnist", config.get("data_dir"), limit=limit, limit_test=limit_test, subset_mode=subset_mode,
                   val_size=min(MNIST_VAL_SIZE, (limit or 60000) // 6), seed=config.get("data_seed", 0),
                   quiet=bool(config.get("quiet")))
