@@ -38,6 +38,7 @@ round is an ordinary :meth:`Study.run`.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -490,6 +491,8 @@ class Study:
     # ----------------------------------------------------------------- running
     def run(self, backend: str = "serial", workers: int = 1, address: str | None = None, *,
             cpus_per_trial: int | None = None, gpus_per_trial: float = 0.0, quiet: bool = False) -> "StudyResult":
+        """Run the trials that are not done (see the module docstring), holding the study folder's lock: a second
+        run into the same folder meanwhile refuses with one line instead of mixing its trials in."""
         if backend not in BACKENDS:
             raise UserError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
         if workers < 1:
@@ -498,6 +501,14 @@ class Study:
             raise UserError("--address is for --backend ray; drop it or add --backend ray")
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and (backend != "serial" or workers != 1):
             raise UserError("under torchrun each trial is already spread over the ranks; drop --workers/--backend")
+        if backend == "ray" and address not in (None, "auto"):
+            _probe(address)      # an unreachable cluster is refused before the folder is touched
+        with _exclusive(self.path):
+            return self._run(backend, workers, address, cpus_per_trial=cpus_per_trial,
+                             gpus_per_trial=gpus_per_trial, quiet=quiet)
+
+    def _run(self, backend: str, workers: int, address: str | None, *, cpus_per_trial: int | None,
+             gpus_per_trial: float, quiet: bool) -> "StudyResult":
         trials = self.trials()
         to_run, skipped = self._plan(trials)      # every refusal happens here, before anything is written
         for outcome in skipped:                   # finished before records were kept: fingerprinted from now on
@@ -636,6 +647,31 @@ class Study:
         result = HalvingResult(self, rounds, last, metric, mode)
         result.write()
         return result
+
+
+@contextlib.contextmanager
+def _exclusive(folder: Path):
+    """An exclusive lock on the study folder itself (flock on the directory: no lock file is left behind, and
+    the lock goes with the process that held it, however it ended). Only the writing rank locks."""
+    try:
+        import fcntl
+    except ImportError:      # not POSIX: no lock, as before
+        yield
+        return
+    if not _writes():
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"another run is writing {folder} right now; wait for it to finish, or give this one "
+                            "another --out") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _ray_connect(address: str | None, workers: int) -> bool:

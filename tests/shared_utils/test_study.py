@@ -339,3 +339,23 @@ def test_resume_refuses_a_finished_trial_whose_files_changed(tmp_path, damage):
     after = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file())
     assert after == before                            # refused before anything was written
     assert (tmp_path / "d" / "wide" / "seed_0" / "invocations.log").read_text().count("\n") == 1
+
+
+def test_a_second_run_into_a_folder_being_written_refuses_and_writes_nothing(tmp_path):
+    """While one run holds a study folder (here: its lock taken as a running study takes it), a second run into
+    the same folder refuses with one line; once the first is done, the second runs."""
+    import fcntl
+    import os
+
+    folder = tmp_path / "s"
+    folder.mkdir()
+    held = os.open(folder, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        with pytest.raises(UserError, match="another run is writing .* right now"):
+            Study("s", numpy_trial, CONDITIONS, [0], tmp_path, base=BASE).run(quiet=True)
+        assert not any(p.is_file() for p in folder.rglob("*"))
+    finally:
+        os.close(held)
+    result = Study("s", numpy_trial, CONDITIONS, [0], tmp_path, base=BASE).run(quiet=True)
+    assert [o.status for o in result.outcomes] == ["done", "done"]
