@@ -47,7 +47,8 @@ def step_seconds(model, x, y, amp: bool, steps: int) -> float:
 
 def main(argv=None):
     p = cli.parser(__doc__, trains=False, quick={"batch_size": 32, "blocks": 1, "steps": 2})
-    p.add_argument("--batch-size", type=cli.positive_int, default=256, help="images per step (the recipe's 256)")
+    p.add_argument("--batch-size", type=cli.bounded_int(1, 8192, " images (a synthetic batch held in memory)"),
+                   default=256, help="images per step (the recipe's 256)")
     p.add_argument("--model", choices=list(MODELS), default="fastnet")
     p.add_argument("--blocks", type=cli.positive_int, default=3, help="alternating blocks per setting")
     p.add_argument("--steps", type=cli.positive_int, default=5, help="timed steps per block")

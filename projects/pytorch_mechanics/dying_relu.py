@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from shared_utils import cli, data, plots, runs, stats
+from shared_utils.errors import UserError
 from shared_utils.pytorch import device as devices
 from shared_utils.pytorch.engine import TrainConfig, classification, fit
 from shared_utils.pytorch.pipeline import loaders
@@ -109,6 +110,9 @@ def main(argv=None):
     device = devices.resolve(args.device)
     ds = data.mnist_from_settings(cli.data_settings(args), subset_mode="random",
                                   limit_test=getattr(args, "limit_test", None))
+    if args.batch_size > len(ds.train) // 4:    # the claims need several steps per epoch to show training
+        raise UserError(f"--batch-size {args.batch_size} leaves fewer than 4 steps per epoch on {len(ds.train):,} "
+                        f"training images; use at most {len(ds.train) // 4}")
     root = runs.root(__file__, "dying_relu", out=args.out)
     results = {init: train(init, args, ds, device, root) for init in INITS}
     entropy = label_entropy(ds.train.y)

@@ -301,7 +301,8 @@ class TensorLoader:
             raise ValueError(f"{len(images)} inputs but {len(labels)} targets")
         self.images = torch.as_tensor(images).to(device)
         self.labels = torch.as_tensor(labels).to(device)
-        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        # a batch larger than the data is the whole data (a typo such as --batch-size 1000000000 allocates nothing)
+        self.batch_size, self.shuffle, self.drop_last = max(1, min(int(batch_size), len(labels))), shuffle, drop_last
         self.augment = list(augment)
         shape = (1, -1) + (1,) * (self.images.dim() - 2)
         self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32, device=device).view(shape)
@@ -358,7 +359,8 @@ class FreshLoader:
 
     def __init__(self, draw: Callable[[int, list], tuple], size: int, *, batch_size: int, seed: int = 0,
                  device: torch.device | str = "cpu"):
-        self.draw, self.size, self.batch_size, self.seed = draw, int(size), int(batch_size), int(seed)
+        self.draw, self.size, self.seed = draw, int(size), int(seed)
+        self.batch_size = max(1, min(int(batch_size), self.size))   # never more than an epoch's examples
         self.device = torch.device(device)
         self.epoch = 0
         self.augment: list = []
@@ -397,7 +399,8 @@ class TokenBatches:
             raise ValueError(f"{len(tokens)} sequences but {len(labels)} targets")
         self.tokens, self.labels = torch.as_tensor(tokens), torch.as_tensor(labels)
         self.lengths = (self.tokens != pad).sum(1)
-        self.batch_size, self.shuffle, self.bucket = int(batch_size), shuffle, max(1, int(bucket))
+        self.batch_size = max(1, min(int(batch_size), len(self.labels)))
+        self.shuffle, self.bucket = shuffle, max(1, int(bucket))
         self.device = torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
 

@@ -91,3 +91,29 @@ def test_loader_keeps_labels_aligned_and_normalises():
     again = tp.TensorLoader(images, labels, batch_size=16, mean=(0, 0, 0), std=(1, 1, 1), seed=3)
     assert [y.tolist() for _, y in again] == [y.tolist() for _, y in tp.TensorLoader(
         images, labels, batch_size=16, mean=(0, 0, 0), std=(1, 1, 1), seed=3)]
+
+
+def test_a_batch_larger_than_the_data_is_the_whole_data_and_allocates_nothing_more():
+    """A typo such as --batch-size 1000000000: every loader clips its batch to the examples it has (a fresh-data
+    loader to one epoch's draw), so nothing is allocated for the missing billion."""
+    from shared_utils.pytorch.pipeline import FreshLoader, TensorLoader
+
+    x, y = np.zeros((10, 1, 4, 4), np.uint8), np.arange(10)
+    loader = TensorLoader(x, y, batch_size=10**9)
+    assert loader.batch_size == 10 and len(loader) == 1 and [len(b[1]) for b in loader] == [10]
+    drawn = []
+    fresh = FreshLoader(lambda n, seed: (drawn.append(n) or np.zeros((n, 3), np.float32), np.zeros(n)), 64,
+                        batch_size=10**9)
+    assert fresh.batch_size == 64 and [len(b[1]) for b in fresh] == [64] and drawn == [64]
+
+
+def test_scripts_that_cannot_use_a_huge_batch_refuse_it_in_one_line(tmp_path):
+    from tests.conftest import DATA_DIR, assert_user_error, run_script
+
+    result = run_script("benchmarks/cifar_precision.py", "--quick", "--batch-size", "1000000000", cwd=tmp_path)
+    assert_user_error(result, "--batch-size", "8192")          # a synthetic batch held in memory
+    if (DATA_DIR / "MNIST").exists():                          # the claims need several steps per epoch
+        result = run_script("projects/pytorch_mechanics/dying_relu.py", "--quick", "--batch-size", "1000000000",
+                            "--out", tmp_path / "out", cwd=tmp_path)
+        assert_user_error(result, "--batch-size 1000000000 leaves fewer than 4 steps per epoch")
+        assert not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
