@@ -812,8 +812,9 @@ class StudyResult:
     def failures(self) -> list[TrialOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
 
-    def _finished(self) -> list[TrialOutcome]:
-        return [o for o in self.outcomes if o.status not in ("failed", "missing")]
+    def _finished(self, seeds: Sequence[int] | None = None) -> list[TrialOutcome]:
+        return [o for o in self.outcomes if o.status not in ("failed", "missing")
+                and (seeds is None or o.trial.seed in seeds)]
 
     # ----------------------------------------------------------------- finding conditions and files
     def condition(self, which: str | Mapping[str, Any] | Condition | None = None, **levels: Any) -> Condition:
@@ -857,10 +858,10 @@ class StudyResult:
         return path
 
     # ----------------------------------------------------------------- reading results
-    def summaries(self) -> dict[str, list[dict]]:
-        """{condition: [summary per finished seed]} in the study's order."""
+    def summaries(self, seeds: Sequence[int] | None = None) -> dict[str, list[dict]]:
+        """{condition: [summary per finished seed]} in the study's order (only ``seeds``, if given)."""
         out: dict[str, list[dict]] = {}
-        for o in self._finished():
+        for o in self._finished(seeds):
             out.setdefault(o.trial.condition, []).append(o.summary)
         return out
 
@@ -882,9 +883,10 @@ class StudyResult:
         """Seed-mean of a summary figure per condition (conditions with no value are left out)."""
         return {c: sum(v) / len(v) for c, v in self.values(key).items() if v}
 
-    def run_paths(self) -> dict[str, list[Path]]:
+    def run_paths(self, seeds: Sequence[int] | None = None) -> dict[str, list[Path]]:
+        """{condition: [run folder per finished seed]} in the study's order (only ``seeds``, if given)."""
         out: dict[str, list[Path]] = {}
-        for o in self._finished():
+        for o in self._finished(seeds):
             out.setdefault(o.trial.condition, []).append(o.trial.path)
         return out
 

@@ -42,10 +42,7 @@ def collect(root: Path, part: str, conds: Sequence[str], seeds: Sequence[int]) -
     """{condition: [summary of each of ``seeds`` that finished]}: the only source of the report's numbers."""
     conds = [getattr(c, "name", c) for c in conds]      # a Grid's conditions, or their names
     r = _part(root, part)
-    found: dict[str, list[dict]] = {}
-    for o in (r.outcomes if r else []):
-        if o.status not in ("failed", "missing") and o.trial.seed in seeds:
-            found.setdefault(o.trial.condition, []).append(o.summary)
+    found = r.summaries(seeds) if r else {}
     return {name: found.get(name, []) for name in conds}
 
 

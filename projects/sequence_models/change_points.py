@@ -109,12 +109,9 @@ def learned_scores(root: Path, seeds: list[int]) -> dict[str, list[np.ndarray]]:
     detectors' scores.npz, read back through the study's folder."""
     if not (root / "detectors" / "manifest.json").is_file():
         return {}
-    r = StudyResult.load(root / "detectors")
-    found: dict[str, list[np.ndarray]] = {}
-    for o in r.outcomes:
-        if o.trial.seed in seeds and o.status not in ("failed", "missing") and (o.trial.path / "scores.npz").exists():
-            found.setdefault(o.trial.condition, []).append(runs.load_npz(o.trial.path / "scores.npz")["p"])
-    return {name: found[name] for name in LEARNED if name in found}
+    found = {name: [runs.load_npz(p / "scores.npz")["p"] for p in paths if (p / "scores.npz").exists()]
+             for name, paths in StudyResult.load(root / "detectors").run_paths(seeds).items()}
+    return {name: found[name] for name in LEARNED if found.get(name)}
 
 
 def report(root: Path, config: dict, seeds: list[int]) -> dict:
