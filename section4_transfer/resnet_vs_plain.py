@@ -18,6 +18,7 @@ import torch
 
 from section4_transfer.experiment import QUICK, cifar_study, load_cifar, make_loaders, study_parser, train_and_test
 from shared_utils import cli, plots, runs
+from shared_utils.pytorch.checkpoint import load_torch
 from shared_utils.pytorch.engine import TrainConfig
 from shared_utils.pytorch.models import build_model, count_parameters
 from shared_utils.study import start
@@ -28,22 +29,32 @@ HP = {"epochs": 10, "batch_size": 128, "lr": 0.1, "optimizer": "sgd", "momentum"
 
 
 class GradientRecorder:
-    """First-conv gradient norm every step; all conv layers' norms at chosen steps."""
+    """First-conv gradient norm every step; all conv layers' norms at chosen steps. Rows are appended to the
+    run folder as they come (an interrupted trial keeps them); a resumed trial first cuts its files back to
+    the step of the checkpoint it resumes from, so no step is recorded twice and none is lost."""
 
-    def __init__(self, snapshot_steps, run_path=None):
+    def __init__(self, snapshot_steps, run_path, resume_step: int | None = None):
         self.first_conv: dict[int, float] = {}
         self.snapshots: dict[str, list[float]] = {}
         self.snapshot_steps = set(snapshot_steps)
-        if run_path is not None and (run_path / "grad_norms.csv").exists():   # a resumed trial keeps its history
-            rows = np.loadtxt(run_path / "grad_norms.csv", delimiter=",", skiprows=1, ndmin=2)
-            self.first_conv = {int(step): float(norm) for step, norm in rows}
-            self.snapshots = runs.read_json(run_path / "grad_snapshots.json")
+        self.path = run_path / "grad_norms.csv"
+        self.snapshot_path = run_path / "grad_snapshots.json"
+        if resume_step is not None and self.path.exists():    # the history up to the checkpoint, no further
+            rows = np.loadtxt(self.path, delimiter=",", skiprows=1, ndmin=2)
+            self.first_conv = {int(step): float(norm) for step, norm in rows if step <= resume_step}
+            if self.snapshot_path.exists():
+                self.snapshots = {k: v for k, v in runs.read_json(self.snapshot_path).items() if int(k) <= resume_step}
+        runs.atomic_write_text(self.path, self.to_csv())
+        runs.atomic_write_json(self.snapshot_path, self.snapshots)
 
     def __call__(self, step, model):
         convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
         self.first_conv[step] = float(convs[0].weight.grad.norm())
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([step, self.first_conv[step]])
         if step in self.snapshot_steps:
             self.snapshots[str(step)] = [float(c.weight.grad.norm()) for c in convs]
+            runs.atomic_write_json(self.snapshot_path, self.snapshots)
 
     def to_csv(self) -> str:
         buffer = io.StringIO()
@@ -59,7 +70,11 @@ def trial(config: dict) -> dict:
     ds = load_cifar(config)
     model = build_model(config["kind"], depth=config["depth"])
     steps = config["epochs"] * -(-len(ds.train) // config["batch_size"])
-    recorder = GradientRecorder(snapshot_steps(steps), run.path if config["resume"] else None)
+    resume_step = None
+    if config["resume"] and (run / "last.pt").exists():
+        state = load_torch(run / "last.pt")
+        resume_step = int(state["step"]) if isinstance(state, dict) and "step" in state else None   # else fit refuses it
+    recorder = GradientRecorder(snapshot_steps(steps), run.path, resume_step)
     s = train_and_test(model, make_loaders(ds, config, device, config["augment"], seed=config["seed"]),
                        TrainConfig.from_config(config), run, device, config=config,
                        title=f"{config['condition']} on CIFAR-10",

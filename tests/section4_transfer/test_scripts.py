@@ -119,3 +119,24 @@ def test_augmentation_and_regularization_studies(tmp_path):
     script("regularization_study.py", tmp_path, "--quick", "--conditions", "all combined")
     root = tmp_path / "regularization"
     assert (root / "bars.png").is_file() and "| all combined | 1 |" in (root / "table.md").read_text()
+
+
+def test_a_resumed_trial_cuts_its_gradient_records_back_to_the_checkpoint(tmp_path):
+    """Rows appended after the checkpoint a trial resumes from (an interrupted epoch) are dropped, so the resumed
+    run records each step once; a fresh trial starts empty; new steps are appended as they come."""
+    import torch
+
+    from section4_transfer.resnet_vs_plain import GradientRecorder
+
+    (tmp_path / "grad_norms.csv").write_text("step,first_conv_grad_norm\r\n" +
+                                             "".join(f"{s},0.{s}\r\n" for s in range(1, 7)))
+    (tmp_path / "grad_snapshots.json").write_text('{"2": [1.0], "6": [2.0]}')
+    recorder = GradientRecorder([2, 6], tmp_path, resume_step=4)
+    assert sorted(recorder.first_conv) == [1, 2, 3, 4] and list(recorder.snapshots) == ["2"]
+    assert (tmp_path / "grad_norms.csv").read_text().count("\n") == 1 + 4
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3))
+    model(torch.ones(1, 1, 4, 4)).sum().backward()
+    recorder(5, model)
+    assert (tmp_path / "grad_norms.csv").read_text().splitlines()[-1].startswith("5,")
+    assert GradientRecorder([2], tmp_path).first_conv == {}
+    assert (tmp_path / "grad_norms.csv").read_text().count("\n") == 1
