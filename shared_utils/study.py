@@ -511,6 +511,9 @@ class Study:
              gpus_per_trial: float, quiet: bool) -> "StudyResult":
         trials = self.trials()
         to_run, skipped = self._plan(trials)      # every refusal happens here, before anything is written
+        if _writes() and self.path.is_dir():
+            for stale in self.path.glob(".*.tmp"):   # a manifest write cut off by a kill: never a file of record
+                stale.unlink(missing_ok=True)
         for outcome in skipped:                   # finished before records were kept: fingerprinted from now on
             if outcome.error == "unrecorded":
                 outcome.error = ""

@@ -99,6 +99,17 @@ def test_a_killed_study_skips_finished_trials_when_started_again(tmp_path):
     assert len(list(root.glob("*/seed_*/summary.json"))) == 6
     manifest = json.loads((root / "manifest.json").read_text())
     assert sum(t["status"] == "skipped" for t in manifest["trials"]) == len(finished)
+    assert not list(tmp_path.rglob("*.tmp"))          # no half-written file survives the kill and the restart
+    # every trial ends with the numbers an uninterrupted study gets
+    straight = subprocess.run([sys.executable, script[1], str(tmp_path / "straight")], cwd=REPO, capture_output=True,
+                              text=True, timeout=120)
+    assert straight.returncode == 0, straight.stderr
+
+    def numbers(folder):
+        keys = ("final_train_loss", "final_val_acc", "best_val_acc", "checksum", "val_acc_model")
+        return {p.parent.relative_to(folder).as_posix(): {k: json.loads(p.read_text())[k] for k in keys}
+                for p in folder.glob("*/seed_*/summary.json")}
+    assert numbers(root) == numbers(tmp_path / "straight" / "killed")
 
 
 def test_resume_refuses_a_folder_made_with_other_settings(tmp_path):
