@@ -137,7 +137,10 @@ class Grid:
         self._conditions: list[Condition] | None = None
 
     def joined(self, sep: str) -> "Grid":
-        """The same grid with its level labels joined by ``sep`` in condition names ("mlp k=2")."""
+        """The same grid with its level labels joined by ``sep`` in condition names ("mlp k=2"); join before
+        adding, filtering or renaming (those keep their conditions, not the labels they came from)."""
+        if self._conditions is not None:
+            raise ValueError("join a grid's labels before adding, filtering or renaming it")
         return Grid(self.axes, sep)
 
     def with_overrides(self, extra: Callable[[Condition], Mapping[str, Any]]) -> "Grid":
@@ -381,6 +384,7 @@ class Study:
         self.budget_key = budget_key     # the one key successive halving may raise between rounds
         self.cost = cost                 # a trial's estimated cost (e.g. its FLOPs): the costliest start first
         self.restart_on_budget = restart_on_budget   # a new budget trains afresh instead of continuing
+        self._verified: set[Path] = set()   # finished trials whose files check() already hashed
         self._validate()
 
     @property
@@ -472,7 +476,10 @@ class Study:
                 keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
                 raise UserError(f"{trial.path} was made with other settings ({', '.join(keys[:5])}); "
                                 "use another --out, or start without --resume")
-            recorded = check_artifacts(trial.path)   # skipped or continued only while its files are intact
+            # skipped or continued only while its files are intact (hashed once per Study: check() then run())
+            recorded = trial.path in self._verified or check_artifacts(trial.path)
+            if recorded:
+                self._verified.add(trial.path)
             summary_path = trial.path / "summary.json"
             same_budget = not self.budget_key or old.get(self.budget_key) == trial.config.get(self.budget_key)
             if summary_path.exists() and same_budget:
@@ -511,6 +518,7 @@ class Study:
              gpus_per_trial: float, quiet: bool) -> "StudyResult":
         trials = self.trials()
         to_run, skipped = self._plan(trials)      # every refusal happens here, before anything is written
+        self._verified.clear()                    # a later run hashes again
         if _writes() and self.path.is_dir():
             for stale in self.path.glob(".*.tmp"):   # a manifest write cut off by a kill: never a file of record
                 stale.unlink(missing_ok=True)
@@ -715,7 +723,7 @@ def _probe(address: str, timeout: float = 3.0) -> None:
 # --------------------------------------------------------------------------- results
 class Table(list):
     """Rows (dicts) of a per-condition summary: the condition's axes, then n, mean, ci_low, ci_high.
-    Prints as a Markdown table; ``write(stem)`` saves ``<stem>.md`` and ``.csv``."""
+    Prints as a Markdown table (``cells()`` gives the formatted rows for ``stats.write_table``)."""
 
     def __init__(self, rows: Sequence[dict], *, digits: int = 2, caption: str = ""):
         super().__init__(rows)
@@ -737,11 +745,6 @@ class Table(list):
     def __str__(self) -> str:
         lines = [self.header, ["---"] * len(self.header)] + self.cells()
         return "\n".join(([self.caption, ""] if self.caption else []) + ["| " + " | ".join(r) + " |" for r in lines])
-
-    def write(self, stem: str | os.PathLike) -> Path:
-        from shared_utils import stats
-
-        return stats.write_table(self.header, self.cells(), stem, caption=self.caption)[0]
 
 
 class StudyResult:

@@ -370,3 +370,11 @@ def test_a_second_run_into_a_folder_being_written_refuses_and_writes_nothing(tmp
         os.close(held)
     result = Study("s", numpy_trial, CONDITIONS, [0], tmp_path, base=BASE).run(quiet=True)
     assert [o.status for o in result.outcomes] == ["done", "done"]
+
+
+def test_a_grid_joins_its_labels_before_it_is_combined():
+    from shared_utils.study import grid
+
+    assert [c.name for c in grid(a=["x"], b=["y"]).joined(" ")] == ["x y"]
+    with pytest.raises(ValueError, match="before adding, filtering or renaming"):
+        grid(a=["x", "z"]).where(lambda c: c["a"] == "x").joined(" ")
