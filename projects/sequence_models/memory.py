@@ -142,14 +142,18 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def bloom_positions(keys: np.ndarray, m: int, k: int, salt: int = 0) -> np.ndarray:
-    """The k bit positions of each key (..., k): double hashing h1 + i h2 mod m (Kirsch & Mitzenmacher 2006)."""
-    keys = np.asarray(keys, dtype=np.uint64)
+def bloom_positions(keys: np.ndarray, m: int, k: int) -> np.ndarray:
+    """The k bit positions of each key (..., k), from k independent hashes: the first k outputs of a splitmix64
+    generator seeded with the key's own hash, each taken mod m.
+
+    Not double hashing (h1 + i h2 mod m, Kirsch & Mitzenmacher 2006): two keys that share (h1, h2) mod m share all k
+    bits, and keys whose progressions overlap share many, which at m <= 512 and the k this study uses put the
+    false-positive rate 1.2x to 1000x above that of independent hashes (tests/projects/test_sequence_models_memory.py).
+    """
+    seed = splitmix64(np.asarray(keys, dtype=np.uint64))
     with np.errstate(over="ignore"):
-        h1 = splitmix64(keys ^ np.uint64(salt * 0x632BE59BD9B4E019 & 0xFFFFFFFFFFFFFFFF))
-        h2 = splitmix64(h1) | np.uint64(1)             # odd: the k probes differ for any m
-        i = np.arange(k, dtype=np.uint64)
-        return ((h1[..., None] + i * h2[..., None]) % np.uint64(m)).astype(np.int64)
+        steps = np.arange(k, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)   # splitmix64's own increment
+        return (splitmix64(seed[..., None] + steps) % np.uint64(m)).astype(np.int64)
 
 
 def bloom_build(items: np.ndarray, valid: np.ndarray, m: int, k: int) -> np.ndarray:
@@ -171,8 +175,21 @@ def bloom_query(bits: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:
 
 
 def bloom_false_positive_rate(n: float, m: int, k: int) -> float:
-    """The classic approximation (1 - e^(-k n / m))^k."""
+    """The classic approximation (1 - e^(-k n / m))^k (Bloom 1970); it runs below the exact rate at small m."""
     return (1.0 - math.exp(-k * n / m)) ** k
+
+
+def bloom_false_positive_exact(n: int, m: int, k: int) -> float:
+    """The exact false-positive rate of an m-bit filter of n keys with k independent uniform hashes: E[(X/m)^k],
+    X the bits set by the n k throws, its law computed throw by throw (Bose et al. 2008)."""
+    occupied = np.arange(m + 1)
+    p = np.zeros(m + 1)
+    p[0] = 1.0
+    for _ in range(int(n) * k):
+        stay, move = p * occupied / m, p * (m - occupied) / m
+        p = stay
+        p[1:] += move[:-1]
+    return float(p @ (occupied / m) ** k)
 
 
 def optimal_hashes(n: float, m: int) -> int:
