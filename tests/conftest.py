@@ -181,3 +181,61 @@ def docs_module(stem: str):
         spec.loader.exec_module(sys.modules[name])
     return sys.modules[name]
 
+
+
+# fields that measure the clock or record the invocation, not the result: the only ones two runs of the same seed may
+# differ in (wall times, throughput, memory, dates; the command line, paths and --resume; a manifest's per-trial
+# status: a resumed study says "skipped" for what the first run finished)
+CLOCK_FIELDS = {"seconds", "images_per_s", "train_seconds", "seconds_per_epoch", "wall_time_s", "wall_seconds",
+                "peak_rss_mb", "started", "finished", "command", "run_dir", "resume", "status"}
+
+
+def _without_clock(value, roots: tuple[str, ...]):
+    if isinstance(value, dict):
+        return {k: _without_clock(v, roots) for k, v in value.items() if k not in CLOCK_FIELDS}
+    if isinstance(value, (list, tuple)):
+        return [_without_clock(v, roots) for v in value]
+    if isinstance(value, str):
+        for root in roots:
+            value = value.replace(root, "<out>")
+    if hasattr(value, "tolist"):        # a tensor or an array: its numbers, exactly
+        return value.tolist()
+    return value
+
+
+def run_folder_differences(a: Path, b: Path, clock_plots: tuple[str, ...] = ("dashboard.png",)) -> list[str]:
+    """Every file that differs between two run folders of the same settings and seed, compared as a user reads it:
+    JSON and checkpoints (.pt, .npz) by content, CSV by cell, both without the clock fields above; plots that draw
+    the clock (``clock_plots``, by name) only by presence; everything else byte for byte. Empty when they agree."""
+    import csv
+    import json
+
+    import numpy as np
+
+    def files(root):
+        return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+    roots = (str(a), str(b))
+    out = [f"only in {a}: {n}" for n in sorted(files(a) - files(b))]
+    out += [f"only in {b}: {n}" for n in sorted(files(b) - files(a))]
+    for name in sorted(files(a) & files(b)):
+        x, y = a / name, b / name
+        if x.name in clock_plots or x.name == "artifacts.json":   # (artifacts.json: hashes of clock-bearing files)
+            continue
+        if x.suffix == ".json":
+            load = lambda p: _without_clock(json.loads(p.read_text()), roots)      # noqa: E731
+        elif x.suffix == ".csv":
+            def load(p):
+                rows = list(csv.reader(p.read_text().splitlines()))
+                keep = [i for i, h in enumerate(rows[0]) if h not in CLOCK_FIELDS] if rows else []
+                return [[r[i] for i in keep if i < len(r)] for r in rows]
+        elif x.suffix == ".pt":
+            import torch
+            load = lambda p: _without_clock(torch.load(p, weights_only=True, map_location="cpu"), roots)  # noqa: E731
+        elif x.suffix == ".npz":
+            load = lambda p: {k: v.tolist() for k, v in np.load(p, allow_pickle=False).items()}  # noqa: E731
+        else:
+            load = Path.read_bytes
+        if load(x) != load(y):
+            out.append(f"differs: {name}")
+    return out

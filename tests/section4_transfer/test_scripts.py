@@ -1,10 +1,14 @@
 """Every section 4 script runs with --quick on real CIFAR-10 images and writes its outputs."""
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from shared_utils import runs
-from tests.conftest import assert_user_error, requires, run_script, sizes
+from tests.conftest import REPO, assert_user_error, requires, run_folder_differences, run_script, sizes
 
 pytest.importorskip("torch")
 
@@ -140,3 +144,35 @@ def test_a_resumed_trial_cuts_its_gradient_records_back_to_the_checkpoint(tmp_pa
     assert (tmp_path / "grad_norms.csv").read_text().splitlines()[-1].startswith("5,")
     assert GradientRecorder([2], tmp_path).first_conv == {}
     assert (tmp_path / "grad_norms.csv").read_text().count("\n") == 1
+
+
+@pytest.mark.slow
+@requires("cifar10")
+def test_ctrl_c_then_resume_leaves_every_file_as_an_uninterrupted_run(tmp_path):
+    """Ctrl-C (SIGINT) in the middle of a trial's epoch, after gradient rows past its last checkpoint were appended:
+    the run ends with exit 130 and one line, leaves no temporary file, and --resume then finishes with every file
+    (metrics, checkpoints, gradient records, tables, figures) as a run that was never interrupted writes it."""
+    import torch
+
+    flags = ["--quick", "--epochs", "4", "--depths", "8", "--limit-train", "288", "--val-size", "32",
+             "--test-subset", "64", "--batch-size", "32", "--quiet"]          # 8 steps an epoch
+    command = [sys.executable, str(REPO / "section4_transfer" / "resnet_vs_plain.py"), *flags]
+    straight = subprocess.run(command + ["--out", str(tmp_path / "straight")], capture_output=True, text=True)
+    assert straight.returncode == 0, straight.stderr
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(command + ["--out", str(cut)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    grads = cut / "resnet_vs_plain" / "ResNet-8" / "seed_0" / "grad_norms.csv"      # the second trial to run
+    deadline = time.time() + 300
+    while not (grads.exists() and len(grads.read_text().splitlines()) > 1 + 17) and time.time() < deadline:
+        time.sleep(0.01)                                       # two epochs checkpointed, the third under way
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130 and err.strip() == "resnet_vs_plain.py: interrupted", err
+    assert not [p for p in cut.rglob("*") if p.name.endswith(".tmp")]
+    recorded = len(grads.read_text().splitlines()) - 1
+    checkpointed = torch.load(grads.parent / "last.pt", weights_only=True)["step"]
+    assert recorded > checkpointed, (recorded, checkpointed)   # the case that appended twice before
+    resumed = subprocess.run(command + ["--out", str(cut), "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert run_folder_differences(tmp_path / "straight", cut) == []
