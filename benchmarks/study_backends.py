@@ -39,7 +39,8 @@ def one(backend: str, workers: int, base: dict, seeds: list[int], folder: Path) 
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, quick={"epochs": 1})
+    # --quick: one round on 500 images a trial (the figures are then rough, the run takes seconds)
+    p = cli.parser(__doc__, quick={"epochs": 1, "repeats": 1, "trials_limit": 500})
     p.add_argument("--repeats", type=cli.positive_int, default=2, help="rounds over the three backends")
     p.add_argument("--trials-limit", type=cli.positive_int, default=2000, help="MNIST training images per trial")
     p.add_argument("--no-ray", action="store_true", help="skip the Ray backend")

@@ -13,6 +13,7 @@ which only a fresh process shows, and such a process starts in a fraction of a s
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -165,3 +166,84 @@ def test_report_refuses_bad_input_in_one_line(family, tmp_path):
     make_args, pattern = REPORT_FAMILIES[family]
     failures = sweep([(family, "report", make_args, pattern)], tmp_path)
     assert not failures, "\n".join(failures)
+
+
+# A typo'd batch size, then a damaged checkpoint: the scripts the issue found crashing on the batch, plus the first
+# training script of each folder (HOSTILE_FULL=1: every training script). One quick run per script serves both.
+HUGE_BATCH_NAMED = ("benchmarks/cifar_precision.py", "benchmarks/study_backends.py",
+                    "projects/sequence_models/summaries.py", "projects/sequence_models/change_points.py",
+                    "projects/pytorch_mechanics/dying_relu.py")
+QUICK_SECONDS = 120
+HUGE_BATCH = ("--quick", "--quiet", "--batch-size", "1000000000")
+
+
+@pytest.fixture(scope="module")
+def huge_batch_runs(tmp_path_factory):
+    """script -> (result or None when it timed out, seconds, its --out folder), each run a fresh process, so a kill
+    by the kernel or an allocator's crash shows as what it is."""
+    import subprocess
+    import time
+
+    trains = [s for s in SCRIPTS if "--epochs" in flags_of(s)]
+    first: dict[str, str] = {}
+    for s in trains:
+        first.setdefault(s.rsplit("/", 1)[0], s)
+    runs = {}
+    for script in (trains if FULL else sorted(set(HUGE_BATCH_NAMED) | set(first.values()))):
+        scratch = tmp_path_factory.mktemp(script.replace("/", "_").removesuffix(".py"))
+        started = time.perf_counter()
+        try:
+            result = spawn_script(script, *HUGE_BATCH, "--out", scratch / "out", cwd=scratch, timeout=QUICK_SECONDS)
+        except subprocess.TimeoutExpired:
+            result = None
+        runs[script] = (result, time.perf_counter() - started, scratch)
+        print(f"{script}: exit {result and result.returncode} in {runs[script][1]:.1f} s")   # (shown with -s)
+    return runs
+
+
+@pytest.mark.slow
+def test_quick_stays_quick_with_a_huge_batch(huge_batch_runs):
+    """``--quick --batch-size 1000000000``: the batch is clipped to the data and the run ends in the time of a quick
+    run, or the script refuses the flag in one line (exit 2) before it allocates anything."""
+    failures = []
+    for script, (result, seconds, _) in huge_batch_runs.items():
+        if result is None:
+            failures.append(f"{script}: still running after {QUICK_SECONDS} s")
+            continue
+        lines = result.stderr.strip().splitlines()
+        refused = (result.returncode == 2 and len(lines) == 1 and "--batch-size" in lines[0]
+                   and "not enough memory" not in lines[0])
+        if result.returncode != 0 and not refused:
+            failures.append(f"{script}: exit {result.returncode} after {seconds:.0f} s: {result.stderr.strip()[-300:]}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.slow
+def test_resume_refuses_a_damaged_checkpoint_of_a_finished_trial(huge_batch_runs):
+    """Every study script whose quick run above finished: garbage over one finished trial's checkpoint (or, with
+    none, its metrics), then the same command with --resume: exit 2, one line naming the file, no byte changed."""
+    failures = []
+    studies = [s for s, (result, _, _) in huge_batch_runs.items()
+               if result is not None and result.returncode == 0 and "--workers" in flags_of(s)]
+    assert len(studies) >= 4, studies
+    for script in studies:
+        scratch = huge_batch_runs[script][2]
+        records = sorted((scratch / "out").rglob("artifacts.json"))
+        if not records:
+            failures.append(f"{script}: no finished trial recorded its files")
+            continue
+        names = list(json.loads(records[0].read_text())["sha256"])
+        target = next((n for n in names if n.endswith((".pt", ".npz"))), "metrics.csv" if "metrics.csv" in names
+                      else names[0])
+        (records[0].parent / target).write_bytes(b"\x80\x04\x95 garbage, or a pickle that runs code")
+        before = {p: p.read_bytes() for p in scratch.rglob("*") if p.is_file()}
+        result = spawn_script(script, *HUGE_BATCH, "--out", scratch / "out", "--resume", cwd=scratch, timeout=300)
+        problem = meets_standard(result, re.escape(target) + r".*changed after its trial finished")
+        after = {p: p.read_bytes() for p in scratch.rglob("*") if p.is_file()}
+        changed = sorted(str(p.relative_to(scratch)) for p in set(before) | set(after) if before.get(p) != after.get(p))
+        if problem is None and changed:
+            problem = f"wrote {changed[:3]}"
+        if problem:
+            failures.append(f"{script}: {problem}")
+    assert not failures, "\n".join(failures)
+

@@ -63,12 +63,19 @@ def test_bloom_false_positive_rate_matches_independent_hashing(n, m, k):
         rng = np.random.default_rng(1000 * n + m + k + i)
         filters, probes = 400, 2000
         keys = bloom_keys(pattern, filters, n + probes, rng)
-        bits = memory.bloom_build(keys[:, :n], np.ones((filters, n), dtype=bool), m, k)
+        bits = memory.bloom_build(keys[:, :n], np.ones((filters, n), dtype=bool), m, k, salt=i)   # 3 hash functions
         assert (bits.sum(1) <= n * k).all()
-        assert memory.bloom_query(bits, keys[:, :n], k).all()          # no false negatives
-        fp = memory.bloom_query(bits, keys[:, n:], k).mean(1)           # per filter: probes share its bits
+        assert memory.bloom_query(bits, keys[:, :n], k, salt=i).all()  # no false negatives
+        fp = memory.bloom_query(bits, keys[:, n:], k, salt=i).mean(1)   # per filter: probes share its bits
         err = fp.std(ddof=1) / np.sqrt(filters)
         assert abs(fp.mean() - expect) < 4.5 * err + 0.01 * expect, (pattern, fp.mean(), expect, err)
+
+
+def test_each_salt_is_another_hash_function():
+    keys = np.arange(1000)
+    a, b = memory.bloom_positions(keys, 512, 4, salt=0), memory.bloom_positions(keys, 512, 4, salt=1)
+    assert a.shape == (1000, 4) and np.array_equal(a, memory.bloom_positions(keys, 512, 4))
+    assert (a != b).mean() > 0.99 and 0 <= a.min() and a.max() < 512
 
 
 def test_optimal_hashes_and_bloom_accuracy_beat_chance():

@@ -64,7 +64,7 @@ def test_resnet_vs_plain_records_gradient_flow(tmp_path, size):
         assert (root / png).is_file(), png
     # --resume skips the finished trials and leaves their gradient-flow records as they were
     before = {p: p.read_bytes() for p in root.glob("*/seed_0/grad_*")}
-    result = script("resnet_vs_plain.py", tmp_path, "--quick", *size.flags, "--resume")
+    script("resnet_vs_plain.py", tmp_path, "--quick", *size.flags, "--resume")
     assert len(before) == 8 and all(p.read_bytes() == b for p, b in before.items())
     assert "skipped" in (root / "manifest.json").read_text()
 
