@@ -17,7 +17,9 @@ Each trial is ``trial(config)`` on a plain dict: ``BASE`` updated by the conditi
 configuration is skipped, and an unfinished one is called with ``resume=True`` to continue from its
 last checkpoint; a folder made from another configuration stops the study before anything runs. A finished
 trial's files are fingerprinted (sha256, ``artifacts.json``); one that changed or went missing since (a
-damaged checkpoint, another model's weights) stops the study with one line naming it, never skipped.
+damaged checkpoint, another model's weights) stops the study with one line naming it, never skipped. A resumed
+run over part of the grid (fewer conditions or seeds, the same settings) keeps the earlier run's finished trials in
+the manifest, so the study reads back whole.
 A trial that raises is recorded in ``manifest.json`` with its one-line error while the others go
 on; :meth:`StudyResult.raise_for_failures` then ends the program with exit code 1.
 
@@ -514,10 +516,39 @@ class Study:
             return self._run(backend, workers, address, cpus_per_trial=cpus_per_trial,
                              gpus_per_trial=gpus_per_trial, quiet=quiet)
 
+    def _kept_from_before(self, trials: list[Trial]) -> tuple[list[TrialOutcome], list[Condition], list[int]]:
+        """With --resume, the finished trials an earlier run of this study (same settings) left in the folder that
+        this run does not cover, a narrower grid or fewer seeds: they stay in the manifest, so the study reads back
+        whole (a grid on 1 seed, then --resume with 3 seeds on one length). Returns them, the conditions of both
+        runs (in the earlier run's order) and the seeds only they have."""
+        mine = {c.name: c for c in self.grid}
+        if not (self.resume and (self.path / "manifest.json").is_file()):
+            return [], list(self.grid), []
+        try:
+            before = StudyResult.load(self.path)
+        except UserError:
+            return [], list(self.grid), []
+        def settings(base):      # what the trials were run with (not how they printed)
+            return json.loads(json.dumps({k: v for k, v in base.items() if k not in DISPLAY_KEYS}, default=str))
+
+        if settings(before.base) != settings(self.base):
+            return [], list(self.grid), []
+        covered = {(t.condition, t.seed) for t in trials}
+        kept = [o for o in before.outcomes if (o.trial.condition, o.trial.seed) not in covered
+                and o.status in ("done", "skipped") and (o.trial.path / "summary.json").is_file()]
+        held = {o.trial.condition for o in kept}
+        # the earlier run's order, this run's conditions in their places, then this run's new ones
+        order = [mine.get(c.name, c) for c in before.conditions if c.name in mine or c.name in held]
+        order += [c for c in self.grid if c not in order]
+        seeds = sorted({o.trial.seed for o in kept} - set(self.seeds))
+        return kept, order, seeds
+
     def _run(self, backend: str, workers: int, address: str | None, *, cpus_per_trial: int | None,
              gpus_per_trial: float, quiet: bool) -> "StudyResult":
         trials = self.trials()
         to_run, skipped = self._plan(trials)      # every refusal happens here, before anything is written
+        kept, conditions, kept_seeds = self._kept_from_before(trials)
+        whole = dict(conditions=conditions, seeds=list(self.seeds) + kept_seeds)
         self._verified.clear()                    # a later run hashes again
         if _writes() and self.path.is_dir():
             for stale in self.path.glob(".*.tmp"):   # a manifest write cut off by a kill: never a file of record
@@ -549,8 +580,8 @@ class Study:
             if _writes() and to_run:   # the plan, so a stopped study can still be read back (and resumed)
                 pending = {(t.condition, t.seed) for t in to_run}
                 StudyResult(self, [o for o in skipped] + [TrialOutcome(t, "pending") for t in trials
-                                                          if (t.condition, t.seed) in pending],
-                            backend=backend, workers=workers, wall_seconds=0.0).write_manifest()
+                                                          if (t.condition, t.seed) in pending] + kept,
+                            backend=backend, workers=workers, wall_seconds=0.0, **whole).write_manifest()
             if backend == "serial":
                 outcomes = [self._outcome(t, execute(self.trial_fn, t.config), quiet) for t in to_run]
             elif backend == "pool":
@@ -563,8 +594,9 @@ class Study:
 
                 ray.shutdown()
         by_key = {(o.trial.condition, o.trial.seed): o for o in outcomes + skipped}
-        ordered = [by_key[(t.condition, t.seed)] for t in trials]
-        result = StudyResult(self, ordered, backend=backend, workers=workers, wall_seconds=time.perf_counter() - started)
+        ordered = [by_key[(t.condition, t.seed)] for t in trials] + kept
+        result = StudyResult(self, ordered, backend=backend, workers=workers, wall_seconds=time.perf_counter() - started,
+                             **whole)
         result.write_manifest()
         return result
 
@@ -766,8 +798,8 @@ class StudyResult:
         self.backend, self.workers, self.wall_seconds = backend, workers, wall_seconds
         self.name = name if study is None else study.name
         self._path = Path(path) if study is None else study.path
-        self.conditions: list[Condition] = list(conditions if study is None else study.grid)
-        self.seeds = [int(x) for x in (seeds if study is None else study.seeds)]
+        self.conditions: list[Condition] = list(conditions if conditions is not None else study.grid)
+        self.seeds = [int(x) for x in (seeds if seeds is not None else study.seeds)]
         self.base = dict(base or {}) if study is None else study.base
 
     @classmethod

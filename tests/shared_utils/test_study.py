@@ -378,3 +378,27 @@ def test_a_grid_joins_its_labels_before_it_is_combined():
     assert [c.name for c in grid(a=["x"], b=["y"]).joined(" ")] == ["x y"]
     with pytest.raises(ValueError, match="before adding, filtering or renaming"):
         grid(a=["x", "z"]).where(lambda c: c["a"] == "x").joined(" ")
+
+
+def test_a_resume_on_part_of_the_grid_keeps_the_rest_of_the_study(tmp_path):
+    """The sequence study's pattern: the whole grid on seed 0, then --resume with 3 seeds on one axis level. The
+    manifest keeps every finished trial of the first run (in its order), so the study reads back whole; a fresh
+    run or one with other settings does not carry trials over."""
+    from shared_utils.study import Axis, StudyResult, grid
+
+    g = grid(hidden=Axis([8, 16, 48]), lr={"slow": {"lr": 0.01}, "fast": {"lr": 0.05}})
+    Study("g", numpy_trial, g, [0], tmp_path, base=BASE).run(quiet=True)
+    part = grid(hidden=Axis([16]), lr={"slow": {"lr": 0.01}, "fast": {"lr": 0.05}})
+    ran = Study("g", numpy_trial, part, [0, 1], tmp_path, base={**BASE, "quiet": True}, resume=True).run(quiet=True)
+    loaded = StudyResult.load(tmp_path / "g")
+    assert [c.name for c in loaded.conditions] == [c.name for c in g] == [c.name for c in ran.conditions]
+    assert loaded.seeds == [0, 1]
+    assert [len(loaded.at("final_val_acc", hidden=h, lr="fast")) for h in (8, 16, 48)] == [1, 2, 1]
+    statuses = {(t["condition"], t["seed"]): t["status"]
+                for t in json.loads((tmp_path / "g" / "manifest.json").read_text())["trials"]}
+    assert statuses[("hidden=16, slow", 0)] == "skipped" and statuses[("hidden=16, slow", 1)] == "done"
+    assert statuses[("hidden=8, fast", 0)] == "done" and len(statuses) == 8
+    # other settings: what the earlier run left is not this study's, and stays out of the manifest
+    other = Study("g", numpy_trial, grid(hidden=Axis([24])), [0], tmp_path, base={**BASE, "epochs": 1},
+                  resume=True).run(quiet=True)
+    assert [c.name for c in other.conditions] == ["hidden=24"] and len(other.outcomes) == 1
