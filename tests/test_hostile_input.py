@@ -177,7 +177,6 @@ QUICK_SECONDS = 120
 HUGE_BATCH = ("--quick", "--quiet", "--batch-size", "1000000000")
 
 
-@pytest.fixture(scope="module")
 def huge_batch_runs(tmp_path_factory):
     """script -> (result or None when it timed out, seconds, its --out folder), each run a fresh process, so a kill
     by the kernel or an allocator's crash shows as what it is."""
@@ -202,11 +201,19 @@ def huge_batch_runs(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_quick_stays_quick_with_a_huge_batch(huge_batch_runs):
+def test_a_huge_batch_stays_quick_and_a_damaged_checkpoint_is_refused_on_resume(tmp_path_factory):
+    """One test, so that one process makes the quick runs both checks read (pytest-xdist would run a shared
+    fixture once per worker)."""
+    runs = huge_batch_runs(tmp_path_factory)
+    failures = quick_with_a_huge_batch(runs) + damaged_checkpoint_refused(runs)
+    assert not failures, "\n".join(failures)
+
+
+def quick_with_a_huge_batch(quick_runs: dict) -> list[str]:
     """``--quick --batch-size 1000000000``: the batch is clipped to the data and the run ends in the time of a quick
     run, or the script refuses the flag in one line (exit 2) before it allocates anything."""
     failures = []
-    for script, (result, seconds, _) in huge_batch_runs.items():
+    for script, (result, seconds, _) in quick_runs.items():
         if result is None:
             failures.append(f"{script}: still running after {QUICK_SECONDS} s")
             continue
@@ -215,19 +222,19 @@ def test_quick_stays_quick_with_a_huge_batch(huge_batch_runs):
                    and "not enough memory" not in lines[0])
         if result.returncode != 0 and not refused:
             failures.append(f"{script}: exit {result.returncode} after {seconds:.0f} s: {result.stderr.strip()[-300:]}")
-    assert not failures, "\n".join(failures)
+    return failures
 
 
-@pytest.mark.slow
-def test_resume_refuses_a_damaged_checkpoint_of_a_finished_trial(huge_batch_runs):
+def damaged_checkpoint_refused(quick_runs: dict) -> list[str]:
     """Every study script whose quick run above finished: garbage over one finished trial's checkpoint (or, with
     none, its metrics), then the same command with --resume: exit 2, one line naming the file, no byte changed."""
     failures = []
-    studies = [s for s, (result, _, _) in huge_batch_runs.items()
+    studies = [s for s, (result, _, _) in quick_runs.items()
                if result is not None and result.returncode == 0 and "--workers" in flags_of(s)]
-    assert len(studies) >= 4, studies
+    if len(studies) < 4:
+        failures.append(f"only {len(studies)} study scripts finished their quick run: {studies}")
     for script in studies:
-        scratch = huge_batch_runs[script][2]
+        scratch = quick_runs[script][2]
         records = sorted((scratch / "out").rglob("artifacts.json"))
         if not records:
             failures.append(f"{script}: no finished trial recorded its files")
@@ -245,5 +252,5 @@ def test_resume_refuses_a_damaged_checkpoint_of_a_finished_trial(huge_batch_runs
             problem = f"wrote {changed[:3]}"
         if problem:
             failures.append(f"{script}: {problem}")
-    assert not failures, "\n".join(failures)
+    return failures
 
