@@ -168,8 +168,8 @@ def main(argv=None):
     peak = matmul_gflops()
     profile = layer_profile(model, x, y, args.batch_size)
     result = {
-        "machine": {"cpu": runs.cpu_name(), "platform": platform.platform(), "cpus": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads()},
+        "machine": {"cpu": runs.cpu_name(), "vector_extensions": runs.cpu_features(), "numpy_blas": runs.blas_kernels(),
+                    "platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "versions": {"numpy": np.__version__, "torch": torch.__version__},
         "config": {"channels": args.channels, "hidden": args.hidden, "batch_size": args.batch_size,
                    "optimizer": "Adam", "train_images": int(len(y)), "epochs_each": args.epochs,
@@ -181,7 +181,8 @@ def main(argv=None):
         "training_step_gflop": flops / 1e9, "achieved_gflops": achieved, "matmul_gflops": peak,
         "share_of_matmul_rate": achieved / peak, "profile_ms_per_step": profile,
     }
-    print(f"machine: {runs.cpu_name()}, {os.cpu_count()} CPUs")
+    print(f"machine: {runs.cpu_name()}, {os.cpu_count()} CPUs, {', '.join(runs.cpu_features()) or 'no AVX2'}; "
+          f"NumPy's BLAS: {'; '.join(runs.blas_kernels()) or 'none found'}")
     print(f"NumPy  : {np_med:.2f} s/epoch (median of {len(seconds['numpy'])}, {args.threads} threads)")
     if "numpy_1_thread" in medians:
         print(f"NumPy  : {medians['numpy_1_thread']:.2f} s/epoch on one thread "

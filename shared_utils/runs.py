@@ -146,6 +146,16 @@ def cpu_features() -> list[str]:
     return []
 
 
+def blas_kernels() -> list[str]:
+    """The BLAS libraries this process has loaded and the kernel each picked for this CPU (threadpoolctl), e.g.
+    "openblas 0.3.31, Haswell kernels, 2 threads": the same NumPy code runs other kernels on another CPU."""
+    from threadpoolctl import threadpool_info
+
+    return [f"{i.get('internal_api', i.get('prefix', '?'))} {i.get('version') or ''}".rstrip()
+            + (f", {i['architecture']} kernels" if i.get("architecture") else "") + f", {i.get('num_threads')} threads"
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+
+
 class RunDir:
     """One run's folder: config, per-epoch metrics, summary, checkpoints, plots."""
 
