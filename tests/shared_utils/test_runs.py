@@ -80,6 +80,16 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch)
     assert os.listdir(tmp_path) == ["summary.json"], "no temporary file is left behind"
 
 
+def test_the_machine_is_described_by_its_blas_kernel():
+    from threadpoolctl import threadpool_limits
+
+    kernels = runs.blas_kernels()                      # NumPy is loaded: its BLAS is
+    assert kernels and all(k.endswith(" threads") for k in kernels)
+    with threadpool_limits(1, user_api="blas"):
+        assert all(k.endswith(", 1 threads") for k in runs.blas_kernels())
+    assert set(runs.cpu_features()) <= {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}
+
+
 def test_json_writes_nan_as_null(tmp_path):
     runs.atomic_write_json(tmp_path / "s.json", {"a": float("nan"), "b": np.float32(0.5), "c": np.int64(3)})
     assert json.loads((tmp_path / "s.json").read_text()) == {"a": None, "b": 0.5, "c": 3}
