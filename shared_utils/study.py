@@ -528,6 +528,7 @@ class Study:
             before = StudyResult.load(self.path)
         except UserError:
             return [], list(self.grid), []
+
         def settings(base):      # what the trials were run with (not how they printed)
             return json.loads(json.dumps({k: v for k, v in base.items() if k not in DISPLAY_KEYS}, default=str))
 
