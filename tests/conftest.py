@@ -210,7 +210,7 @@ def run_folder_differences(a: Path, b: Path, clock_plots: tuple[str, ...] = ("da
     import csv
     import json
 
-    import numpy as np
+    from shared_utils import runs
 
     def files(root):
         return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
@@ -233,7 +233,7 @@ def run_folder_differences(a: Path, b: Path, clock_plots: tuple[str, ...] = ("da
             import torch
             load = lambda p: _without_clock(torch.load(p, weights_only=True, map_location="cpu"), roots)  # noqa: E731
         elif x.suffix == ".npz":
-            load = lambda p: {k: v.tolist() for k, v in np.load(p, allow_pickle=False).items()}  # noqa: E731
+            load = lambda p: {k: v.tolist() for k, v in runs.load_npz(p).items()}  # noqa: E731
         else:
             load = Path.read_bytes
         if load(x) != load(y):

@@ -54,7 +54,7 @@ def test_exact_false_positive_rate_agrees_with_closed_forms():
 
 
 # (n, m, k) where summaries.py operates (its d = m / 8, k = (m/n) ln 2 for the sequences' n), plus the issue's two
-# points. Double hashing (h1 + i h2 mod m) was 1.2x-10x above the exact rate here (z = 6 to 26 in this test).
+# points. Double hashing (h1 + i h2 mod m) was 1.2x-10x above the exact rate here (z = 8 to 25 on consecutive keys).
 @pytest.mark.parametrize("n,m,k", [(9, 64, 5), (16, 128, 5), (15, 256, 12), (30, 256, 6), (30, 512, 12),
                                    (52, 512, 7)])
 def test_bloom_false_positive_rate_matches_independent_hashing(n, m, k):
