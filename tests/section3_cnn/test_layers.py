@@ -228,6 +228,43 @@ def test_random_shift_moves_each_image_within_bounds():
     np.testing.assert_array_equal(shifted, again)          # seeded
 
 
+def test_shift_moves_every_image_by_exactly_the_offset_and_fills_the_background():
+    from section3_cnn.augment import shift
+
+    x = np.full((2, 1, 5, 6), -0.5, dtype=np.float32)
+    x[:, 0, 2, 3] = 1.0
+    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1), (2, -3)):
+        out = shift(x, dy, dx)
+        assert out.dtype == np.float32 and out.shape == x.shape
+        np.testing.assert_array_equal(np.argwhere(out[:, 0] == 1.0)[:, 1:], [[2 + dy, 3 + dx]] * 2)
+        assert np.all(out[out != 1.0] == -0.5)                  # the uncovered border takes the background
+    edge = np.zeros((1, 1, 4, 4), dtype=np.float32)
+    edge[0, 0, 0, 0] = 1.0
+    assert shift(edge, -1, 0).max() == 0.0                    # shifted out of the frame: gone, not wrapped
+    with pytest.raises(ValueError, match="out of its frame"):
+        shift(edge, 4, 0)
+
+
+def test_score_averages_the_five_shifted_views_and_threads_do_not_change_it():
+    from section2_optimization.losses import log_softmax
+    from section3_cnn.augment import TTA_SHIFTS, shift
+    from section3_cnn.experiment import score
+
+    model = build_cnn(channels=(4, 8), hidden=16, seed=0)
+    x = RNG.standard_normal((300, 1, 28, 28)).astype(np.float32)
+    y = RNG.integers(0, 10, 300)
+    one = score(model, {"test": (x, y)}, threads=1, tta=True)
+    two = score(model, {"test": (x, y)}, threads=2, tta=True)
+    views = [np.exp(log_softmax(model.forward(shift(x, dy, dx), train=False))) for dy, dx in TTA_SHIFTS]
+    mean = np.mean(views, axis=0)
+    assert one["test_acc"] == two["test_acc"] == float((mean.argmax(1) == y).mean())
+    assert one["test_acc_single_view"] == float((views[0].argmax(1) == y).mean())
+    assert one["test_loss"] == pytest.approx(-np.log(mean[np.arange(300), y]).mean(), rel=1e-5)
+    assert one["test_loss"] == pytest.approx(two["test_loss"], rel=1e-6)
+    plain = score(model, {"test": (x, y)}, threads=1)
+    assert set(plain) == {"test_loss", "test_acc"} and plain["test_acc"] == one["test_acc_single_view"]
+
+
 @pytest.mark.parametrize("kernel", [2, 4, 0])
 def test_build_cnn_refuses_an_even_kernel_with_a_clear_message(kernel):
     from section3_cnn.model import build_cnn
