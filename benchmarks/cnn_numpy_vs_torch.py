@@ -2,13 +2,13 @@
 
 1. Speed: seconds per epoch on full MNIST (55,000 images), the main job's network (Conv -> MaxPool -> ReLU,
    twice, then FC-ReLU-FC, in both frameworks), Adam and batch (section3_cnn/experiment.RECIPE), float32, in
-   alternating blocks (NumPy with the main job's threads, NumPy on one thread, PyTorch; then again),
-   medians reported. Goal: NumPy at most 0.8x PyTorch's time. PyTorch uses all its default threads.
+   alternating blocks (NumPy as the main job runs it, its batch split across a worker process; the same split
+   across two threads; NumPy on one thread; PyTorch; then again), medians reported. Goal: NumPy at most 0.8x PyTorch's time. PyTorch uses all its default threads.
 2. Efficiency: achieved GFLOP/s of a NumPy training step (multiply-adds counted from the layer
    shapes) against a plain float32 matrix multiply on this machine.
 3. Profile: where a one-thread training step's time goes, layer by layer, forward and backward.
 4. The main job as a user runs it: `python section3_cnn/train_mnist_numpy.py --epochs 5` in a
-   subprocess: wall time, peak resident memory, test accuracy.
+   subprocess: wall time, peak resident memory (its own plus its worker process's), test accuracy.
 Writes benchmarks/runs/cnn_numpy_vs_torch.json.
 
     python benchmarks/cnn_numpy_vs_torch.py
@@ -129,7 +129,9 @@ def main(argv=None):
     p.add_argument("--channels", type=cli.channels, nargs=2, default=list(RECIPE["channels"]))
     p.add_argument("--hidden", type=cli.width, default=RECIPE["hidden"])
     p.add_argument("--threads", type=cli.positive_int, default=RECIPE["threads"],
-                   help="NumPy threads per batch (DataParallel); the main job's by default")
+                   help="NumPy shards per batch (DataParallel); the main job's by default")
+    p.add_argument("--backend", choices=("process", "thread"), default=RECIPE["backend"],
+                   help="where the extra shards run (the main job's by default); the other backend is timed too")
     p.add_argument("--skip-main-job", action="store_true", help="do not time the 5-epoch main job")
     args = cli.parse(p, argv)
     import torch
@@ -141,7 +143,9 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     tmodel = torch_cnn(args.channels, args.hidden)
     toptimizer = torch.optim.Adam(tmodel.parameters(), lr=args.lr)
-    numpy_runs = {"numpy": args.threads, "numpy_1_thread": 1} if args.threads > 1 else {"numpy": 1}
+    other = "thread" if args.backend == "process" else "process"
+    numpy_runs = ({"numpy": (args.threads, args.backend), f"numpy_{other}_backend": (args.threads, other),
+                   "numpy_1_thread": (1, "thread")} if args.threads > 1 else {"numpy": (1, "thread")})
     models = {}
     for name in numpy_runs:
         model = build_cnn(channels=tuple(args.channels), hidden=args.hidden, seed=args.seed)
@@ -149,11 +153,11 @@ def main(argv=None):
     seconds = {name: [] for name in [*numpy_runs, "torch"]}
     half = (args.epochs + 1) // 2
     for block in (range(0, half), range(half, args.epochs)):  # A B C A B C: each sees early and late machine load
-        for name, threads in numpy_runs.items():
+        for name, (threads, backend) in numpy_runs.items():
             model, optimizer = models[name]
             for epoch in block:
                 h = fit(model, softmax_cross_entropy, optimizer, (x, y), None, epochs=1, batch_size=args.batch_size,
-                        seed=args.seed + epoch, checkpoint=None, quiet=True, threads=threads)
+                        seed=args.seed + epoch, checkpoint=None, quiet=True, threads=threads, backend=backend)
                 seconds[name].append(h.rows[-1]["seconds"])
         for epoch in block:
             seconds["torch"].append(torch_epoch(tmodel, toptimizer, tx, ty, args.batch_size, args.seed + epoch))
@@ -169,13 +173,15 @@ def main(argv=None):
     profile = layer_profile(model, x, y, args.batch_size)
     result = {
         "machine": {"cpu": runs.cpu_name(), "vector_extensions": runs.cpu_features(), "numpy_blas": runs.blas_kernels(),
+                    "blas_settings": runs.blas_settings(),
                     "platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "versions": {"numpy": np.__version__, "torch": torch.__version__},
         "config": {"channels": args.channels, "hidden": args.hidden, "batch_size": args.batch_size,
                    "optimizer": "Adam", "train_images": int(len(y)), "epochs_each": args.epochs,
-                   "numpy_threads": args.threads},
+                   "numpy_threads": args.threads, "numpy_backend": args.backend},
         "numpy_seconds_per_epoch": seconds["numpy"], "torch_seconds_per_epoch": seconds["torch"],
         "numpy_1_thread_seconds_per_epoch": seconds.get("numpy_1_thread"),
+        f"numpy_{other}_backend_seconds_per_epoch": seconds.get(f"numpy_{other}_backend"),
         "numpy_median_s": np_med, "torch_median_s": t_med, "time_ratio_numpy_over_torch": np_med / t_med,
         "numpy_1_thread_median_s": medians.get("numpy_1_thread"),
         "training_step_gflop": flops / 1e9, "achieved_gflops": achieved, "matmul_gflops": peak,
@@ -183,7 +189,14 @@ def main(argv=None):
     }
     print(f"machine: {runs.cpu_name()}, {os.cpu_count()} CPUs, {', '.join(runs.cpu_features()) or 'no AVX2'}; "
           f"NumPy's BLAS: {'; '.join(runs.blas_kernels()) or 'none found'}")
-    print(f"NumPy  : {np_med:.2f} s/epoch (median of {len(seconds['numpy'])}, {args.threads} threads)")
+    if runs.blas_settings():
+        print("BLAS settings from the environment (they choose the kernels above): "
+              + ", ".join(f"{k}={v}" for k, v in runs.blas_settings().items()))
+    print(f"NumPy  : {np_med:.2f} s/epoch (median of {len(seconds['numpy'])}, {args.threads} shards, "
+          f"{args.backend} backend)")
+    if f"numpy_{other}_backend" in medians:
+        print(f"NumPy  : {medians[f'numpy_{other}_backend']:.2f} s/epoch with the {other} backend "
+              f"({medians[f'numpy_{other}_backend'] / np_med:.2f}x)")
     if "numpy_1_thread" in medians:
         print(f"NumPy  : {medians['numpy_1_thread']:.2f} s/epoch on one thread "
               f"({medians['numpy_1_thread'] / np_med:.2f}x the threaded time)")
@@ -203,11 +216,14 @@ def main(argv=None):
         subprocess.run(cmd, check=True)
         wall = time.perf_counter() - started
         summary = runs.read_summary(out / "mnist_numpy")
-        peak_rss_mb = summary["peak_rss_mb"]      # the child's own VmHWM: rusage of a child counts this process
+        # the child's own VmHWM (rusage of a child counts this process), plus its worker process's: an upper
+        # bound on what both held at once
+        peak_rss_mb = summary["peak_rss_mb"] + summary.get("worker_peak_rss_mb", 0.0)
         result["main_job"] = {"command": "python section3_cnn/train_mnist_numpy.py --epochs 5", "wall_s": wall,
-                              "peak_rss_mb": peak_rss_mb, "test_acc": summary["test_acc"]}
-        print(f"main job: {wall:.1f} s wall (goal <= 45), peak RSS {peak_rss_mb:.0f} MB (goal < 1024), "
-              f"test accuracy {summary['test_acc']:.4f} (seed 0; goal: mean of seeds 0-2 >= 0.992)")
+                              "peak_rss_mb": peak_rss_mb, "test_acc": summary["test_acc"],
+                              "test_acc_single_view": summary.get("test_acc_single_view")}
+        print(f"main job: {wall:.1f} s wall (goal <= 30), peak RSS {peak_rss_mb:.0f} MB with its worker (goal < 1024), "
+              f"test accuracy {summary['test_acc']:.4f} (seed 0; goal: mean of seeds 0-2 >= 0.993)")
     path = runs.atomic_write_json(runs.root(__file__, "cnn_numpy_vs_torch.json", args.out), result)
     print(f"-> {path}")
     return result

@@ -33,6 +33,7 @@ class History:
     rows: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     best_state: dict | None = None
+    worker_peak_rss_mb: float = 0.0     # DataParallel's worker processes, each beside this one (MB)
 
     def column(self, key: str) -> np.ndarray:
         return np.array([row.get(key, np.nan) for row in self.rows], dtype=float)
@@ -70,7 +71,7 @@ def fit(model: Module, loss_fn: LossFn, optimizer: Optimizer, train: tuple[np.nd
         on_batch: Callable[[int, float], None] | None = None, desc: str = "",
         checkpoint_extra: dict[str, np.ndarray] | None = None,
         augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
-        threads: int = 1) -> History:
+        threads: int = 1, backend: str = "thread") -> History:
     """Train ``model`` and return its History; ``run`` receives metrics.csv rows and best.npz.
 
     ``schedule_per`` is ``"batch"`` or ``"epoch"``: when the scheduler steps. ``on_batch(step, loss)``
@@ -78,7 +79,8 @@ def fit(model: Module, loss_fn: LossFn, optimizer: Optimizer, train: tuple[np.nd
     weights (e.g. the architecture, so a checkpoint can rebuild its model). ``augment(x_batch, rng)``
     transforms each training batch (never validation data), drawing from the loop's seeded RNG.
     ``threads > 1`` splits every batch (and every validation pass) across that many threads with
-    DataParallel: the same gradients within rounding, reproducible for a given number of threads.
+    DataParallel, or worker processes with ``backend="process"``: the same gradients within rounding,
+    reproducible for a given number of threads, and the same with either backend.
     """
     x_train, y_train = train
     rng = np.random.default_rng(seed)
@@ -88,11 +90,14 @@ def fit(model: Module, loss_fn: LossFn, optimizer: Optimizer, train: tuple[np.nd
         model.requires_input_grad = False
     try:
         with contextlib.ExitStack() as stack:
-            net = stack.enter_context(DataParallel(model, threads)) if threads > 1 else model
-            return _fit(net, loss_fn, optimizer, x_train, y_train, val, rng, epochs=epochs, batch_size=batch_size,
-                        run=run, scheduler=scheduler, schedule_per=schedule_per, accuracy=accuracy, quiet=quiet,
-                        checkpoint=checkpoint, on_batch=on_batch, desc=desc, checkpoint_extra=checkpoint_extra,
-                        augment=augment)
+            net = stack.enter_context(DataParallel(model, threads, backend)) if threads > 1 else model
+            history = _fit(net, loss_fn, optimizer, x_train, y_train, val, rng, epochs=epochs,
+                           batch_size=batch_size, run=run, scheduler=scheduler, schedule_per=schedule_per,
+                           accuracy=accuracy, quiet=quiet, checkpoint=checkpoint, on_batch=on_batch, desc=desc,
+                           checkpoint_extra=checkpoint_extra, augment=augment)
+        if isinstance(net, DataParallel):                  # closed by now: its workers have reported
+            history.worker_peak_rss_mb = net.worker_peak_rss_mb
+        return history
     finally:
         if restore_input_grad is not None:
             model.requires_input_grad = restore_input_grad

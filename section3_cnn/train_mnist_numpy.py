@@ -3,11 +3,12 @@
 Conv(3x3, 12) -> MaxPool(2) -> ReLU -> Conv(3x3, 24) -> MaxPool(2) -> ReLU -> FC(128) -> ReLU -> FC(10)
 (max pooling before ReLU is the same function as after it, on a quarter of the values), trained on the full
 MNIST training set (55,000 images; 5,000 held out for validation) with Adam, a cosine learning-rate decay,
-batches of 64 split across two threads and random 1-pixel shifts, then scored on the 10,000 test images with
+batches of 64 split across two processes and random 1-pixel shifts, then scored on the 10,000 test images with
 the best validation checkpoint, its class probabilities averaged over each image and its four 1-pixel shifts
 (test-time augmentation; --no-tta scores the images alone). Everything is NumPy: section 3's im2col
-convolutions on section 2's layers, optimizer and training loop. Writes section3_cnn/runs/mnist_numpy/: metrics.csv, curves.png, best.npz
-(weights plus architecture; loads without pickle) and summary.json.
+convolutions on section 2's layers, optimizer, training loop and DataParallel. Writes
+section3_cnn/runs/mnist_numpy/: metrics.csv, curves.png, best.npz (weights plus architecture; loads without
+pickle) and summary.json.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ def main(argv=None):
                    help="score the test set on the images alone, without averaging over their 1-pixel shifts")
     p.add_argument("--threads", type=cli.positive_int, default=RECIPE["threads"],
                    help="split each batch across this many threads; results depend on it, not on the machine")
+    p.add_argument("--backend", choices=("process", "thread"), default=RECIPE["backend"],
+                   help="run the extra shards in worker processes (no GIL) or threads: the same results")
     p.add_argument("--experiment", default="mnist_numpy", help="run folder name under runs/")
     args = cli.parse(p, argv)
     seed_everything(args.seed)
@@ -39,7 +42,7 @@ def main(argv=None):
     run = runs.RunDir(__file__, args.experiment, args)
     summary = train_cnn(args, ds, run, seed=args.seed, pool=args.pool, channels=tuple(args.channels),
                         hidden=args.hidden, dropout=args.dropout, shift=args.shift,
-                        threads=args.threads, label_smoothing=args.label_smoothing, tta=args.tta)
+                        threads=args.threads, backend=args.backend, label_smoothing=args.label_smoothing, tta=args.tta)
     single = f", {summary['test_acc_single_view']:.4f} without" if args.tta else ""
     print(f"test accuracy {summary['test_acc']:.4f}{' with test-time shifts' if args.tta else ''}{single} "
           f"(best epoch {summary['best_epoch']}), "

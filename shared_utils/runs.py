@@ -156,6 +156,17 @@ def blas_kernels() -> list[str]:
             for i in threadpool_info() if i.get("user_api") == "blas"]
 
 
+# environment variables that choose BLAS kernels or threads for every process that inherits them: some machines
+# set OPENBLAS_CORETYPE for older OpenBLAS builds, which then runs an older CPU's kernels in a current NumPy
+BLAS_SETTINGS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                 "MKL_NUM_THREADS", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def blas_settings() -> dict[str, str]:
+    """The BLAS-related environment variables set for this process (BLAS_SETTINGS), by name."""
+    return {name: os.environ[name] for name in BLAS_SETTINGS if name in os.environ}
+
+
 class RunDir:
     """One run's folder: config, per-epoch metrics, summary, checkpoints, plots."""
 

@@ -1,4 +1,6 @@
-"""DataParallel: a batch split across threads computes what one thread computes (float64, to rounding)."""
+"""DataParallel: a batch split across threads computes what one thread computes (float64, to rounding), and
+worker processes compute exactly what threads compute."""
+import signal
 import threading
 
 import numpy as np
@@ -60,16 +62,17 @@ def test_outputs_and_gradients_equal_one_thread(name, make, threads):
 def test_training_matches_one_thread_and_repeats_exactly():
     x, y = batch("cnn", 96)
 
-    def train(threads):
+    def train(threads, backend="thread"):
         model = cnn64()
         fit(model, softmax_cross_entropy, Adam(model.parameters(), lr=1e-3), (x, y), None, epochs=2,
-            batch_size=32, seed=0, checkpoint=None, threads=threads)
+            batch_size=32, seed=0, checkpoint=None, threads=threads, backend=backend)
         return model.state_dict()
 
-    one, two, again = train(1), train(2), train(2)
+    one, two, again, processes = train(1), train(2), train(2), train(2, "process")
     for key in one:
         np.testing.assert_allclose(two[key], one[key], rtol=1e-10, atol=1e-12, err_msg=key)
         assert np.array_equal(two[key], again[key]), f"{key} differs between two runs with 2 threads"
+        assert np.array_equal(two[key], processes[key]), f"{key} differs between threads and processes"
 
 
 def test_parameters_and_state_are_the_wrapped_models():
@@ -125,3 +128,61 @@ def test_add_bias_is_the_broadcast_addition():
         expected = out + bias
         add_bias(out, bias)
         assert np.array_equal(out, expected)
+
+
+def live_workers(net):
+    return [w._process for w in net._workers if getattr(w, "_process", None) is not None]
+
+
+def test_process_backend_equals_threads_bit_for_bit_and_leaves_no_process():
+    """float32, the main job's network: 12 Adam steps on two worker processes give the very same weights as two
+    threads; the input gradient comes back too, the worker process ends with close()."""
+    x, y = RNG.random((12 * 32, 1, 28, 28)).astype(np.float32), RNG.integers(0, 10, 12 * 32)
+    results = {}
+    for backend in ("thread", "process"):
+        model = build_cnn(channels=(12, 24), seed=1)
+        optimizer = Adam(model.parameters(), lr=3e-3)
+        with DataParallel(model, 2, backend=backend) as net:
+            for i in range(12):
+                out, _ = net.train_step(x[i * 32:(i + 1) * 32], y[i * 32:(i + 1) * 32], softmax_cross_entropy)
+                optimizer.step()
+            _, g = softmax_cross_entropy(net.forward(x[:9]), y[:9])
+            dx = net.backward(g)
+            workers = live_workers(net)
+        results[backend] = (model.state_dict(), out, dx)
+        assert all(p.poll() is not None for p in workers), "a worker process outlived close()"
+    (w_t, out_t, dx_t), (w_p, out_p, dx_p) = results["thread"], results["process"]
+    assert len(workers) == 1
+    assert np.array_equal(out_t, out_p) and np.array_equal(dx_t, dx_p) and dx_p.shape == (9, 1, 28, 28)
+    for key in w_t:
+        assert np.array_equal(w_t[key], w_p[key]), key
+
+
+def test_process_worker_errors_ctrl_c_and_death_reach_the_caller():
+    net = DataParallel(mlp64(), 2, backend="process")
+    x, y = batch("mlp", 6)
+    with net:
+        with pytest.raises(ValueError):
+            net.forward(np.zeros((4, 7)))                 # wrong width: the worker's error is raised here
+        (worker,) = live_workers(net)
+        worker.send_signal(signal.SIGINT)                 # Ctrl-C reaches the whole process group: the parent's
+        out, _ = net.train_step(x, y, softmax_cross_entropy)   # to handle, so the worker carries on
+        assert out.shape == (6, 5) and worker.poll() is None
+        worker.kill()
+        worker.wait()
+        with pytest.raises(RuntimeError, match="worker process DataParallel-1 ended"):
+            net.train_step(x, y, softmax_cross_entropy)
+    assert not live_workers(net)
+
+
+def test_process_backend_dropout_streams_and_input_gradient_switch():
+    with DataParallel(layers.Sequential(layers.Dropout(0.5, seed=1)), 2, backend="process") as net:
+        out = net.forward(np.ones((2, 1000)))
+    assert not np.array_equal(out[0], out[1])            # the worker's generator is its own stream
+    x, y = batch("mlp", 6)
+    with DataParallel(mlp64(), 2, backend="process") as net:
+        _, g = softmax_cross_entropy(net.forward(x), y)
+        assert net.backward(g).shape == (6, 12)
+        net.requires_input_grad = False                  # reaches the worker's replica with its next job
+        _, g = softmax_cross_entropy(net.forward(x), y)
+        assert net.backward(g) is None

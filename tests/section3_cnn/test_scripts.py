@@ -1,5 +1,6 @@
 """Section 3 scripts on real MNIST: the main job learns, and every script writes its outputs."""
 import numpy as np
+import pytest
 
 from section3_cnn.model import load_cnn
 from shared_utils import runs
@@ -66,3 +67,20 @@ def test_receptive_field_and_conv_mechanics(tmp_path):
     assert s["output_sizes_all_match"] and s["manual_pool_equals_layer"]
     for name in ("sobel_edges.png", "max_pooling.png", "output_sizes.md"):
         assert (tmp_path / "conv_mechanics" / name).is_file()
+
+
+@pytest.mark.slow
+@requires("mnist")
+def test_main_job_reaches_the_accuracy_goal_on_three_seeds_within_a_gigabyte(tmp_path):
+    """Issue 32's goal for `python section3_cnn/train_mnist_numpy.py --epochs 5`: mean test accuracy of seeds
+    0-2 at least 99.3%, none below 99.2%, peak memory (the job plus its worker process) under 1 GB.
+    Measured on the 2-core AMD EPYC: 99.44 / 99.40 / 99.38% (99.23 / 99.29 / 99.27% without the test-time
+    shifts), 515-522 MB + 182-184 MB."""
+    accuracies = []
+    for seed in (0, 1, 2):
+        script("train_mnist_numpy.py", tmp_path, "--epochs", "5", "--seed", str(seed), "--out", tmp_path / str(seed))
+        summary = runs.read_summary(tmp_path / str(seed) / "mnist_numpy")
+        accuracies.append(summary["test_acc"])
+        assert summary["peak_rss_mb"] + summary["worker_peak_rss_mb"] < 1024, summary
+        assert summary["val_acc"] > summary["val_acc_single_view"], summary   # the shifts pay on validation too
+    assert np.mean(accuracies) >= 0.993 and min(accuracies) >= 0.992, accuracies

@@ -90,6 +90,15 @@ def test_the_machine_is_described_by_its_blas_kernel():
     assert set(runs.cpu_features()) <= {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}
 
 
+def test_blas_settings_name_the_environment_variables_that_pick_kernels(monkeypatch):
+    for name in runs.BLAS_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    assert runs.blas_settings() == {}
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setenv("UNRELATED", "1")
+    assert runs.blas_settings() == {"OPENBLAS_CORETYPE": "Haswell"}
+
+
 def test_json_writes_nan_as_null(tmp_path):
     runs.atomic_write_json(tmp_path / "s.json", {"a": float("nan"), "b": np.float32(0.5), "c": np.int64(3)})
     assert json.loads((tmp_path / "s.json").read_text()) == {"a": None, "b": 0.5, "c": 3}
