@@ -39,6 +39,7 @@ import torch
 from shared_utils import data, plots, runs
 from shared_utils.study import start
 from shared_utils.errors import UserError
+from shared_utils.pytorch.device import precision_for
 from shared_utils.pytorch.engine import TTA_VIEWS, SCHEDULES, TrainConfig, evaluate, fit, load_final
 from shared_utils.pytorch.models import FastNet, build_model, count_parameters
 from shared_utils.pytorch import pipeline
@@ -93,13 +94,7 @@ def check_config(config: Mapping[str, Any], where: str = "") -> None:
 
 def resolve_precision(config: Mapping[str, Any], device: torch.device) -> str:
     """What ``precision`` means on this device: bf16 (CPU with bfloat16 units), fp16 (CUDA) or fp32."""
-    if config.get("precision", "auto") == "fp32":
-        return "fp32"
-    if device.type == "cuda":
-        return "fp16"
-    if device.type == "cpu" and {"amx_bf16", "avx512_bf16"} & set(runs.cpu_features()):
-        return "bf16"
-    return "fp32"
+    return precision_for(config.get("precision", "auto"), device)
 
 
 def train_config(config: Mapping[str, Any], steps_per_epoch: int, precision: str) -> TrainConfig:

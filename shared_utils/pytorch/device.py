@@ -24,3 +24,17 @@ def resolve(name: str = "auto"):
             raise UserError("--device mps asked for, but Apple MPS is not available; use --device auto or cpu")
         return torch.device("mps")
     raise UserError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
+
+
+def precision_for(choice: str, device) -> str:
+    """What a ``--precision`` choice means on ``device``: "fp32" when asked for; with "auto", "fp16" on CUDA,
+    "bf16" on a CPU with bfloat16 units (AMX or AVX512-BF16), else "fp32"."""
+    from shared_utils.runs import cpu_features
+
+    if choice == "fp32":
+        return "fp32"
+    if device.type == "cuda":
+        return "fp16"
+    if device.type == "cpu" and {"amx_bf16", "avx512_bf16"} & set(cpu_features()):
+        return "bf16"
+    return "fp32"

@@ -195,10 +195,16 @@ class FastNet(nn.Module):
     its negation so a ReLU-like unit sees both signs) starts the network with decorrelated inputs instead
     of learning that first. Without whitening the stem is an ordinary trainable 3x3 convolution.
     ``bn_momentum`` is PyTorch's (the weight of the new batch); ``bn_weight=False`` fixes every BN scale
-    at 1 and trains only the shifts."""
+    at 1 and trains only the shifts.
+
+    The published airbench94 network (benchmarks/cifar_anchor.py) is this one with ``stem_gelu=True`` (a GELU
+    after the whitening stem), ``dirac=True`` (each 3x3 convolution's first C_in filters start as the identity,
+    an implicit residual), ``bn_eps=1e-12``, ``bn_momentum=0.4``, ``bn_weight=False`` and the stem whitened from
+    uncentred patches (``init_whitening(..., centre=False)``)."""
 
     def __init__(self, widths: tuple[int, int, int] = (64, 256, 256), classes: int = CIFAR_CLASSES, *,
-                 whiten: bool = True, logit_scale: float = 1 / 9, bn_momentum: float = 0.1, bn_weight: bool = True):
+                 whiten: bool = True, logit_scale: float = 1 / 9, bn_momentum: float = 0.1, bn_weight: bool = True,
+                 bn_eps: float = 1e-5, stem_gelu: bool = False, dirac: bool = False):
         super().__init__()
         self.whiten = whiten
         stem_width = 24 if whiten else widths[0] // 2
@@ -208,32 +214,40 @@ class FastNet(nn.Module):
         if whiten:
             self.stem.weight.requires_grad_(False)
             self.stem.bias.requires_grad_(False)
+        self.stem_act = nn.GELU() if whiten and stem_gelu else nn.Identity()
 
         def bn(width):
-            norm = nn.BatchNorm2d(width, momentum=bn_momentum)
+            norm = nn.BatchNorm2d(width, momentum=bn_momentum, eps=bn_eps)
             if not bn_weight:
                 norm.weight.requires_grad_(False)
             return norm
 
+        def conv(cin, cout):
+            layer = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+            if dirac:
+                with torch.no_grad():
+                    nn.init.dirac_(layer.weight[:min(cin, cout)])
+            return layer
+
         stages, cin = [], stem_width
         for width in widths:
-            stages.append(nn.Sequential(nn.Conv2d(cin, width, 3, padding=1, bias=False), nn.MaxPool2d(2), bn(width),
-                                        nn.GELU(), nn.Conv2d(width, width, 3, padding=1, bias=False), bn(width),
-                                        nn.GELU()))
+            stages.append(nn.Sequential(conv(cin, width), nn.MaxPool2d(2), bn(width),
+                                        nn.GELU(), conv(width, width), bn(width), nn.GELU()))
             cin = width
         self.stages = nn.Sequential(*stages)
         self.fc = nn.Linear(cin, classes, bias=False)
         self.logit_scale = logit_scale
 
     @torch.no_grad()
-    def init_whitening(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+    def init_whitening(self, images: torch.Tensor, eps: float = 5e-4, centre: bool = True) -> None:
         """Set the stem from (N, 3, H, W) normalised training images: for each eigenvector v (eigenvalue l)
         of the 2x2 patches' covariance, filters v / sqrt(l + eps) and -v / sqrt(l + eps); the bias centres
-        the patches' mean at 0."""
+        the patches' mean at 0. ``centre=False`` (airbench94's way) takes the patches' second moment instead
+        of their covariance and leaves the bias at 0."""
         if not self.whiten:
             return
         patches = F.unfold(images.float(), 2).transpose(1, 2).reshape(-1, 12).double()   # (N * 31 * 31, 12)
-        mean = patches.mean(0)
+        mean = patches.mean(0) if centre else torch.zeros(12, dtype=patches.dtype)
         centred = patches - mean
         cov = centred.T @ centred / len(centred)
         values, vectors = torch.linalg.eigh(cov)
@@ -243,7 +257,7 @@ class FastNet(nn.Module):
         self.stem.bias.copy_(-(weight.reshape(24, 12) @ mean.float()))
 
     def forward(self, x):
-        x = self.stages(self.stem(x))
+        x = self.stages(self.stem_act(self.stem(x)))
         return self.fc(torch.flatten(F.adaptive_max_pool2d(x, 1), 1)) * self.logit_scale
 
 

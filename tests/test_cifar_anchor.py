@@ -1,0 +1,128 @@
+"""benchmarks/cifar_anchor.py: the airbench94 anchor has the paper's size and cost, its pieces do what the paper
+describes, and the command trains, scores and compares on real CIFAR-10."""
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.cifar_anchor import (HP, PAPER, AnchorImages, WeightAverage, build_anchor, forward_macs, triangle,
+                                     tta_logits)
+from shared_utils import runs
+from shared_utils.pytorch.models import count_parameters
+from tests.conftest import REPO, requires, run_script
+
+
+def test_the_network_has_the_papers_parameters_and_flops():
+    model = build_anchor()
+    assert count_parameters(model) == 1_972_792                     # convolutions, linear layer, BN scales and shifts
+    assert round(count_parameters(model) / 1e6, 2) == PAPER["parameters"] / 1e6   # the paper's "1.97M"
+    macs = forward_macs(model)
+    assert macs == 118_147_360
+    steps = math.ceil(50_000 // HP["batch_size"] * HP["epochs"])    # 476 steps of 1,024 images
+    # forward + backward (3x the forward's multiply-adds) over the training images, then 6 views of 10,000
+    petaflops = (2 * 3 * macs * steps * HP["batch_size"] + 2 * 6 * macs * 10_000) / 1e15
+    assert round(petaflops, 2) == PAPER["petaflops"]
+    out = model(torch.randn(3, 3, 32, 32))
+    assert out.shape == (3, 10) and torch.isfinite(out).all()
+
+
+def test_the_stem_whitens_uncentred_patches_and_the_convolutions_start_as_identity():
+    model = build_anchor()
+    g = torch.Generator().manual_seed(0)
+    mix = torch.randn(3, 3, generator=g)
+    images = torch.einsum("dc,nchw->ndhw", mix, torch.randn(400, 3, 32, 32, generator=g)) + 0.3
+    model.init_whitening(images, eps=1e-8, centre=False)
+    assert torch.count_nonzero(model.stem.bias) == 0
+    out = model.stem(images)[:, :12].permute(0, 2, 3, 1).reshape(-1, 12).double()
+    second_moment = out.T @ out / len(out)                         # uncentred: the mean 0.3 is whitened too
+    np.testing.assert_allclose(second_moment.numpy(), np.eye(12), atol=2e-3)
+    assert torch.equal(model.stem(images)[:, 12:], -model.stem(images)[:, :12])
+    first = model.stages[0][0]                                       # 24 -> 64 channels
+    x = torch.randn(2, 24, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(first(x)[:, :24], x, atol=1e-6)
+
+
+def test_schedule_images_averaging_and_test_views():
+    f = triangle(476, *HP["schedule"])
+    assert len(f) == 477 and f[0] == pytest.approx(0.2) and f[int(0.23 * 476)] == pytest.approx(1.0)
+    assert f[-1] == pytest.approx(0.07) and max(f) == pytest.approx(1.0)
+    x = torch.randn(6, 3, 8, 8)
+    plain = AnchorImages(x, 0, torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(2)
+    assert torch.equal(plain.epoch(1, g), plain.epoch(0, g).flip(-1))   # every other epoch all mirrored
+    shifted = AnchorImages(x, 2, torch.Generator().manual_seed(1))
+    crops = shifted.epoch(0, torch.Generator().manual_seed(3))
+    for img, padded in zip(crops, shifted.padded):                    # each a 8x8 window of its padded image
+        assert any(torch.equal(img, padded[:, i:i + 8, j:j + 8]) for i in range(5) for j in range(5))
+    model = torch.nn.Linear(2, 2)
+    average = WeightAverage(model)
+    with torch.no_grad():
+        model.weight += 1.0
+    before = average.average["weight"].clone()
+    average.update(model, 0.75)                                       # a quarter of the way to the new weights
+    assert torch.allclose(model.weight, before + 0.25) and torch.equal(model.weight, average.average["weight"])
+    constant = torch.ones(2, 3, 8, 8)                                 # a mirror- and shift-invariant input
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 4))
+    assert torch.allclose(tta_logits(net, constant, 6), net(constant), atol=1e-6)
+    ramp = torch.arange(8.0).expand(1, 3, 8, 8)
+    expected = 0.5 * 0.5 * (net(ramp) + net(ramp.flip(-1)))
+    padded = torch.nn.functional.pad(ramp, (1,) * 4, mode="reflect")
+    for view in (padded[..., :8, :8], padded[..., 2:, 2:]):
+        expected += 0.25 * 0.5 * (net(view) + net(view.flip(-1)))
+    assert torch.allclose(tta_logits(net, ramp, 6), expected, atol=1e-5)
+
+
+TINY = ("--limit-train", "64", "--test-subset", "40", "--batch-size", "32", "--epochs", "1.5", "--quiet")
+
+
+@requires("cifar10")
+def test_tiny_anchor_run_trains_and_scores(tmp_path):
+    result = run_script("benchmarks/cifar_anchor.py", *TINY, "--out", tmp_path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "cifar_anchor" / "anchor" / "airbench94" / "seed_0"
+    s = runs.read_summary(run)
+    assert s["steps"] == 3 and s["parameters"] == 1_972_792 and s["precision"] in ("fp32", "bf16")
+    assert 0.0 <= s["test_acc"] <= 1.0 and s["anchor_seconds"] >= s["setup_seconds"] + s["tta_seconds"]
+    assert len(runs.read_metrics(run)["epoch"]) == 2 and (run / "last.pt").is_file()
+
+
+@pytest.mark.slow
+@requires("cifar10")
+def test_with_recipe_writes_the_side_by_side_table(tmp_path):
+    result = run_script("benchmarks/cifar_anchor.py", *TINY, "--with-recipe", "--out", tmp_path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = (tmp_path / "cifar_anchor" / "comparison.md").read_text()
+    assert "anchor (airbench94)" in table and "cifar_best recipe" in table and "recipe / anchor wall time" in table
+
+
+@pytest.mark.slow
+@requires("cifar10")
+def test_killed_run_resumes_from_its_last_epoch_to_the_same_weights(tmp_path):
+    flags = ["--limit-train", "64", "--test-subset", "40", "--batch-size", "16", "--epochs", "6", "--quiet"]
+    straight = run_script("benchmarks/cifar_anchor.py", *flags, "--out", tmp_path / "a", cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr
+    cmd = [sys.executable, str(REPO / "benchmarks" / "cifar_anchor.py"), *flags, "--out", str(tmp_path / "b")]
+    metrics = tmp_path / "b" / "cifar_anchor" / "anchor" / "airbench94" / "seed_0" / "metrics.csv"
+    proc = subprocess.Popen(cmd, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:     # header and two epochs
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed half-way"
+    resumed = run_script("benchmarks/cifar_anchor.py", *flags, "--out", tmp_path / "b", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    folders = [tmp_path / x / "cifar_anchor" / "anchor" / "airbench94" / "seed_0" for x in "ab"]
+    a, b = (runs.read_summary(folder) for folder in folders)
+    for key in ("test_acc", "test_acc_tta_none", "test_acc_tta_flip", "steps"):
+        assert a[key] == b[key], key
+    wa, wb = (torch.load(folder / "last.pt", weights_only=True)["model"] for folder in folders)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
