@@ -11,7 +11,8 @@ Its keys, each a component of the recipe:
   augment           a list of: flip (a fresh coin per image and epoch), altflip (alternating flip),
                     translate (reflect-pad 2, random crop), crop (zero-pad 4, random crop), cutout (8x8)
   label_smoothing, weight_decay
-  optimizer, lr, momentum, nesterov, lookahead_steps (0: off), lookahead_alpha
+  optimizer, lr, momentum, nesterov, lookahead_steps (0: off), lookahead_alpha; with optimizer muon the
+                    convolution filters train by Muon (muon_lr, muon_momentum) and the rest by SGD (lr, momentum)
   schedule          onecycle | cosine | linear (to zero) | none, after warmup_epochs of linear warm-up
   batch_size
   bn_momentum, bn_weight   FastNet's batch norm: running-average momentum; trainable scales or fixed at 1
@@ -54,7 +55,7 @@ MODELS = {   # name -> (zoo name, keyword arguments)
     "wrn16_4": ("wrn", {"depth": 16, "widen": 4}),
 }
 AUGMENT = ("flip", "altflip", "translate", "crop", "cutout")
-OPTIMIZERS = ("sgd", "adam", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
 PRECISIONS = ("auto", "fp32")
 CHOICES = {"model": tuple(MODELS), "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "tta": tuple(TTA_VIEWS),
            "curve_tta": (None,) + tuple(TTA_VIEWS), "precision": PRECISIONS}

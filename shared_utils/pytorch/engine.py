@@ -44,6 +44,7 @@ from shared_utils import cli
 from shared_utils.errors import UserError
 from shared_utils.pytorch import distributed
 from shared_utils.pytorch.checkpoint import load_torch, save_torch
+from shared_utils.pytorch.muon import Muon
 from shared_utils.runs import RunDir
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -58,7 +59,7 @@ class TrainingDiverged(UserError):
 class TrainConfig:
     epochs: int = 10
     lr: float = 0.1
-    optimizer: str = "sgd"            # sgd | adam | adamw
+    optimizer: str = "sgd"            # sgd | adam | adamw | muon (conv filters by Muon, the rest by SGD)
     momentum: float = 0.9             # SGD only
     nesterov: bool = True             # SGD only, when momentum > 0
     amsgrad: bool = False             # Adam/AdamW only
@@ -81,6 +82,9 @@ class TrainConfig:
     tensorboard: bool = False         # also write TensorBoard scalars to <run>/tensorboard
     lr_scales: dict | None = None     # {"encoder.": 0.1}: parameters named with a prefix train at lr x scale
     patience: int | None = None       # early stopping: end after this many epochs without a better best_metric
+    muon_lr: float = 0.24             # optimizer="muon": the convolution filters' learning rate ...
+    muon_momentum: float = 0.6        # ... and momentum (airbench94_muon's); lr, momentum, nesterov and
+                                      # weight_decay above are the SGD settings of every other parameter
 
     @classmethod
     def from_config(cls, config: Mapping) -> "TrainConfig":
@@ -89,7 +93,7 @@ class TrainConfig:
         return cls(**{k: v for k, v in config.items() if k in names})
 
     def __post_init__(self):
-        choices = {"optimizer": ("sgd", "adam", "adamw"), "schedule": SCHEDULES,
+        choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES,
                    "best_mode": ("max", "min"), "tta": tuple(TTA_VIEWS)}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -114,6 +118,7 @@ class TrainConfig:
 
 
 SCHEDULES = ("cosine", "linear", "step", "onecycle", "none")
+OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
 
 
 # --------------------------------------------------------------------------- tasks
@@ -192,6 +197,13 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
                 scale = next((v for k, v in cfg.lr_scales.items() if name.startswith(k)), 1.0)
                 groups.setdefault(float(scale), []).append(p)
         params = [{"params": ps, "lr": cfg.lr * scale} for scale, ps in groups.items()]
+    if cfg.optimizer == "muon":     # 4-D weights (convolution filters) orthogonalised, the rest plain SGD
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        filters = [p for _, p in named if p.ndim == 4]
+        rest = [p for _, p in named if p.ndim != 4]
+        return Muon([{"params": filters, "lr": cfg.muon_lr, "momentum": cfg.muon_momentum, "nesterov": True},
+                     {"params": rest, "lr": cfg.lr, "momentum": cfg.momentum, "nesterov": cfg.nesterov,
+                      "weight_decay": cfg.weight_decay, "orthogonalize": False}][:2 if rest else 1])
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
                                weight_decay=cfg.weight_decay)
