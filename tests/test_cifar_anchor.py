@@ -126,3 +126,17 @@ def test_killed_run_resumes_from_its_last_epoch_to_the_same_weights(tmp_path):
         assert a[key] == b[key], key
     wa, wb = (torch.load(folder / "last.pt", weights_only=True)["model"] for folder in folders)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@requires("cifar10")
+def test_the_small_copy_for_the_gpu_check_reads_back_balanced(tmp_path):
+    from shared_utils.data.cifar10_batches import load_arrays
+
+    result = run_script("benchmarks/make_cifar_subset.py", "--train", "50", "--test", "20", "--out", tmp_path,
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    train, test, classes, _, _ = load_arrays(tmp_path / "gpu_subset", download_ok=False)
+    assert train.x.shape == (50, 3, 32, 32) and test.x.shape == (20, 3, 32, 32) and len(classes) == 10
+    assert np.bincount(train.y, minlength=10).tolist() == [5] * 10 and np.bincount(test.y).tolist() == [2] * 10
+    sizes = [f.stat().st_size for f in (tmp_path / "gpu_subset" / "cifar-10-batches-py").iterdir()]
+    assert len(sizes) == 6 and sum(sizes) < 50 * 3072 * 1.2 + 20 * 3072 * 1.2
