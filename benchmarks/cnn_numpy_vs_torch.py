@@ -3,7 +3,8 @@
 1. Speed: seconds per epoch on full MNIST (55,000 images), the main job's network (Conv -> MaxPool -> ReLU,
    twice, then FC-ReLU-FC, in both frameworks), Adam and batch (section3_cnn/experiment.RECIPE), float32, in
    alternating blocks (NumPy as the main job runs it, its batch split across a worker process; the same split
-   across two threads; NumPy on one thread; PyTorch; then again), medians reported. Goal: NumPy at most 0.8x PyTorch's time. PyTorch uses all its default threads.
+   across two threads; NumPy on one thread; PyTorch; then again), medians reported. Goal: NumPy at most 0.8x
+   PyTorch's time. PyTorch uses all its default threads.
 2. Efficiency: achieved GFLOP/s of a NumPy training step (multiply-adds counted from the layer
    shapes) against a plain float32 matrix multiply on this machine.
 3. Profile: where a one-thread training step's time goes, layer by layer, forward and backward.
