@@ -1,5 +1,6 @@
 """benchmarks/cifar_anchor.py: the airbench94 anchor has the paper's size and cost, its pieces do what the paper
 describes, and the command trains, scores and compares on real CIFAR-10."""
+import json
 import math
 import signal
 import subprocess
@@ -10,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.cifar_anchor import (HP, PAPER, AnchorImages, WeightAverage, build_anchor, forward_macs, triangle,
-                                     tta_logits)
+from benchmarks.cifar_anchor import HP, PAPER, build_anchor
+from shared_utils.pytorch.airbench import AlternatingFlipImages, WeightAverage, forward_macs, triangle, tta_logits
 from shared_utils import runs
 from shared_utils.pytorch.models import count_parameters
-from tests.conftest import REPO, requires, run_script
+from tests.conftest import REPO, assert_user_error, requires, run_script
 
 
 def test_the_network_has_the_papers_parameters_and_flops():
@@ -53,10 +54,10 @@ def test_schedule_images_averaging_and_test_views():
     assert len(f) == 477 and f[0] == pytest.approx(0.2) and f[int(0.23 * 476)] == pytest.approx(1.0)
     assert f[-1] == pytest.approx(0.07) and max(f) == pytest.approx(1.0)
     x = torch.randn(6, 3, 8, 8)
-    plain = AnchorImages(x, 0, torch.Generator().manual_seed(1))
+    plain = AlternatingFlipImages(x, 0, torch.Generator().manual_seed(1))
     g = torch.Generator().manual_seed(2)
     assert torch.equal(plain.epoch(1, g), plain.epoch(0, g).flip(-1))   # every other epoch all mirrored
-    shifted = AnchorImages(x, 2, torch.Generator().manual_seed(1))
+    shifted = AlternatingFlipImages(x, 2, torch.Generator().manual_seed(1))
     crops = shifted.epoch(0, torch.Generator().manual_seed(3))
     for img, padded in zip(crops, shifted.padded):                    # each a 8x8 window of its padded image
         assert any(torch.equal(img, padded[:, i:i + 8, j:j + 8]) for i in range(5) for j in range(5))
@@ -88,7 +89,7 @@ def test_tiny_anchor_run_trains_and_scores(tmp_path):
     run = tmp_path / "cifar_anchor" / "anchor" / "airbench94" / "seed_0"
     s = runs.read_summary(run)
     assert s["steps"] == 3 and s["parameters"] == 1_972_792 and s["precision"] in ("fp32", "bf16")
-    assert 0.0 <= s["test_acc"] <= 1.0 and s["anchor_seconds"] >= s["setup_seconds"] + s["tta_seconds"]
+    assert 0.0 <= s["test_acc"] <= 1.0 and s["counted_seconds"] >= s["setup_seconds"] + s["tta_seconds"]
     assert len(runs.read_metrics(run)["epoch"]) == 2 and (run / "last.pt").is_file()
 
 
@@ -98,7 +99,7 @@ def test_with_recipe_writes_the_side_by_side_table(tmp_path):
     result = run_script("benchmarks/cifar_anchor.py", *TINY, "--with-recipe", "--out", tmp_path, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     table = (tmp_path / "cifar_anchor" / "comparison.md").read_text()
-    assert "anchor (airbench94)" in table and "cifar_best recipe" in table and "recipe / anchor wall time" in table
+    assert "anchor (airbench94)" in table and "cifar_best recipe" in table and "recipe / anchor" in table
 
 
 @pytest.mark.slow
@@ -140,3 +141,20 @@ def test_the_small_copy_for_the_gpu_check_reads_back_balanced(tmp_path):
     assert np.bincount(train.y, minlength=10).tolist() == [5] * 10 and np.bincount(test.y).tolist() == [2] * 10
     sizes = [f.stat().st_size for f in (tmp_path / "gpu_subset" / "cifar-10-batches-py").iterdir()]
     assert len(sizes) == 6 and sum(sizes) < 50 * 3072 * 1.2 + 20 * 3072 * 1.2
+
+
+def test_step_ratio_benchmark_times_both_recipes_in_alternating_blocks(tmp_path):
+    result = run_script("benchmarks/cifar_step_ratio.py", "--quick", "--blocks", "2", "--out", tmp_path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    r = json.loads((tmp_path / "cifar_step_ratio.json").read_text())
+    anchor, recipe = r["recipes"]["anchor (airbench94)"], r["recipes"]["cifar_best Muon recipe"]
+    assert (anchor["batch_size"], recipe["batch_size"]) == (20, 40)            # 2% of 1,024 and 2,000
+    assert len(anchor["step_seconds"]) == len(recipe["step_seconds"]) == 2      # two blocks of one timed step
+    assert anchor["steps"] == math.ceil(50_000 // 20 * 9.9) and recipe["steps"] == 50_000 // 40 * 8
+    assert r["train_seconds_ratio"] == pytest.approx(recipe["train_seconds"] / anchor["train_seconds"])
+    assert "recipe / anchor" in result.stdout
+
+
+def test_step_ratio_benchmark_refuses_a_batch_scale_above_one(tmp_path):
+    result = run_script("benchmarks/cifar_step_ratio.py", "--batch-scale", "2", "--out", tmp_path, cwd=tmp_path)
+    assert_user_error(result, "--batch-scale")

@@ -1,5 +1,11 @@
-"""The final CIFAR-10 recipe: the strongest model this project trains within a CPU hour, every setting chosen
-by the screening (projects/cifar_best/screen.py) and justified beside it in HP below.
+"""The final CIFAR-10 recipes. Two are kept, chosen by --recipe:
+
+  muon (the default)  airbench-style training (shared_utils/pytorch/airbench.py, the anchor's own trainer) with
+                      Muon for the convolution filters, as in the anchor's successor airbench94_muon: 8 epochs of
+                      batch 2000, no weight averaging, six-view TTA (MUON below). It is the anchor's recipe with
+                      the changes its successor made, measured against it by benchmarks/cifar_anchor.py.
+  sgd                 the engine recipe this project screened itself (projects/cifar_best/screen.py), every
+                      setting justified beside it in HP below; --long is its longer-budget variant.
 
 Trains on all 50,000 training images and scores the test set after every epoch (with HP's curve_tta: one view,
 not six, to keep evaluation cheap) for the time-to-accuracy curve
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 from projects.cifar_best.training import AUGMENT, MODELS, PRECISIONS, RECIPE, check_config, train_trial
 from shared_utils import cli, data, plots, runs, stats
+from shared_utils.pytorch import airbench
 from shared_utils.study import Study
 
 HP = RECIPE        # the recipe, each setting beside the screening result that chose it: training.RECIPE
@@ -27,11 +34,17 @@ TARGET = 0.906     # the goal on this CIFAR-10 copy (the anchor recipe's 90.57%)
 QUICK = {"epochs": 1, "limit_train": 256, "test_subset": 256}
 
 
+# airbench94_muon's settings (airbench.AIRBENCH94_MUON); the epochs and batch size follow --epochs / --batch-size
+MUON = {**airbench.AIRBENCH94_MUON, "tta": "flip_translate"}
+
+
 def trial(config: dict) -> dict:
+    if config.get("recipe") == "muon":
+        return airbench.train(config, MUON, __file__)
     return train_trial(config, __file__)
 
 
-def time_to_accuracy(result, path, title: str) -> None:
+def time_to_accuracy(result, path, title: str, tta: str = HP["tta"], curve_tta: str = HP["curve_tta"]) -> None:
     """Each seed's test accuracy after every epoch (curve_tta) against its cumulative training seconds, its
     reported figure (the final weights with the recipe's TTA) as a star at the end, and the goal."""
     series, styles = {}, {}
@@ -43,7 +56,7 @@ def time_to_accuracy(result, path, title: str) -> None:
             series[f"seed {seed}"] = (m["seconds"].cumsum(), 100 * m["val_acc"])
             styles[f"seed {seed}"] = {"color": colour}
             if (p / "summary.json").exists():
-                label = f"seed {seed}: final, TTA {HP['tta']}"
+                label = f"seed {seed}: final, TTA {tta}"
                 series[label] = ([float(m["seconds"].sum())], [100 * runs.read_summary(p)["test_acc"]])
                 styles[label] = {"color": colour, "marker": "*", "markersize": 12, "linestyle": "none"}
     if series:
@@ -53,12 +66,43 @@ def time_to_accuracy(result, path, title: str) -> None:
         styles[goal] = {"color": "0.4", "linestyle": "--", "marker": None}
         plots.line_panels([{"series": series, "styles": styles, "title": title, "markers": longest <= 40,
                             "xlabel": "cumulative training time (s, evaluation excluded)",
-                            "ylabel": f"test accuracy (%; curve: TTA {HP['curve_tta']})"}], path, title=None, ncols=1)
+                            "ylabel": f"test accuracy (%; curve: TTA {curve_tta})"}], path, title=None, ncols=1)
+
+
+def run_muon(args, p) -> dict:
+    """The muon recipe: one airbench-style run per seed under runs/recipe_muon/recipe/seed_<n>, the table and the
+    time-to-accuracy figure."""
+    epochs = MUON["epochs"] if args.epochs == p.get_default("epochs") else args.epochs
+    batch = MUON["batch_size"] if args.batch_size == p.get_default("batch_size") else args.batch_size
+    settings = {**cli.data_settings(args), "val_size": 0}
+    data.cifar10_from_settings(settings)        # no CIFAR-10 and no network: stop before training
+    study = Study("recipe_muon", trial, {"recipe": {}}, args.seeds, runs.root(__file__, out=args.out),
+                  base={"recipe": "muon", "epochs": epochs, "batch_size": batch, "precision": args.precision,
+                        **settings}, resume=args.resume)
+    result = study.run_or_load(args)
+    table = result.report({"test_acc": "test acc, 6 views (%)", "test_acc_tta_none": "no TTA (%)",
+                           "test_acc_tta_flip": "flip TTA (%)", "counted_seconds": "counted seconds",
+                           "train_seconds": "train seconds", "wall_time_s": "wall seconds (this invocation)"},
+                          scale={"test_acc": 100, "test_acc_tta_none": 100, "test_acc_tta_flip": 100},
+                          caption=f"recipe_muon: airbench-style FastNet with Muon, {epochs:g} epochs of batch {batch}, "
+                                  f"seeds {args.seeds}, last epoch; mean ± std [95% CI]", curves=None,
+                          bar_title=f"recipe_muon: test accuracy (mean and 95% CI over {len(args.seeds)} seed(s))",
+                          bar_xlabel="recipe", bar_ylabel="test accuracy (%)")
+    time_to_accuracy(result, study.path / "time_to_accuracy.png", tta="six views", curve_tta="none",
+                     title=f"recipe_muon: test accuracy against training time ({runs.cpu_name()}, {epochs:g} epochs)")
+    values = result.values("test_acc", 100)
+    if values.get("recipe"):
+        print(f"test accuracy: {stats.summarize(values['recipe'])}")
+    result.finish(table)
+    return values
 
 
 def main(argv=None):
     p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True, quick=QUICK)
-    p.add_argument("--long", action="store_true", help="the longer-budget recipe (LONG: wider, cutout, 40 epochs)")
+    p.add_argument("--recipe", choices=("muon", "sgd"), default="muon",
+                   help="muon: airbench-style training with Muon (MUON, 8 epochs, batch 2000); sgd: the screened "
+                        "engine recipe (HP)")
+    p.add_argument("--long", action="store_true", help="the sgd recipe's longer budget (LONG: wider, cutout, 40 epochs)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto: bfloat16 on CPUs with bfloat16 units, float16 on CUDA; fp32 everywhere")
     p.add_argument("--model", choices=tuple(MODELS), default=None,
@@ -68,6 +112,11 @@ def main(argv=None):
     p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
+    if args.recipe == "muon":
+        if args.long or args.model or args.augment or args.lr != p.get_default("lr"):
+            p.error("--long, --model, --augment and --lr belong to --recipe sgd; the muon recipe takes --epochs, "
+                    "--batch-size and --precision")
+        return run_muon(args, p)
     hp = {**HP, **(LONG if args.long else {})}
     if args.long and args.epochs == p.get_default("epochs"):
         args.epochs = LONG["epochs"]

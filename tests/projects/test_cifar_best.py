@@ -69,7 +69,8 @@ def test_quick_screening_halves_each_group_and_carries_the_winner_on(tmp_path, s
 @sizes("--limit-train", "1000", "--test-subset", "300", "--batch-size", "50", "--lr", "0.05", "--model", "fastnet_small",
        images=(1000, 256), floor=(0.15, None))
 def test_quick_recipe_scores_the_test_set_every_epoch_and_reports_the_last(tmp_path, size):
-    result = run_script("projects/cifar_best/recipe.py", "--quick", *size.flags, "--quiet", "--epochs", "2",
+    result = run_script("projects/cifar_best/recipe.py", "--recipe", "sgd", "--quick", *size.flags, "--quiet",
+                        "--epochs", "2",
                         "--out", tmp_path, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run = tmp_path / "recipe" / "recipe" / "seed_0"
@@ -91,7 +92,7 @@ def test_quick_recipe_scores_the_test_set_every_epoch_and_reports_the_last(tmp_p
 
 @requires("cifar10")
 def test_recipe_model_and_augment_flags_override_the_recipe_block(tmp_path):
-    values = recipe.main(["--quick", "--quiet", "--limit-train", "64", "--test-subset", "64", "--model",
+    values = recipe.main(["--recipe", "sgd", "--quick", "--quiet", "--limit-train", "64", "--test-subset", "64", "--model",
                           "fastnet_small", "--augment", "flip", "cutout", "--out", str(tmp_path)])
     trial = json.loads((tmp_path / "recipe" / "recipe" / "seed_0" / "trial.json").read_text())
     assert trial["model"] == "fastnet_small" and trial["augment"] == ["flip", "cutout"]
