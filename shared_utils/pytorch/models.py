@@ -67,16 +67,20 @@ class SmallCNN(nn.Module):
 def width_for_budget(build, budget: int, low: int = 1, high: int = 4096) -> int:
     """The width w whose ``build(w)`` has the parameter count closest to ``budget`` (counts grow with w):
     how a fair comparison gives every architecture the same number of weights."""
+    def count(width: int) -> int:        # built on the meta device: shapes only, no memory, no initialisation
+        with torch.device("meta"):
+            return count_parameters(build(width))
+
     best, best_gap = low, None
     lo, hi = low, high
     while lo <= hi:                      # binary search for the last width at or under the budget
         mid = (lo + hi) // 2
-        if count_parameters(build(mid)) <= budget:
+        if count(mid) <= budget:
             lo = mid + 1
         else:
             hi = mid - 1
     for w in (max(low, hi), min(high, hi + 1)):
-        gap = abs(count_parameters(build(w)) - budget)
+        gap = abs(count(w) - budget)
         if best_gap is None or gap < best_gap:
             best, best_gap = w, gap
     return best

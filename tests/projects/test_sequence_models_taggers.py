@@ -31,6 +31,9 @@ def test_width_for_budget_gives_every_architecture_the_same_weights(budget):
 
 
 def test_tcn_receptive_field_is_what_it_says():
+    # the oldest step reaches the output through a single chain of taps, which a ReLU shuts for about half of all
+    # random starts (18 of seeds 0-39): a fixed start where it is open (it was the RNG's luck before)
+    torch.manual_seed(3)
     model = CausalTCN(4, layers=7, kernel=3).eval()
     assert model.receptive_field == 255
     x = torch.zeros(1, 300)
