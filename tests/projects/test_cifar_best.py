@@ -295,6 +295,12 @@ def test_screen_refuses_bad_settings_in_one_line(tmp_path, args, fragment):
     assert_user_error(result, fragment)
 
 
+def test_the_muon_recipe_refuses_the_sgd_recipes_flags(tmp_path):
+    result = run_script("projects/cifar_best/recipe.py", "--quick", "--long", "--out", tmp_path / "o", cwd=tmp_path)
+    assert_user_error(result, "--recipe sgd")
+    assert not any((tmp_path / "o").rglob("*"))             # the --out folder is checked, nothing written in it
+
+
 def test_recipe_refuses_an_unknown_precision(tmp_path):
     result = run_script("projects/cifar_best/recipe.py", "--quick", "--precision", "fp8", "--out", tmp_path / "o",
                         cwd=tmp_path)
