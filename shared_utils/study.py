@@ -552,7 +552,9 @@ class Study:
         whole = dict(conditions=conditions, seeds=list(self.seeds) + kept_seeds)
         self._verified.clear()                    # a later run hashes again
         if _writes() and self.path.is_dir():
-            for stale in self.path.glob(".*.tmp"):   # a manifest write cut off by a kill: never a file of record
+            # a write cut off by a kill (the manifest, a trial's artifacts.json after its summary): never a file
+            # of record; a finished trial is skipped without opening its folder, so it is swept here
+            for stale in self.path.rglob(".*.tmp"):
                 stale.unlink(missing_ok=True)
         for outcome in skipped:                   # finished before records were kept: fingerprinted from now on
             if outcome.error == "unrecorded":

@@ -112,6 +112,21 @@ def test_a_killed_study_skips_finished_trials_when_started_again(tmp_path):
     assert numbers(root) == numbers(tmp_path / "straight" / "killed")
 
 
+def test_resume_sweeps_a_write_cut_off_inside_a_finished_trial(tmp_path):
+    # the kill test's rare case, made certain: killed after a trial's summary.json, inside its artifacts.json
+    # write; the trial is skipped on --resume (its folder never reopened), so the runner sweeps the temp file
+    Study("k", numpy_trial, {"a": {}}, [0], tmp_path, base=BASE).run(quiet=True)
+    folder = tmp_path / "k" / "a" / "seed_0"
+    (folder / "artifacts.json").unlink()
+    cut = [folder / ".artifacts.json.x1y2.tmp", folder / "checkpoints" / ".model.npz.x3y4.tmp"]
+    for stale in cut:
+        stale.parent.mkdir(exist_ok=True)
+        stale.write_text("{\"sha2")
+    again = Study("k", numpy_trial, {"a": {}}, [0], tmp_path, base=BASE, resume=True).run(quiet=True)
+    assert [o.status for o in again.outcomes] == ["skipped"]
+    assert not list(tmp_path.rglob("*.tmp")) and (folder / "artifacts.json").is_file()
+
+
 def test_resume_refuses_a_folder_made_with_other_settings(tmp_path):
     Study("r", numpy_trial, {"a": {}}, [0], tmp_path, base=BASE).run(quiet=True)
     with pytest.raises(UserError, match=r"other settings \(lr\)"):
