@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from section4_transfer import figures
-from shared_utils import cli, data, plots, runs
+from shared_utils import cli, data, runs
 from shared_utils.pytorch.engine import TrainConfig, evaluate, fit, load_best
 from shared_utils.pytorch.pipeline import AUGMENTATIONS, loaders
 from shared_utils.pytorch.pipeline import resize as resize_to
@@ -68,14 +68,13 @@ def gap_points(result) -> dict[str, list[float]]:
 def train_and_test(model, loaders, cfg: TrainConfig, run: RunDir, device, *, config: Mapping[str, Any], title: str,
                    on_backward=None, **summary_extra) -> dict:
     """fit() into ``run`` (resuming if the trial says so); score the best checkpoint on the test split;
-    draw the dashboard; return the summary."""
+    draw the dashboard (loss, accuracy, learning rate, throughput); return the summary."""
     train, val, test = loaders
     fit(model, train, val, cfg, device=device, run=run, quiet=bool(config.get("quiet", True)), desc=title,
         on_backward=on_backward)   # resumes when the trial's RunDir was opened with resume=True
     load_best(model, run, device)
     scores = evaluate(model, test, device)
-    figures.training_dashboard(run.path, title=title)
-    plots.learning_curves(run.path, title=title)
+    figures.training_dashboard(run.path, title=title)     # its first two panels are the learning curves
     seconds = read_metrics(run.path)["seconds"] if (run / "metrics.csv").exists() else [0.0]
     return run.summary(test_acc=scores["acc"], test_loss=scores["loss"],
                        seconds_per_epoch=float(sum(seconds) / max(1, len(seconds))), **summary_extra)

@@ -20,8 +20,9 @@ from shared_utils.runs import read_metrics
 STYLE = {
     "figure.dpi": 110,
     "savefig.dpi": 110,
-    "savefig.bbox": "tight",
-    "figure.constrained_layout.use": True,  # titles, labels and colour bars never overlap
+    # titles, labels, colour bars and legends (outside ones too) never overlap or leave the figure; no
+    # "savefig.bbox": "tight" on top, which would lay out and draw every figure a second time
+    "figure.constrained_layout.use": True,
     "axes.grid": True,
     "grid.alpha": 0.3,
     "axes.spines.top": False,

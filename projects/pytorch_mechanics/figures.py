@@ -107,6 +107,6 @@ def shape_diagrams(cases: Sequence[Mapping], out: str | os.PathLike, *, title: s
                         Patch(facecolor=stretched, edgecolor="0.3", label="size 1 stretches (stride 0)"),
                         Patch(facecolor=padded, edgecolor="0.3", linestyle="--", label="missing: counts as 1"),
                         Patch(facecolor=clash, edgecolor="0.3", label="sizes clash")],
-               loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.06))
+               loc="outside lower center", ncol=4)      # constrained layout makes room below the panels
     fig.suptitle(title)
     return plots.save(fig, out)

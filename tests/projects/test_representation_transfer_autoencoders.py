@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import assert_user_error, requires, run_script, sizes
+from tests.conftest import assert_user_error, folder_state, requires, run_script, sizes
 
 torch = pytest.importorskip("torch")
 
@@ -62,6 +62,13 @@ def test_quick_run_writes_the_error_table_figures_and_intrinsic_dimension(tmp_pa
     assert 5 < ident["two_nn"] < 25 and ident["pca_dimensions"]["90%"] > ident["two_nn"]
     with np.load(root / "mlp_k_2" / "seed_0" / "outputs.npz", allow_pickle=False) as f:
         assert f["codes"].shape == (10_000, 2) and f["reconstructions"].shape == (10, 1, 28, 28)
+    # the script writes files of its own (PCA errors, intrinsic dimension) beside the study: the study's refusals
+    # come first, so a --resume refused for changed settings changes no byte of the folder
+    before = folder_state(tmp_path)
+    refused = run_script(SCRIPT, "--quick", *size.flags, "--quiet", "--out", tmp_path, "--resume", "--lr", "0.01",
+                         cwd=tmp_path)
+    assert_user_error(refused, "was made with other settings", "lr")
+    assert folder_state(tmp_path) == before
 
 
 @pytest.mark.parametrize("args, fragment", [
