@@ -25,6 +25,7 @@ the final test-time augmented evaluation, not the per-epoch one-view test scores
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numpy as np
@@ -308,5 +309,6 @@ def train(config: dict, hp: dict, script_file: str) -> dict:
     return run.summary(test_acc=test_acc, **{f"test_acc_tta_{k}": v for k, v in by_views.items()},
                        counted_seconds=setup_seconds + train_seconds + tta_seconds, setup_seconds=setup_seconds,
                        tta_seconds=tta_seconds, seconds_per_epoch=float(np.median([r["seconds"] for r in history])),
-                       steps=step, precision=precision, memory_format="channels_last", parameters=count_parameters(model),
+                       steps=step, precision=precision, memory_format="channels_last",
+                       huge_pages=os.environ.get("THP_MEM_ALLOC_ENABLE") == "1", parameters=count_parameters(model),
                        train_images=len(train_x), optimizer=hp["optimizer"], cpu=runs.cpu_name())
