@@ -60,32 +60,40 @@ def trial(config: dict) -> dict:
     return train_trial(config, __file__)
 
 
-def table_from_folders(study_path: Path, conditions) -> tuple[dict, str]:
+COLUMNS = {"test acc (%)": ("test_acc", 100), "val acc (%)": ("final_val_acc", 100),
+           "train seconds": ("train_seconds", 1)}
+CAPTION = ("Ablation at the screening budget: the final recipe with one component removed; test accuracy (last "
+           "epoch) and its paired drop against the full recipe, mean ± std [95% CI] over seeds")
+
+
+def table_from_folders(study_path: Path, conditions, *, reference: str = "full recipe",
+                       same_weights: dict[str, str] | None = None, columns: dict = COLUMNS,
+                       caption: str = CAPTION, name: str = "ablation",
+                       drop_column: str = "drop vs full (points)") -> tuple[dict, str]:
     """{condition: {column: per-seed values}} read back from the study's folder (StudyResult.load), with each
-    condition's paired drop against the full recipe (seeds both have), and the Markdown table."""
+    condition's paired drop in test accuracy against ``reference`` (seeds both have; ``drop_column``), and the table
+    (``name``.md/.csv beside the runs). ``same_weights`` {row: summary key}: rows scored on the reference's own
+    weights another way (TTA views), exactly paired, at no training cost; default SAME_WEIGHTS when the recipe
+    uses TTA. ``columns`` {column: (summary key, scale)}."""
+    if same_weights is None:
+        same_weights = SAME_WEIGHTS if HP.get("tta", "none") != "none" else {}
     per: dict[str, dict[int, dict]] = {}
     for o in StudyResult.load(study_path).outcomes:
         if o.trial.condition in conditions and o.status not in ("failed", "missing"):
             per.setdefault(o.trial.condition, {})[o.trial.seed] = o.summary
-    if "full recipe" not in per:
-        raise UserError(f"no finished 'full recipe' run under {study_path}; run the ablation first")
-    full = per["full recipe"]
-    if HP.get("tta", "none") != "none":
-        for name, key in SAME_WEIGHTS.items():
-            if all(key in s for s in full.values()):
-                per[name] = {k: {**s, "test_acc": s[key]} for k, s in full.items()}
+    if reference not in per:
+        raise UserError(f"no finished {reference!r} run under {study_path}; run the ablation first")
+    full = per[reference]
+    for row, key in same_weights.items():
+        if all(key in s for s in full.values()):
+            per[row] = {k: {**s, "test_acc": s[key]} for k, s in full.items()}
     table = {}
     for c, seeds in per.items():
-        row = {"test acc (%)": [100 * s["test_acc"] for s in seeds.values()],
-               "val acc (%)": [100 * s["final_val_acc"] for s in seeds.values()],
-               "train seconds": [s["train_seconds"] for s in seeds.values()]}
-        if c != "full recipe":
-            row["drop vs full (points)"] = [100 * (full[k]["test_acc"] - seeds[k]["test_acc"]) for k in seeds if k in full]
+        row = {column: [scale * s[key] for s in seeds.values() if key in s] for column, (key, scale) in columns.items()}
+        if c != reference:
+            row[drop_column] = [100 * (full[k]["test_acc"] - seeds[k]["test_acc"]) for k in seeds if k in full]
         table[c] = row
-    text = stats.write_comparison(table, study_path / "ablation", digits=2,
-                                  caption="Ablation at the screening budget: the final recipe with one component "
-                                          "removed; test accuracy (last epoch) and its paired drop against the full "
-                                          "recipe, mean ± std [95% CI] over seeds")
+    text = stats.write_comparison(table, study_path / name, digits=2, caption=caption)
     return table, text
 
 

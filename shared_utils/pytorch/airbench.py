@@ -238,7 +238,7 @@ def train(config: dict, hp: dict, script_file: str) -> dict:
 
     optimizer, factors = make_optimizer(model, hp, batch, total_steps, whiten_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
-    averaging = hp["optimizer"] == "sgd"
+    averaging = bool(hp.get("ema_every"))      # the anchor's Lookahead-like average (AIRBENCH94's ema_* keys)
     average, step, first_epoch, history = None, 0, 0, []
 
     if run.resume and (run / "last.pt").exists():
@@ -289,7 +289,7 @@ def train(config: dict, hp: dict, script_file: str) -> dict:
         test_acc = score(model, test_x, test_y, 1, autocast)
         lrs = [g["lr"] for g in optimizer.param_groups]
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen, "val_acc": test_acc,
-               "lr": lrs[1] if averaging else lrs[0], "seconds": seconds}
+               "lr": lrs[1] if hp["optimizer"] == "sgd" else lrs[0], "seconds": seconds}
         history.append(row)
         run.log(**row)
         save_torch(run / "last.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict(),

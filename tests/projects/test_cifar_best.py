@@ -299,3 +299,54 @@ def test_recipe_refuses_an_unknown_precision(tmp_path):
     result = run_script("projects/cifar_best/recipe.py", "--quick", "--precision", "fp8", "--out", tmp_path / "o",
                         cwd=tmp_path)
     assert_user_error(result, "--precision")
+
+
+# --------------------------------------------------------------------------- the Muon recipe's ablation
+def test_muon_ablation_undoes_one_change_per_condition():
+    from projects.cifar_best import muon_ablation as mab
+    from shared_utils.pytorch import airbench
+
+    grid = mab.conditions(8, 2000)
+    assert list(grid)[0] == mab.REFERENCE and grid[mab.REFERENCE] == {}
+    assert all(len(o) == 1 for c, o in grid.items() if c != mab.REFERENCE)          # one change each
+    base = {"optimizer": "muon", "averaging": False}
+    settings = {c: mab.settings_for({**base, **o}) for c, o in grid.items()}
+    assert settings[mab.REFERENCE] == airbench.AIRBENCH94_MUON
+    assert settings["SGD instead of Muon (the anchor's optimizer)"] is airbench.AIRBENCH94
+    averaged = settings["+ the anchor's weight averaging"]
+    assert {k: v for k, v in averaged.items() if k not in mab.AVERAGING} == airbench.AIRBENCH94_MUON
+    assert all(averaged[k] == airbench.AIRBENCH94[k] for k in mab.AVERAGING)
+    assert grid["one epoch fewer (7 instead of 8)"] == {"epochs": 7} and grid["batch 1024 instead of 2000"] == {
+        "batch_size": 1024}
+
+
+@requires("cifar10")
+def test_muon_ablation_trains_its_conditions_and_reads_the_paired_table_back(tmp_path):
+    from projects.cifar_best import muon_ablation as mab
+
+    table = mab.main(["--quick", "--limit-train", "64", "--test-subset", "40", "--batch-size", "32", "--quiet",
+                      "--conditions", "+ the anchor's weight averaging", "--out", str(tmp_path)])
+    study = tmp_path / "muon_ablation"
+    reference = json.loads((study / "Muon_recipe" / "seed_0" / "summary.json").read_text())
+    averaged = json.loads(next(study.glob("+_the_anchor*/seed_0/summary.json")).read_text())
+    assert reference["optimizer"] == averaged["optimizer"] == "muon" and reference["steps"] == averaged["steps"] == 4
+    # the table is read back from the folders; the same-weights rows are the reference run's other views
+    drop = "drop vs the Muon recipe (points)"
+    assert table["+ the anchor's weight averaging"][drop] == pytest.approx(
+        [100 * (reference["test_acc"] - averaged["test_acc"])])
+    assert table["one view instead of six (same weights)"][drop] == pytest.approx(
+        [100 * (reference["test_acc"] - reference["test_acc_tta_none"])])
+    assert "| + the anchor's weight averaging | 1 |" in (study / "muon_ablation.md").read_text()
+    assert (study / "drops.png").is_file()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--epochs", "1"], "--epochs must be at least 2"),
+    (["--conditions", "no such change"], "unknown condition"),
+    (["--lr", "0.5"], "--lr does not apply"),
+])
+def test_muon_ablation_bad_input_exits_2_with_one_line(tmp_path, args, fragment):
+    result = run_script("projects/cifar_best/muon_ablation.py", "--quick", "--out", tmp_path / "out", *args,
+                        cwd=tmp_path)
+    assert_user_error(result, fragment)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]

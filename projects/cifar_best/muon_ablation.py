@@ -1,0 +1,116 @@
+"""What does each change of the Muon recipe buy? Undo one change at a time, putting the anchor's setting back.
+
+The Muon recipe (recipe.py's default, MUON: airbench94_muon's settings) differs from the anchor (airbench94,
+benchmarks/cifar_anchor.py) in its optimizer, its length and batch, its weight averaging and nothing else that
+a flag can undo alone. Every condition below is the Muon recipe with one of those changes undone:
+
+  Muon recipe                            MUON as it is: --epochs (8) of batch --batch-size (2,000)
+  SGD instead of Muon                    the anchor's whole optimizer (Nesterov SGD for every weight, its rates,
+                                         triangular schedule and Lookahead-like averaging; its head start and
+                                         logit scale), trained for the same steps at the same batch
+  + the anchor's weight averaging        MUON plus the anchor's averaging (every 5 steps from epoch 3)
+  one epoch fewer                        MUON for --epochs - 1 (does the last epoch pay for its time?)
+  batch 1024                             MUON at the anchor's batch size, same epochs (twice the steps)
+
+Test-time augmentation is undone without training: the Muon recipe's own weights scored with one view and
+with the mirror alone (every run scores all three), so those drops are exactly paired and free.
+
+The table gives each condition's test accuracy (six views; last epoch), its paired drop against the Muon
+recipe (same seed, so the same network start and data order: mean ± std [95% CI] over seeds; a drop whose
+interval sits above 0 is a change the recipe needs), its counted seconds (as the papers count them) and its
+training seconds. At least 3 seeds for a CI. Built from the run folders alone: --report-only redraws it
+without training. Outputs in projects/cifar_best/runs/muon_ablation/.
+
+    python projects/cifar_best/muon_ablation.py --seeds 0 1 2 --resume
+
+Each condition is a whole run on 50,000 images (about an hour each on a 2-core CPU in float32, 15 runs for 3
+seeds); --conditions picks some, --limit-train and --epochs shrink them for a look.
+"""
+from __future__ import annotations
+
+from projects.cifar_best.ablation import table_from_folders
+from shared_utils import cli, data, plots, runs, stats
+from shared_utils.pytorch import airbench
+from shared_utils.study import Study
+
+MUON = airbench.AIRBENCH94_MUON
+ANCHOR = airbench.AIRBENCH94
+AVERAGING = ("ema_start_epoch", "ema_every", "ema_decay", "ema_power")     # the anchor's averaging, as it is
+REFERENCE = "Muon recipe"
+QUICK = {"epochs": 2, "limit_train": 256, "test_subset": 256, "batch_size": 128}
+# rows scored on the Muon recipe's own weights: every airbench run scores one view, the mirror and six views
+SAME_WEIGHTS = {"one view instead of six (same weights)": "test_acc_tta_none",
+                "the mirror alone instead of six views (same weights)": "test_acc_tta_flip"}
+COLUMNS = {"test acc, 6 views (%)": ("test_acc", 100), "counted seconds": ("counted_seconds", 1),
+           "train seconds": ("train_seconds", 1), "steps": ("steps", 1)}
+
+
+def conditions(epochs: float, batch: int) -> dict[str, dict]:
+    """The Muon recipe and one condition per change undone (config overrides the trial reads)."""
+    return {
+        REFERENCE: {},
+        "SGD instead of Muon (the anchor's optimizer)": {"optimizer": "sgd"},
+        "+ the anchor's weight averaging": {"averaging": True},
+        f"one epoch fewer ({epochs - 1:g} instead of {epochs:g})": {"epochs": epochs - 1},
+        f"batch 1024 instead of {batch}": {"batch_size": 1024},
+    }
+
+
+def settings_for(config: dict) -> dict:
+    """The airbench settings a trial trains with: the anchor's for the SGD condition, else MUON (with the
+    anchor's averaging added when asked)."""
+    if config["optimizer"] == "sgd":
+        return ANCHOR
+    return {**MUON, **({k: ANCHOR[k] for k in AVERAGING} if config["averaging"] else {})}
+
+
+def trial(config: dict) -> dict:
+    return airbench.train(config, settings_for(config), __file__)
+
+
+def main(argv=None):
+    p = cli.parser(__doc__, epochs=MUON["epochs"], batch_size=MUON["batch_size"], seeds=True, quick=QUICK)
+    p.add_argument("--precision", choices=("auto", "fp32"), default="auto",
+                   help="auto: bfloat16 on CPUs with bfloat16 units, float16 on CUDA; fp32 everywhere")
+    p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
+    p.add_argument("--conditions", nargs="+", default=None, metavar="NAME",
+                   help="run only these conditions (the Muon recipe is always run: the drops are paired with it)")
+    cli.add_study_flags(p)
+    args = cli.parse(p, argv)
+    if args.lr != p.get_default("lr"):
+        p.error("--lr does not apply: each condition trains with the Muon recipe's or the anchor's own rates")
+    if args.epochs < 2:
+        p.error(f"--epochs must be at least 2 (one condition trains one epoch fewer), got {args.epochs:g}")
+    grid = conditions(args.epochs, args.batch_size)
+    if args.conditions:
+        unknown = sorted(set(args.conditions) - set(grid))
+        if unknown:
+            p.error(f"unknown condition(s) {', '.join(map(repr, unknown))}; choose from {', '.join(map(repr, grid))}")
+        grid = {name: o for name, o in grid.items() if name == REFERENCE or name in args.conditions}
+    out = runs.root(__file__, out=args.out)
+    if not args.report_only:
+        settings = {**cli.data_settings(args), "val_size": 0}
+        data.cifar10_from_settings(settings)         # no CIFAR-10 and no network: stop before training
+        base = {"optimizer": "muon", "averaging": False, "epochs": args.epochs, "batch_size": args.batch_size,
+                "precision": args.precision, **settings}
+        study = Study("muon_ablation", trial, grid, args.seeds, out, base=base, resume=args.resume)
+        study.run(**cli.study_backend(args)).raise_for_failures()
+    table, text = table_from_folders(
+        out / "muon_ablation", grid, reference=REFERENCE, same_weights=SAME_WEIGHTS, columns=COLUMNS,
+        name="muon_ablation", drop_column="drop vs the Muon recipe (points)",
+        caption="The Muon recipe with one change undone (the anchor's setting back); test accuracy with six views "
+                "(last epoch), its paired drop against the Muon recipe and the seconds, mean ± std [95% CI] over seeds")
+    drops = {c: {"drop": v["drop vs the Muon recipe (points)"]} for c, v in table.items()
+             if "drop vs the Muon recipe (points)" in v}
+    means, errors = stats.bar_values(drops, {"drop": "drop"})
+    if means:
+        plots.grouped_bars(means, out / "muon_ablation" / "drops.png", errors=errors, xlabel="change undone",
+                           ylabel="test accuracy lost (points)",
+                           title=f"Muon recipe ablation: accuracy lost when one change is undone (mean and 95% CI, "
+                                 f"{len(args.seeds)} seed(s), {args.epochs:g} epochs)")
+    print(text)
+    return table
+
+
+if __name__ == "__main__":
+    cli.run(main)
