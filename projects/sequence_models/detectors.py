@@ -197,3 +197,11 @@ def aligned(scores: np.ndarray, t_star: np.ndarray, before: int, after: int) -> 
     inside = (idx >= 0) & (idx < scores.shape[1])
     out = np.take_along_axis(np.asarray(scores, dtype=np.float64), np.clip(idx, 0, scores.shape[1] - 1), 1)
     return np.where(inside, out, np.nan)
+
+
+def aligned_mean(scores: np.ndarray, t_star: np.ndarray, before: int, after: int) -> np.ndarray:
+    """The mean over streams of :func:`aligned`, offset by offset, over the streams that reach that offset;
+    NaN where none does (without NumPy's empty-slice warning)."""
+    window = aligned(scores, t_star, before, after)
+    count = np.isfinite(window).sum(0)
+    return np.where(count > 0, np.nansum(window, 0) / np.maximum(count, 1), np.nan)

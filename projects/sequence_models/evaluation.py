@@ -128,8 +128,8 @@ def evaluate_all(root: Path, config: dict, learned: dict[str, list[np.ndarray]])
             entry["curve"].append([det.delay_curve(scores[null], scores[test.kind == k], test.t_star[test.kind == k],
                                                    RATES)["delay"].tolist() for k in seq.CHANGE_KINDS])
             if name in learned or name == "BOCPD":
-                entry["aligned"].append([np.nanmean(det.aligned(scores[test.kind == k], test.t_star[test.kind == k],
-                                                                40, 60), 0).tolist() for k in seq.CHANGE_KINDS])
+                entry["aligned"].append([det.aligned_mean(scores[test.kind == k], test.t_star[test.kind == k],
+                                                          40, 60).tolist() for k in seq.CHANGE_KINDS])
         results["detectors"][name] = entry
     # the per-cell CUSUMs: a threshold per cell, from the unchanged streams scored for that cell's change
     for name in PER_CELL:

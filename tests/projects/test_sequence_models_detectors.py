@@ -154,3 +154,10 @@ def test_thresholds_give_the_false_alarm_rate_and_delays_are_censored():
     assert delay.tolist() == [1, 0, 3] and hit.tolist() == [True, True, False]
     win = d.aligned(np.arange(20.0).reshape(2, 10), np.array([1, 8]), 2, 2)
     assert np.isnan(win[0, 0]) and win[0, 1:].tolist() == [0, 1, 2, 3] and np.isnan(win[1, -1])
+    # the mean over streams at each offset uses the streams that reach it; NaN (and no warning) where none does
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mean = d.aligned_mean(np.arange(20.0).reshape(2, 10), np.array([1, 1]), 2, 9)
+    assert np.isnan(mean[0]) and mean[1:3].tolist() == [5.0, 6.0] and np.isnan(mean[-1])
