@@ -9,8 +9,8 @@
 """
 import os
 
-# CPU tensors of 2 MB and more on 2 MB pages (PyTorch's THP_MEM_ALLOC_ENABLE, read at the first such
-# allocation, so set here, before any): a training step's activations are hundreds of MB, and on 4 kB pages
+# CPU tensors of 2 MB and more on 2 MB pages (PyTorch's THP_MEM_ALLOC_ENABLE, read once, at the first
+# CPU allocation, so set here, before any): a training step's activations are hundreds of MB, and on 4 kB pages
 # each is a fresh mmap whose every page the kernel faults in and zeroes. Measured on the airbench steps
 # (benchmarks/cifar_step_ratio.py, 2-core AMD EPYC): 1.14-1.26x faster steps, 27x fewer page faults. Set
 # THP_MEM_ALLOC_ENABLE=0 to turn it off; where the kernel's transparent huge pages are "never" it does nothing.
