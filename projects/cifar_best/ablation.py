@@ -97,6 +97,15 @@ def table_from_folders(study_path: Path, conditions, *, reference: str = "full r
     return table, text
 
 
+def drops_figure(table: dict, drop_column: str, path: Path, *, xlabel: str, title: str) -> None:
+    """Each condition's paired drop (``drop_column`` of table_from_folders) as a bar with its 95% CI."""
+    drops = {c: {"drop": v[drop_column]} for c, v in table.items() if drop_column in v}
+    means, errors = stats.bar_values(drops, {"drop": "drop"})
+    if means:
+        plots.grouped_bars(means, path, errors=errors, xlabel=xlabel, ylabel="test accuracy lost (points)",
+                           title=title)
+
+
 def main(argv=None):
     p = cli.parser(__doc__, epochs=SCREEN_BUDGET["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
                    quick=QUICK)
@@ -118,13 +127,9 @@ def main(argv=None):
         result = study.run(**cli.study_backend(args))
         result.raise_for_failures()
     table, text = table_from_folders(out / "ablation", conditions)
-    drops = {c: {"drop": v["drop vs full (points)"]} for c, v in table.items() if "drop vs full (points)" in v}
-    means, errors = stats.bar_values(drops, {"drop": "drop"})
-    if means:
-        plots.grouped_bars(means, out / "ablation" / "drops.png", errors=errors, xlabel="component removed",
-                           ylabel="test accuracy lost (points)",
-                           title=f"Ablation: accuracy lost when one component is removed (mean and 95% CI, "
-                                 f"{len(args.seeds)} seed(s), {args.epochs} epochs on {args.limit_train - args.val_size} images)")
+    drops_figure(table, "drop vs full (points)", out / "ablation" / "drops.png", xlabel="component removed",
+                 title=f"Ablation: accuracy lost when one component is removed (mean and 95% CI, "
+                       f"{len(args.seeds)} seed(s), {args.epochs} epochs on {args.limit_train - args.val_size} images)")
     print(text)
     return table
 

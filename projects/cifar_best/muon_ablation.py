@@ -28,8 +28,8 @@ seeds); --conditions picks some, --limit-train and --epochs shrink them for a lo
 """
 from __future__ import annotations
 
-from projects.cifar_best.ablation import table_from_folders
-from shared_utils import cli, data, plots, runs, stats
+from projects.cifar_best.ablation import drops_figure, table_from_folders
+from shared_utils import cli, data, runs
 from shared_utils.pytorch import airbench
 from shared_utils.study import Study
 
@@ -37,6 +37,7 @@ MUON = airbench.AIRBENCH94_MUON
 ANCHOR = airbench.AIRBENCH94
 AVERAGING = ("ema_start_epoch", "ema_every", "ema_decay", "ema_power")     # the anchor's averaging, as it is
 REFERENCE = "Muon recipe"
+DROP = "drop vs the Muon recipe (points)"
 QUICK = {"epochs": 2, "limit_train": 256, "test_subset": 256, "batch_size": 128}
 # rows scored on the Muon recipe's own weights: every airbench run scores one view, the mirror and six views
 SAME_WEIGHTS = {"one view instead of six (same weights)": "test_acc_tta_none",
@@ -97,17 +98,12 @@ def main(argv=None):
         study.run(**cli.study_backend(args)).raise_for_failures()
     table, text = table_from_folders(
         out / "muon_ablation", grid, reference=REFERENCE, same_weights=SAME_WEIGHTS, columns=COLUMNS,
-        name="muon_ablation", drop_column="drop vs the Muon recipe (points)",
+        name="muon_ablation", drop_column=DROP,
         caption="The Muon recipe with one change undone (the anchor's setting back); test accuracy with six views "
                 "(last epoch), its paired drop against the Muon recipe and the seconds, mean ± std [95% CI] over seeds")
-    drops = {c: {"drop": v["drop vs the Muon recipe (points)"]} for c, v in table.items()
-             if "drop vs the Muon recipe (points)" in v}
-    means, errors = stats.bar_values(drops, {"drop": "drop"})
-    if means:
-        plots.grouped_bars(means, out / "muon_ablation" / "drops.png", errors=errors, xlabel="change undone",
-                           ylabel="test accuracy lost (points)",
-                           title=f"Muon recipe ablation: accuracy lost when one change is undone (mean and 95% CI, "
-                                 f"{len(args.seeds)} seed(s), {args.epochs:g} epochs)")
+    drops_figure(table, DROP, out / "muon_ablation" / "drops.png", xlabel="change undone",
+                 title=f"Muon recipe ablation: accuracy lost when one change is undone (mean and 95% CI, "
+                       f"{len(args.seeds)} seed(s), {args.epochs:g} epochs)")
     print(text)
     return table
 
