@@ -31,7 +31,8 @@ float32 elsewhere (--precision fp32 forces it); channels-last memory in all of t
 
 --with-recipe runs `projects/cifar_best/recipe.py` (its default, the Muon recipe) with the same seeds and
 precision after the anchor, in a fresh process, and writes comparison.md: accuracy (mean and 95% CI), counted
-and wall seconds per run, training seconds per epoch and the ratios of the times. Runs go to
+and wall seconds per run, training seconds per epoch and the ratios of the times, and comparison_by_seed.md: each
+seed's pair of runs, its accuracy difference and time ratio, and their means with 95% CIs. Runs go to
 benchmarks/runs/cifar_anchor/; --resume continues an interrupted run from its last finished epoch (and keeps
 finished runs, so a later --with-recipe adds the recipe beside an anchor already measured).
 """
@@ -85,33 +86,77 @@ def run_recipe(args, out: Path) -> None:
                         "with --resume")
 
 
+def settings_of(summary: dict) -> str:
+    """How a run was timed: its memory layout and whether its tensors sat on 2 MB pages (runs from before
+    these were recorded were NCHW on 4 kB pages)."""
+    layout = "channels-last" if summary.get("memory_format") == "channels_last" else "NCHW"
+    return f"{layout}, {'2 MB' if summary.get('huge_pages') else '4 kB'} pages"
+
+
+def finished_runs(folder: Path) -> dict[int, dict]:
+    """{seed: summary} of every finished run under ``folder`` (seed_*/summary.json)."""
+    done = {int(p.name.split("_")[1]): runs.read_summary(p) for p in sorted(folder.glob("seed_*"))
+            if (p / "summary.json").exists()}
+    if not done:
+        raise UserError(f"no finished run under {folder}; run this command again with --resume")
+    return done
+
+
+def counted_seconds(summary: dict) -> float:
+    # runs made before the trainer was shared called the counted time anchor_seconds
+    return summary.get("counted_seconds", summary.get("anchor_seconds", summary["wall_time_s"]))
+
+
+def wall_seconds(summary: dict) -> float:
+    return summary["wall_time_s"]
+
+
 def comparison(anchor: Path, recipe: Path, out: Path) -> list[list[str]]:
-    """The table: accuracy (mean and 95% CI), seconds counted as the papers count them (set-up, training steps,
-    final TTA) and wall seconds per run, training seconds per epoch, and the recipe's times as multiples of the
-    anchor's."""
-    rows, counted, walls = [], {}, {}
+    """Two tables. comparison.md: accuracy (mean and 95% CI), seconds counted as the papers count them (set-up,
+    training steps, final TTA) and wall seconds per run, training seconds per epoch, and the recipe's times as
+    multiples of the anchor's. comparison_by_seed.md: each seed's pair (the two runs of a seed go one after the
+    other, so they share the machine's state of the day), with the accuracy difference and the time ratio per
+    seed and their means with 95% CIs over the seeds that both have."""
+    rows, found = [], {}
     for name, folder in (("anchor (airbench94)", anchor), ("cifar_best recipe", recipe)):
-        done = [p for p in sorted(folder.glob("seed_*")) if (p / "summary.json").exists()]
-        if not done:
-            raise UserError(f"no finished run under {folder}; run this command again with --resume")
-        summaries = [runs.read_summary(p) for p in done]
-        per_epoch = [float(np.median(runs.read_metrics(p)["seconds"])) for p in done]
-        acc = [100 * s["test_acc"] for s in summaries]
-        # runs made before the trainer was shared called the counted time anchor_seconds
-        counted[name] = [s.get("counted_seconds", s.get("anchor_seconds", s["wall_time_s"])) for s in summaries]
-        walls[name] = [s["wall_time_s"] for s in summaries]
-        rows.append([name, str(len(summaries)), stats.ci_cell(acc), f"{np.mean(counted[name]):,.0f}",
-                     f"{np.mean(walls[name]):,.0f}", f"{np.median(per_epoch):.1f}",
-                     summaries[0].get("precision", "?"), summaries[0].get("cpu", "?")])
-    ratios = [np.mean(d["cifar_best recipe"]) / np.mean(d["anchor (airbench94)"]) for d in (counted, walls)]
-    rows.append(["recipe / anchor", "", "", f"{ratios[0]:.2f}x", f"{ratios[1]:.2f}x", "", "", ""])
-    stats.write_table(["run", "seeds", "test accuracy % (mean ± std [95% CI])", "counted s per run",
+        found[name] = done = finished_runs(folder)
+        per_epoch = [float(np.median(runs.read_metrics(folder / f"seed_{seed}")["seconds"])) for seed in done]
+        acc = [100 * s["test_acc"] for s in done.values()]
+        first = next(iter(done.values()))
+        counted, wall = ([measure(s) for s in done.values()] for measure in (counted_seconds, wall_seconds))
+        rows.append([name, str(len(done)), stats.ci_cell(acc), f"{np.mean(counted):,.0f}", f"{np.mean(wall):,.0f}",
+                     f"{np.median(per_epoch):.1f}",
+                     first.get("precision", "?"), first.get("cpu", "?")])
+    a, r = found["anchor (airbench94)"], found["cifar_best recipe"]
+    both = sorted(set(a) & set(r))                 # times compare only on the seeds both sides have run
+    ratios = [sum(measure(r[k]) for k in both) / sum(measure(a[k]) for k in both) if both else float("nan")
+              for measure in (counted_seconds, wall_seconds)]
+    rows.append([f"recipe / anchor (seeds {', '.join(map(str, both))})", "", "", f"{ratios[0]:.2f}x",
+                 f"{ratios[1]:.2f}x", "", "", ""])
+    stats.write_table(["run", "seeds", "test accuracy % (mean ± 95% CI)", "counted s per run",
                        "wall s per run", "train s per epoch (median)", "precision", "CPU"], rows, out / "comparison",
                       caption="cifar_best against the anchor, one after the other on this machine (goal: at "
                               "least the anchor's accuracy in at most 0.8x its time). Counted: set-up + training "
                               "steps + final test-time augmentation, as the papers count; wall: the whole run, "
                               "with the per-epoch one-view test scores and data loading")
-    return rows
+    paired, diffs, time_ratios = [], [], []
+    for seed in both:
+        diff = 100 * (r[seed]["test_acc"] - a[seed]["test_acc"])
+        ratio = counted_seconds(r[seed]) / counted_seconds(a[seed])
+        diffs.append(diff)
+        time_ratios.append(ratio)
+        paired.append([str(seed), f"{100 * a[seed]['test_acc']:.2f}", f"{100 * r[seed]['test_acc']:.2f}",
+                       f"{diff:+.2f}", f"{counted_seconds(a[seed]):,.0f}", f"{counted_seconds(r[seed]):,.0f}",
+                       f"{ratio:.3f}", f"{settings_of(a[seed])} / {settings_of(r[seed])}"])
+    if paired:
+        paired.append(["mean (95% CI)", "", "", stats.ci_cell(diffs), "", "", stats.ci_cell(time_ratios, digits=3), ""])
+        stats.write_table(["seed", "anchor %", "recipe %", "recipe - anchor (points)", "anchor counted s",
+                           "recipe counted s", "recipe / anchor (counted s)", "timed with (anchor / recipe)"],
+                          paired, out / "comparison_by_seed",
+                          caption="Each seed's pair. A ratio compares two runs made one after the other; a VM "
+                                  "that changes speed between them moves it, so read it beside the step-time "
+                                  "ratio of benchmarks/cifar_step_ratio.py")
+    return rows + paired
 
 
 def main(argv=None):
