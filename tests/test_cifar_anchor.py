@@ -129,6 +129,8 @@ def test_tiny_anchor_run_trains_and_scores(tmp_path):
     assert s["steps"] == 3 and s["parameters"] == 1_972_792 and s["precision"] in ("fp32", "bf16")
     assert 0.0 <= s["test_acc"] <= 1.0 and s["counted_seconds"] >= s["setup_seconds"] + s["tta_seconds"]
     assert len(runs.read_metrics(run)["epoch"]) == 2 and (run / "last.pt").is_file()
+    state = torch.load(run / "last.pt", weights_only=True)     # what a resume on another machine continues in
+    assert state["precision"] == s["precision"] and state["cpus"] == [s["cpu"]] == [runs.cpu_name()]
 
 
 @pytest.mark.slow

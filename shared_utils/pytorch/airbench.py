@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from shared_utils import data, runs
+from shared_utils.errors import UserError
 from shared_utils.pytorch.checkpoint import load_torch, save_torch
 from shared_utils.pytorch.device import precision_for
 from shared_utils.pytorch.models import FastNet, count_parameters
@@ -202,22 +203,32 @@ def make_optimizer(model: FastNet, hp: dict, batch: int, total_steps: int, white
     return optimizer, [linear, whiten, linear, linear]
 
 
+def resumed_precision(requested: str, here: str, saved: str | None) -> str:
+    """The precision a resumed run continues in: the one its epochs so far were trained in. ``requested`` is the
+    --precision choice, ``here`` what it means on this machine, ``saved`` what last.pt was trained in (None in
+    checkpoints from before this was recorded). A run started in float32 and resumed on a CPU with bfloat16
+    units keeps float32 under "auto"; an explicit choice that contradicts the checkpoint is refused."""
+    if saved is None or saved == here:
+        return here
+    if requested == "auto":
+        return saved
+    raise UserError(f"last.pt was trained in {saved}, and --precision {requested} asks for {here}; resume with "
+                    f"--precision auto (continues in {saved}) or start the run afresh without --resume")
+
+
 def train(config: dict, hp: dict, script_file: str) -> dict:
     """One airbench-style run: train on every training image, score the test set after every epoch (one view)
-    and at the end with ``hp["tta_views"]`` views; resumes from last.pt when the runner says so. ``config``
+    and at the end with ``hp["tta_views"]`` views; resumes from last.pt when the runner says so, in the precision
+    its epochs so far were trained in (the summary's ``cpu`` names every CPU it ran on). ``config``
     may override ``hp``'s epochs and batch_size."""
     t = start(config, script_file)
     device, run, seed = t.device, t.run, int(config["seed"])
     hp = {**hp, "epochs": float(config.get("epochs", hp["epochs"])),
           "batch_size": int(config.get("batch_size", hp["batch_size"]))}
-    precision = precision_for(config.get("precision", "auto"), device)
+    requested = config.get("precision", "auto")
+    precision = precision_for(requested, device)
+    cpus = [runs.cpu_name()]              # the CPUs a run was trained on, in order: a resume may land elsewhere
     memory = torch.channels_last          # in float32 too: 1.32x the NCHW step on an AMD EPYC Zen 3 (README)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-
-    def autocast():
-        if dtype is None:
-            return torch.autocast(device.type, enabled=False)
-        return torch.autocast(device.type, dtype=dtype)
 
     ds = data.cifar10_from_settings({**config, "val_size": 0})
     train_x = torch.from_numpy(ds.normalize(ds.train.x))
@@ -243,6 +254,8 @@ def train(config: dict, hp: dict, script_file: str) -> dict:
 
     if run.resume and (run / "last.pt").exists():
         state = load_torch(run / "last.pt", map_location=device)
+        precision = resumed_precision(requested, precision, state.get("precision"))
+        cpus = list(dict.fromkeys(state.get("cpus", []) + cpus))
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -253,6 +266,12 @@ def train(config: dict, hp: dict, script_file: str) -> dict:
         step, first_epoch, history = state["step"], state["epoch"] + 1, state["history"]
         setup_seconds = state["setup_seconds"]
         run.replace_metrics(history)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+    def autocast():
+        if dtype is None:
+            return torch.autocast(device.type, enabled=False)
+        return torch.autocast(device.type, dtype=dtype)
 
     for epoch in range(first_epoch, math.ceil(hp["epochs"])):
         started = time.perf_counter()
@@ -295,7 +314,8 @@ def train(config: dict, hp: dict, script_file: str) -> dict:
         save_torch(run / "last.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                      "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
                                      "average": average.average if average is not None else None, "step": step,
-                                     "epoch": epoch, "history": history, "setup_seconds": setup_seconds})
+                                     "epoch": epoch, "history": history, "setup_seconds": setup_seconds,
+                                     "precision": precision, "cpus": cpus})
         if not config.get("quiet"):
             print(f"epoch {epoch + 1}: test {100 * test_acc:.2f}% (one view), {seconds:.1f} s", flush=True)
 
@@ -311,4 +331,4 @@ def train(config: dict, hp: dict, script_file: str) -> dict:
                        tta_seconds=tta_seconds, seconds_per_epoch=float(np.median([r["seconds"] for r in history])),
                        steps=step, precision=precision, memory_format="channels_last",
                        huge_pages=os.environ.get("THP_MEM_ALLOC_ENABLE") == "1", parameters=count_parameters(model),
-                       train_images=len(train_x), optimizer=hp["optimizer"], cpu=runs.cpu_name())
+                       train_images=len(train_x), optimizer=hp["optimizer"], cpu=" then ".join(cpus))

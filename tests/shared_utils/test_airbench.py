@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from shared_utils import runs
-from shared_utils.pytorch.airbench import AIRBENCH94, AIRBENCH94_MUON, build_network, make_optimizer
+from shared_utils.errors import UserError
+from shared_utils.pytorch.airbench import AIRBENCH94, AIRBENCH94_MUON, build_network, make_optimizer, resumed_precision
 from shared_utils.pytorch.muon import Muon
 from tests.conftest import requires, run_script
 
@@ -32,6 +33,15 @@ def test_muon_recipe_trains_filters_by_muon_and_the_rest_by_sgd_at_their_rates()
     linear, whiten_factor = factors[0], factors[1]
     assert (linear(0), linear(100), linear(200)) == (1.0, 0.5, 0.0)                  # to zero, no warm-up
     assert (whiten_factor(0), whiten_factor(75), whiten_factor(150)) == (1.0, 0.0, 0.0)
+
+
+def test_a_resumed_run_keeps_the_precision_its_epochs_were_trained_in():
+    assert resumed_precision("auto", "bf16", "fp32") == "fp32"      # started on a CPU without bfloat16 units
+    assert resumed_precision("auto", "fp32", "bf16") == "bf16"
+    assert resumed_precision("auto", "bf16", None) == "bf16"        # a checkpoint from before this was recorded
+    assert resumed_precision("fp32", "fp32", "fp32") == "fp32"
+    with pytest.raises(UserError, match="last.pt was trained in bf16, and --precision fp32"):
+        resumed_precision("fp32", "fp32", "bf16")
 
 
 def test_muon_recipe_head_starts_at_unit_std_with_logits_divided_by_its_width():
