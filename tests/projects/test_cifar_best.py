@@ -289,9 +289,16 @@ def test_screen_refuses_bad_settings_in_one_line(tmp_path, args, fragment):
     assert_user_error(result, fragment)
 
 
-def test_the_muon_recipe_refuses_the_sgd_recipes_flags(tmp_path):
-    result = run_script("projects/cifar_best/recipe.py", "--quick", "--long", "--out", tmp_path / "o", cwd=tmp_path)
-    assert_user_error(result, "--recipe sgd")
+@pytest.mark.parametrize("flags, fragment", [
+    (["--long"], "--recipe sgd"),
+    (["--crop-epochs", "1"], "--crop-epochs needs --crop-size"),
+    (["--crop-size", "24", "--crop-epochs", "2"], "--crop-epochs must be from 1 to the 1 epochs"),   # --quick: 1
+    (["--crop-size", "8", "--crop-epochs", "1"], "expected an integer from 10 to 31"),
+    (["--recipe", "sgd", "--crop-size", "24"], "belong to --recipe muon"),
+])
+def test_each_recipe_refuses_the_other_recipes_flags(tmp_path, flags, fragment):
+    result = run_script("projects/cifar_best/recipe.py", "--quick", *flags, "--out", tmp_path / "o", cwd=tmp_path)
+    assert_user_error(result, fragment)
     assert not any((tmp_path / "o").rglob("*"))             # the --out folder is checked, nothing written in it
 
 

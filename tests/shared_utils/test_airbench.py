@@ -8,7 +8,9 @@ import torch
 
 from shared_utils import runs
 from shared_utils.errors import UserError
-from shared_utils.pytorch.airbench import AIRBENCH94, AIRBENCH94_MUON, build_network, make_optimizer, resumed_precision
+from shared_utils.pytorch import airbench
+from shared_utils.pytorch.airbench import (AIRBENCH94, AIRBENCH94_MUON, build_network, make_optimizer, random_crops,
+                                           resumed_precision)
 from shared_utils.pytorch.muon import Muon
 from tests.conftest import requires, run_script
 
@@ -55,19 +57,29 @@ def test_muon_recipe_head_starts_at_unit_std_with_logits_divided_by_its_width():
 
 
 @requires("cifar10")
-@pytest.mark.parametrize("images, epochs, batch, test, floor", [
-    # default tier: the whole path (2 steps, every score, the files) on 128 images; 29% after 8 steps on 256
-    # images (chance 10%), measured, was worth 20 s of the default tier's 150 s on a slow day: learning is the
-    # slow tier's (40 steps on 2,000 images: 66.2% measured)
-    pytest.param(128, 1, 64, 100, None, id="tiny"),
-    pytest.param(2000, 4, 200, 500, 0.5, id="2000 images", marks=pytest.mark.slow),
+@pytest.mark.parametrize("images, epochs, batch, test, floor, crops", [
+    # default tier: the whole path (4 steps, the first 2 on 24 x 24 crops, every score, the files) on 128 images;
+    # 29% after 8 steps on 256 images (chance 10%), measured, was worth 20 s of the default tier's 150 s on a slow
+    # day: learning is the slow tier's (40 steps on 2,000 images, whole images: 66.2% measured)
+    pytest.param(128, 2, 64, 40, None, (24, 1), id="tiny"),
+    pytest.param(2000, 4, 200, 500, 0.5, None, id="2000 images", marks=pytest.mark.slow),
 ])
-def test_muon_recipe_learns_on_real_images(tmp_path, images, epochs, batch, test, floor):
+def test_muon_recipe_learns_on_real_images(tmp_path, monkeypatch, images, epochs, batch, test, floor, crops):
+    seen = []
+
+    def recording(images, size, generator):
+        seen.append((len(images), size))
+        return random_crops(images, size, generator)
+
+    monkeypatch.setattr(airbench, "random_crops", recording)
+    flags = ["--crop-size", str(crops[0]), "--crop-epochs", str(crops[1])] if crops else []
     result = run_script("projects/cifar_best/recipe.py", "--limit-train", str(images), "--test-subset", str(test),
-                        "--batch-size", str(batch), "--epochs", str(epochs), "--quiet", "--out", tmp_path,
+                        "--batch-size", str(batch), "--epochs", str(epochs), *flags, "--quiet", "--out", tmp_path,
                         cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    run = tmp_path / "recipe_muon" / "recipe" / "seed_0"
+    study = f"recipe_muon_crop{crops[0]}x{crops[1]}" if crops else "recipe_muon"
+    assert seen == ([(batch, crops[0])] * (images // batch * crops[1]) if crops else [])   # then whole images
+    run = tmp_path / study / "recipe" / "seed_0"
     s = runs.read_summary(run)
     assert s["optimizer"] == "muon" and s["steps"] == images // batch * epochs and s["parameters"] == 1_972_792
     assert s["counted_seconds"] >= s["setup_seconds"] + s["tta_seconds"] and math.isfinite(s["counted_seconds"])
@@ -75,4 +87,19 @@ def test_muon_recipe_learns_on_real_images(tmp_path, images, epochs, batch, test
     if floor is not None:
         assert s["test_acc"] > floor, s["test_acc"]      # chance is 10% (sd 1.3 points on 500 images)
     for name in ("time_to_accuracy.png", "table.md", "bars.png"):
-        assert (tmp_path / "recipe_muon" / name).is_file(), name
+        assert (run.parents[1] / name).is_file(), name
+
+
+def test_random_crops_cut_each_image_at_its_own_place_and_the_network_takes_them():
+    images = torch.randn(300, 3, 32, 32)
+    crops = random_crops(images, 24, torch.Generator().manual_seed(0))
+    assert crops.shape == (300, 3, 24, 24)
+    places = []
+    for img, crop in zip(images, crops):                       # each crop is one 24 x 24 window of its own image
+        found = [(i, j) for i in range(9) for j in range(9) if torch.equal(crop, img[:, i:i + 24, j:j + 24])]
+        assert len(found) == 1
+        places += found
+    assert len(set(places)) > 50 and {i for i, _ in places} == set(range(9))   # 81 places, all rows reached
+    model = build_network(AIRBENCH94_MUON)
+    assert model(crops[:2].contiguous(memory_format=torch.channels_last)).shape == (2, 10)
+    assert model(torch.randn(2, 3, 10, 10)).shape == (2, 10)    # the smallest side --crop-size allows
