@@ -10,7 +10,11 @@ Muon for the filters and SGD for the rest), and reports the median step, the sec
 The pixel values do not change a step's cost, so the batches are random; the first step of every block is an
 untimed warm-up. Writes benchmarks/runs/cifar_step_ratio.json with the CPU's name.
 
+--crop-size N --crop-epochs K adds a third arm, the recipe's step on N x N crops (recipe.py --crop-size), and
+projects the cropped recipe's training: K epochs of crop steps, the rest of whole-image steps.
+
     python benchmarks/cifar_step_ratio.py --blocks 3 --steps 2
+    python benchmarks/cifar_step_ratio.py --blocks 3 --steps 2 --crop-size 24 --crop-epochs 3
 """
 from __future__ import annotations
 
@@ -36,10 +40,11 @@ def steps_of(hp: dict, batch: int) -> tuple[int, int]:
     return per_epoch, math.ceil(per_epoch * hp["epochs"])
 
 
-def block(hp: dict, batch: int, steps: int, precision: str, generator: torch.Generator) -> list[float]:
-    """Seconds of each of ``steps`` training steps (after one untimed warm-up step) of a fresh network."""
+def block(hp: dict, batch: int, steps: int, precision: str, generator: torch.Generator, side: int = 32) -> list[float]:
+    """Seconds of each of ``steps`` training steps (after one untimed warm-up step) of a fresh network on
+    ``side`` x ``side`` images."""
     memory = torch.channels_last          # as the trainer (shared_utils/pytorch/airbench.py), in every precision
-    x = torch.randn(batch, 3, 32, 32, generator=generator).contiguous(memory_format=memory)
+    x = torch.randn(batch, 3, side, side, generator=generator).contiguous(memory_format=memory)
     y = torch.randint(0, 10, (batch,), generator=generator)
     model = build_network(hp).to(memory_format=memory)
     model.init_whitening(x[:min(batch, 500)], eps=hp["whiten_eps"], centre=False)
@@ -67,33 +72,58 @@ def main(argv=None):
                    help="multiply both recipes' batch sizes by this (below 1 only for a smoke test)")
     p.add_argument("--precision", choices=("auto", "fp32"), default="auto",
                    help="auto: bfloat16 on CPUs with bfloat16 units; fp32 everywhere")
+    p.add_argument("--crop-size", type=cli.bounded_int(10, 31, " pixels"), default=None,
+                   help="also time the recipe's step on crops of this side (recipe.py --crop-size)")
+    p.add_argument("--crop-epochs", type=cli.positive_int, default=None,
+                   help="with --crop-size: the epochs the projected cropped recipe trains on crops")
     args = cli.parse(p, argv)
     if args.batch_scale > 1:
         p.error(f"argument --batch-scale: at most 1 (the recipes' own batch sizes), got {args.batch_scale}")
+    if (args.crop_size is None) != (args.crop_epochs is None):
+        p.error("--crop-size and --crop-epochs go together")
+    if args.crop_epochs and args.crop_epochs > AIRBENCH94_MUON["epochs"]:
+        p.error(f"--crop-epochs: at most the recipe's {AIRBENCH94_MUON['epochs']} epochs, got {args.crop_epochs}")
     seed_everything(args.seed)
     precision = precision_for(args.precision, torch.device("cpu"))
     generator = torch.Generator().manual_seed(args.seed)
-    batches = {name: max(2, round(hp["batch_size"] * args.batch_scale)) for name, hp in RECIPES.items()}
-    times: dict[str, list[float]] = {name: [] for name in RECIPES}
+    arms = {name: (hp, 32) for name, hp in RECIPES.items()}
+    cropped = f"Muon recipe on {args.crop_size}x{args.crop_size} crops"
+    if args.crop_size:
+        arms[cropped] = (AIRBENCH94_MUON, args.crop_size)
+    batches = {name: max(2, round(hp["batch_size"] * args.batch_scale)) for name, (hp, _) in arms.items()}
+    times: dict[str, list[float]] = {name: [] for name in arms}
     for _ in range(args.blocks):
-        for name, hp in RECIPES.items():
-            times[name] += block(hp, batches[name], args.steps, precision, generator)
+        for name, (hp, side) in arms.items():
+            times[name] += block(hp, batches[name], args.steps, precision, generator, side)
     result = {"cpu": runs.cpu_name(), "cpu_features": runs.cpu_features(), "torch_threads": torch.get_num_threads(),
               "precision": precision, "blocks": args.blocks, "steps": args.steps, "recipes": {}}
-    for name, hp in RECIPES.items():
+    for name, (hp, side) in arms.items():
         step = statistics.median(times[name])
         per_epoch, total = steps_of(hp, batches[name])
-        result["recipes"][name] = {"batch_size": batches[name], "epochs": hp["epochs"], "steps": total,
-                                   "step_seconds": times[name], "median_step_seconds": step,
+        result["recipes"][name] = {"batch_size": batches[name], "image_side": side, "epochs": hp["epochs"],
+                                   "steps": total, "step_seconds": times[name], "median_step_seconds": step,
                                    "epoch_seconds": step * per_epoch, "train_seconds": step * total}
     anchor, recipe = (result["recipes"][name]["train_seconds"] for name in RECIPES)
     result["train_seconds_ratio"] = recipe / anchor
+    if args.crop_size:
+        crop, whole = (result["recipes"][name] for name in (cropped, "cifar_best Muon recipe"))
+        crop_steps = steps_of(AIRBENCH94_MUON, batches[cropped])[0] * args.crop_epochs
+        crop["projected"] = {"crop_epochs": args.crop_epochs, "crop_step_over_whole": crop["median_step_seconds"]
+                             / whole["median_step_seconds"],
+                             "train_seconds": crop_steps * crop["median_step_seconds"]
+                             + (whole["steps"] - crop_steps) * whole["median_step_seconds"]}
+        crop["projected"]["train_seconds_ratio"] = crop["projected"]["train_seconds"] / anchor
     print(f"{runs.cpu_name()}, {precision}, {torch.get_num_threads()} threads, {args.blocks} alternating blocks of "
           f"{args.steps} steps:")
     for name, r in result["recipes"].items():
         print(f"  {name:>24}: batch {r['batch_size']}, {r['median_step_seconds']:.2f} s a step, "
               f"{r['epoch_seconds']:.1f} s an epoch, {r['steps']} steps = {r['train_seconds']:.0f} s of training")
     print(f"  training time, recipe / anchor: {result['train_seconds_ratio']:.3f}")
+    if args.crop_size:
+        projected = result["recipes"][cropped]["projected"]
+        print(f"  a crop step costs {projected['crop_step_over_whole']:.3f} of a whole-image step; the recipe with "
+              f"its first {args.crop_epochs} epochs on crops: {projected['train_seconds']:.0f} s of training, "
+              f"{projected['train_seconds_ratio']:.3f} of the anchor's")
     runs.atomic_write_json(runs.root(__file__, "cifar_step_ratio.json", args.out), result)
     return result
 

@@ -184,17 +184,28 @@ def test_the_small_copy_for_the_gpu_check_reads_back_balanced(tmp_path):
 
 
 def test_step_ratio_benchmark_times_both_recipes_in_alternating_blocks(tmp_path):
-    result = run_script("benchmarks/cifar_step_ratio.py", "--quick", "--blocks", "2", "--out", tmp_path, cwd=tmp_path)
+    result = run_script("benchmarks/cifar_step_ratio.py", "--quick", "--blocks", "2", "--crop-size", "24",
+                        "--crop-epochs", "3", "--out", tmp_path, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     r = json.loads((tmp_path / "cifar_step_ratio.json").read_text())
     anchor, recipe = r["recipes"]["anchor (airbench94)"], r["recipes"]["cifar_best Muon recipe"]
-    assert (anchor["batch_size"], recipe["batch_size"]) == (20, 40)            # 2% of 1,024 and 2,000
-    assert len(anchor["step_seconds"]) == len(recipe["step_seconds"]) == 2      # two blocks of one timed step
+    crop = r["recipes"]["Muon recipe on 24x24 crops"]
+    assert (anchor["batch_size"], recipe["batch_size"], crop["batch_size"]) == (20, 40, 40)   # 2% of 1,024, 2,000
+    assert (anchor["image_side"], recipe["image_side"], crop["image_side"]) == (32, 32, 24)
+    assert len(anchor["step_seconds"]) == len(recipe["step_seconds"]) == len(crop["step_seconds"]) == 2
     assert anchor["steps"] == math.ceil(50_000 // 20 * 9.9) and recipe["steps"] == 50_000 // 40 * 8
     assert r["train_seconds_ratio"] == pytest.approx(recipe["train_seconds"] / anchor["train_seconds"])
-    assert "recipe / anchor" in result.stdout
+    crop_steps = 50_000 // 40 * 3                                                 # 3 of the 8 epochs on crops
+    whole_steps = recipe["steps"] - crop_steps
+    projected = crop_steps * crop["median_step_seconds"] + whole_steps * recipe["median_step_seconds"]
+    assert crop["projected"]["train_seconds"] == pytest.approx(projected)
+    assert crop["projected"]["train_seconds_ratio"] == pytest.approx(projected / anchor["train_seconds"])
+    assert "recipe / anchor" in result.stdout and "first 3 epochs on crops" in result.stdout
 
 
-def test_step_ratio_benchmark_refuses_a_batch_scale_above_one(tmp_path):
-    result = run_script("benchmarks/cifar_step_ratio.py", "--batch-scale", "2", "--out", tmp_path, cwd=tmp_path)
-    assert_user_error(result, "--batch-scale")
+@pytest.mark.parametrize("flags, fragment", [(["--batch-scale", "2"], "--batch-scale"),
+                                             (["--crop-size", "24"], "go together"),
+                                             (["--crop-size", "24", "--crop-epochs", "9"], "--crop-epochs")])
+def test_step_ratio_benchmark_refuses_bad_flags(tmp_path, flags, fragment):
+    result = run_script("benchmarks/cifar_step_ratio.py", *flags, "--out", tmp_path, cwd=tmp_path)
+    assert_user_error(result, fragment)
