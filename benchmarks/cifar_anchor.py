@@ -48,7 +48,7 @@ from shared_utils import cli, data, runs, stats
 from shared_utils.errors import UserError
 from shared_utils.pytorch.airbench import AIRBENCH94, build_network, train
 from shared_utils.pytorch.models import FastNet
-from shared_utils.study import Study
+from shared_utils.study import Study, StudyResult
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,8 +67,8 @@ def trial(config: dict) -> dict:
     return train(config, HP, __file__)
 
 
-def recipe_folder(out: Path) -> Path:
-    return out / "cifar_best" / "recipe_muon" / "recipe"
+def recipe_study(out: Path) -> Path:
+    return out / "cifar_best" / "recipe_muon"
 
 
 def run_recipe(args, out: Path) -> None:
@@ -93,12 +93,15 @@ def settings_of(summary: dict) -> str:
     return f"{layout}, {'2 MB' if summary.get('huge_pages') else '4 kB'} pages"
 
 
-def finished_runs(folder: Path) -> dict[int, dict]:
-    """{seed: summary} of every finished run under ``folder`` (seed_*/summary.json)."""
-    done = {int(p.name.split("_")[1]): runs.read_summary(p) for p in sorted(folder.glob("seed_*"))
-            if (p / "summary.json").exists()}
+def by_seed(result: StudyResult) -> dict[int, tuple[dict, Path]]:
+    """{seed: (summary, run folder)} of a one-condition study's finished runs."""
+    done = {}
+    for seed in result.seeds:
+        summaries, paths = result.summaries([seed]), result.run_paths([seed])
+        for condition, found in summaries.items():
+            done[seed] = (found[0], paths[condition][0])
     if not done:
-        raise UserError(f"no finished run under {folder}; run this command again with --resume")
+        raise UserError(f"no finished run in {result.path}; run this command again with --resume")
     return done
 
 
@@ -111,16 +114,17 @@ def wall_seconds(summary: dict) -> float:
     return summary["wall_time_s"]
 
 
-def comparison(anchor: Path, recipe: Path, out: Path) -> list[list[str]]:
+def comparison(anchor: StudyResult, recipe: StudyResult, out: Path) -> list[list[str]]:
     """Two tables. comparison.md: accuracy (mean and 95% CI), seconds counted as the papers count them (set-up,
     training steps, final TTA) and wall seconds per run, training seconds per epoch, and the recipe's times as
     multiples of the anchor's. comparison_by_seed.md: each seed's pair (the two runs of a seed go one after the
     other, so they share the machine's state of the day), with the accuracy difference and the time ratio per
     seed and their means with 95% CIs over the seeds that both have."""
     rows, found = [], {}
-    for name, folder in (("anchor (airbench94)", anchor), ("cifar_best recipe", recipe)):
-        found[name] = done = finished_runs(folder)
-        per_epoch = [float(np.median(runs.read_metrics(folder / f"seed_{seed}")["seconds"])) for seed in done]
+    for name, result in (("anchor (airbench94)", anchor), ("cifar_best recipe", recipe)):
+        runs_of = by_seed(result)
+        found[name] = done = {seed: summary for seed, (summary, _) in runs_of.items()}
+        per_epoch = [float(np.median(runs.read_metrics(path)["seconds"])) for _, path in runs_of.values()]
         acc = [100 * s["test_acc"] for s in done.values()]
         first = next(iter(done.values()))
         counted, wall = ([measure(s) for s in done.values()] for measure in (counted_seconds, wall_seconds))
@@ -183,7 +187,7 @@ def main(argv=None):
     result.finish()
     if args.with_recipe:
         run_recipe(args, out)
-        for row in comparison(study.path / "airbench94", recipe_folder(out), out):
+        for row in comparison(result, StudyResult.load(recipe_study(out)), out):
             print(" | ".join(row))
         print(f"-> {out / 'comparison.md'}")
     return values

@@ -14,7 +14,7 @@ import torch
 from benchmarks.cifar_anchor import HP, PAPER, build_anchor
 from shared_utils.pytorch.airbench import AlternatingFlipImages, WeightAverage, forward_macs, triangle, tta_logits
 from shared_utils import runs
-from shared_utils.errors import UserError
+from shared_utils.study import Study, start
 from shared_utils.pytorch.models import count_parameters
 from tests.conftest import REPO, assert_user_error, requires, run_script
 
@@ -80,41 +80,44 @@ def test_schedule_images_averaging_and_test_views():
     assert torch.allclose(tta_logits(net, ramp, 6), expected, atol=1e-5)
 
 
+def stand_in_trial(config):
+    """A finished run with the given figures (config["figures"][seed]) and two epochs' seconds."""
+    t = start(config, __file__)
+    for epoch, seconds in ((1, 10.0), (2, 12.0)):
+        t.run.log(epoch=epoch, seconds=seconds)
+    return t.run.summary(precision="fp32", **config["figures"][str(config["seed"])])
+
+
 def test_the_comparison_pairs_each_seed_and_gives_the_ratio_with_its_ci(tmp_path):
-    """comparison() on run folders written here: the table reads accuracy and times back, pairs the seeds both
-    sides have, and names how each run was timed."""
+    """comparison() on two studies run here with stand-in trials: it reads accuracy and times back through the
+    study results, pairs the seeds both sides have, and names how each run was timed."""
     from benchmarks.cifar_anchor import comparison
 
-    def run(folder, acc, counted, **settings):
-        folder.mkdir(parents=True)
-        (folder / "summary.json").write_text(json.dumps({"test_acc": acc, "counted_seconds": counted,
-                                                         "wall_time_s": counted + 100, "precision": "fp32",
-                                                         "cpu": "test CPU", **settings}))
-        (folder / "metrics.csv").write_text("epoch,seconds\n1,10\n2,12\n")
+    def study(name, condition, figures):
+        result = Study(name, stand_in_trial, {condition: {}}, sorted(figures), tmp_path / name,
+                       base={"figures": {str(k): v for k, v in figures.items()}}).run(quiet=True)
+        result.raise_for_failures()
+        return result
 
-    a, r = tmp_path / "anchor", tmp_path / "recipe"
-    run(a / "seed_0", 0.9083, 4919.0)                                  # recorded before layout and pages were
-    run(a / "seed_1", 0.9055, 3697.0, memory_format="channels_last", huge_pages=True)
-    run(a / "seed_2", 0.9070, 3700.0, memory_format="channels_last", huge_pages=True)    # recipe not run yet
-    run(r / "seed_0", 0.9077, 5036.0)
-    run(r / "seed_1", 0.9060, 3000.0, memory_format="channels_last", huge_pages=True)
-    comparison(a, r, tmp_path)
+    new = {"memory_format": "channels_last", "huge_pages": True}
+    anchor = study("anchor", "airbench94", {0: {"test_acc": 0.9083, "counted_seconds": 4919.0},   # before layout
+                                            1: {"test_acc": 0.9055, "counted_seconds": 3697.0, **new},
+                                            2: {"test_acc": 0.9070, "counted_seconds": 3700.0, **new}})
+    recipe = study("recipe", "recipe", {0: {"test_acc": 0.9077, "counted_seconds": 5036.0},
+                                        1: {"test_acc": 0.9060, "counted_seconds": 3000.0, **new}})
+    comparison(anchor, recipe, tmp_path)
     main = (tmp_path / "comparison.md").read_text()
     assert "| anchor (airbench94) | 3 |" in main and "| cifar_best recipe | 2 |" in main
     assert f"| recipe / anchor (seeds 0, 1) |  |  | {(5036 + 3000) / (4919 + 3697):.2f}x |" in main
     by_seed = (tmp_path / "comparison_by_seed.md").read_text().splitlines()
     seed_rows = [line for line in by_seed if line.startswith("| 0 |") or line.startswith("| 1 |")]
-    assert len(seed_rows) == 2 and not any(line.startswith("| 2 |") for line in by_seed)
+    assert len(seed_rows) == 2 and not any(line.startswith("| 2 |") for line in by_seed)     # no recipe seed 2
     assert "| -0.06 |" in seed_rows[0] and "| 1.024 |" in seed_rows[0]
     assert "NCHW, 4 kB pages / NCHW, 4 kB pages" in seed_rows[0]
     assert "| +0.05 |" in seed_rows[1] and "| 0.811 |" in seed_rows[1] and "channels-last, 2 MB pages" in seed_rows[1]
     ratios = np.array([5036 / 4919, 3000 / 3697])
     half = 12.706 * ratios.std(ddof=1) / np.sqrt(2)                     # t(0.975, 1 degree of freedom)
     assert f"{ratios.mean():.3f} ± {half:.3f}" in by_seed[-1]
-    empty = tmp_path / "none"
-    empty.mkdir()
-    with pytest.raises(UserError, match="no finished run"):
-        comparison(empty, r, tmp_path)
 
 
 TINY = ("--limit-train", "64", "--test-subset", "40", "--batch-size", "32", "--epochs", "1.5", "--quiet")
