@@ -28,6 +28,7 @@ float32 elsewhere (--precision fp32 forces it); channels-last memory in all of t
 
     python benchmarks/cifar_anchor.py --seeds 0                  # the anchor alone
     python benchmarks/cifar_anchor.py --seeds 0 1 2 --with-recipe   # then cifar_best's recipe, and the table
+    python benchmarks/cifar_anchor.py --seeds 0 1 2 --with-recipe --crop-size 24 --crop-epochs 4   # its crop variant
 
 --with-recipe runs `projects/cifar_best/recipe.py` (its default, the Muon recipe) with the same seeds and
 precision after the anchor, in a fresh process, and writes comparison.md: accuracy (mean and 95% CI), counted
@@ -67,8 +68,10 @@ def trial(config: dict) -> dict:
     return train(config, HP, __file__)
 
 
-def recipe_study(out: Path) -> Path:
-    return out / "cifar_best" / "recipe_muon"
+def recipe_study(out: Path, args) -> Path:
+    """Where recipe.py puts the recipe's study (its crop variant has a folder of its own)."""
+    crops = f"_crop{args.crop_size}x{args.crop_epochs}" if args.crop_size else ""
+    return out / "cifar_best" / f"recipe_muon{crops}"
 
 
 def run_recipe(args, out: Path) -> None:
@@ -76,7 +79,8 @@ def run_recipe(args, out: Path) -> None:
     cmd = [sys.executable, str(REPO / "projects" / "cifar_best" / "recipe.py"), "--seeds", *map(str, args.seeds),
            "--precision", args.precision, "--out", str(out / "cifar_best"), "--quiet"]
     for flag, value in (("--data-dir", args.data_dir), ("--limit-train", args.limit_train),
-                        ("--test-subset", args.test_subset), ("--device", args.device)):
+                        ("--test-subset", args.test_subset), ("--device", args.device),
+                        ("--crop-size", args.crop_size), ("--crop-epochs", args.crop_epochs)):
         if value is not None:
             cmd += [flag, str(value)]
     cmd += ["--quick"] if args.quick else []
@@ -173,8 +177,13 @@ def main(argv=None):
     p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
     p.add_argument("--with-recipe", action="store_true",
                    help="then run projects/cifar_best/recipe.py with the same seeds and precision, and compare")
+    p.add_argument("--crop-size", type=cli.bounded_int(10, 31, " pixels"), default=None,
+                   help="with --with-recipe: the recipe's first --crop-epochs on crops of this side (recipe.py's flag)")
+    p.add_argument("--crop-epochs", type=cli.positive_int, default=None, help="with --crop-size (recipe.py's flag)")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
+    if (args.crop_size or args.crop_epochs) and not (args.with_recipe and args.crop_size and args.crop_epochs):
+        p.error("--crop-size and --crop-epochs go together, with --with-recipe (they choose the recipe's variant)")
     settings = {**cli.data_settings(args), "val_size": 0}
     data.cifar10_from_settings(settings)            # no CIFAR-10 and no network: stop before training
     out = runs.root(__file__, "cifar_anchor", args.out)
@@ -187,7 +196,7 @@ def main(argv=None):
     result.finish()
     if args.with_recipe:
         run_recipe(args, out)
-        for row in comparison(result, StudyResult.load(recipe_study(out)), out):
+        for row in comparison(result, StudyResult.load(recipe_study(out, args)), out):
             print(" | ".join(row))
         print(f"-> {out / 'comparison.md'}")
     return values

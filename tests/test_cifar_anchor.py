@@ -139,10 +139,21 @@ def test_tiny_anchor_run_trains_and_scores(tmp_path):
 @pytest.mark.slow
 @requires("cifar10")
 def test_with_recipe_writes_the_side_by_side_table(tmp_path):
-    result = run_script("benchmarks/cifar_anchor.py", *TINY, "--with-recipe", "--out", tmp_path, cwd=tmp_path)
+    result = run_script("benchmarks/cifar_anchor.py", *TINY, "--with-recipe", "--crop-size", "24", "--crop-epochs",
+                        "1", "--out", tmp_path, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     table = (tmp_path / "cifar_anchor" / "comparison.md").read_text()
     assert "anchor (airbench94)" in table and "cifar_best recipe" in table and "recipe / anchor" in table
+    crop_run = tmp_path / "cifar_anchor" / "cifar_best" / "recipe_muon_crop24x1" / "recipe" / "seed_0"
+    assert runs.read_summary(crop_run)["steps"] == 3          # the crop variant's run is the one compared
+
+
+@pytest.mark.parametrize("flags", [["--crop-size", "24", "--crop-epochs", "1"],            # without --with-recipe
+                                   ["--with-recipe", "--crop-size", "24"]])
+def test_the_crop_flags_go_together_with_the_recipe(tmp_path, flags):
+    result = run_script("benchmarks/cifar_anchor.py", *TINY, *flags, "--out", tmp_path / "o", cwd=tmp_path)
+    assert_user_error(result, "go together")
+    assert not any((tmp_path / "o").rglob("*"))           # --out checked, nothing written in it
 
 
 @pytest.mark.slow
