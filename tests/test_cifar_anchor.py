@@ -145,7 +145,7 @@ def test_with_recipe_writes_the_side_by_side_table(tmp_path):
     table = (tmp_path / "cifar_anchor" / "comparison.md").read_text()
     assert "anchor (airbench94)" in table and "cifar_best recipe" in table and "recipe / anchor" in table
     crop_run = tmp_path / "cifar_anchor" / "cifar_best" / "recipe_muon_crop24x1" / "recipe" / "seed_0"
-    assert runs.read_summary(crop_run)["steps"] == 3          # the crop variant's run is the one compared
+    assert runs.read_summary(crop_run)["steps"] == 8    # its own 8 epochs of one 64-image batch: the variant ran
 
 
 @pytest.mark.parametrize("flags", [["--crop-size", "24", "--crop-epochs", "1"],            # without --with-recipe
