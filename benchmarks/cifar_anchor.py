@@ -47,7 +47,7 @@ import numpy as np
 
 from shared_utils import cli, data, runs, stats
 from shared_utils.errors import UserError
-from shared_utils.pytorch.airbench import AIRBENCH94, build_network, train
+from shared_utils.pytorch.airbench import AIRBENCH94, build_network, muon_study_name, train
 from shared_utils.pytorch.models import FastNet
 from shared_utils.study import Study, StudyResult
 
@@ -70,8 +70,7 @@ def trial(config: dict) -> dict:
 
 def recipe_study(out: Path, args) -> Path:
     """Where recipe.py puts the recipe's study (its crop variant has a folder of its own)."""
-    crops = f"_crop{args.crop_size}x{args.crop_epochs}" if args.crop_size else ""
-    return out / "cifar_best" / f"recipe_muon{crops}"
+    return out / "cifar_best" / muon_study_name(args.crop_size, args.crop_epochs)
 
 
 def run_recipe(args, out: Path) -> None:

@@ -83,7 +83,7 @@ def run_muon(args, p) -> dict:
         p.error("--crop-epochs needs --crop-size (the side of the crops those epochs train on)")
     settings = {**cli.data_settings(args), "val_size": 0}
     data.cifar10_from_settings(settings)        # no CIFAR-10 and no network: stop before training
-    name = "recipe_muon" + (f"_crop{args.crop_size}x{args.crop_epochs}" if crops else "")
+    name = airbench.muon_study_name(args.crop_size, args.crop_epochs)
     study = Study(name, trial, {"recipe": {}}, args.seeds, runs.root(__file__, out=args.out),
                   base={"recipe": "muon", "epochs": epochs, "batch_size": batch, "precision": args.precision,
                         **crops, **settings}, resume=args.resume)

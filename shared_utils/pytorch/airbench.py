@@ -18,9 +18,9 @@ summed label-smoothed (0.2) cross-entropy; six-view test-time augmentation (``tt
 
 Neither published setting has it, but either may train its first ``crop_epochs`` on a random ``crop_size`` x
 ``crop_size`` window of each (flipped, translated) image (random_crops): progressive resizing in the form that
-keeps the objects' scale, which MosaicML found the better form on CIFAR-10; steps on 24 x 24 crops cost about
-(23 / 31)^2 = 0.55 of whole images' (the stem's output side), the rest of the network unchanged (it ends in a
-global max pool).
+keeps the objects' scale (the form MosaicML's documentation reports better for a CIFAR-10 ResNet; not tested
+here). The network takes any side from 10 (it ends in a global max pool); measured on an AMD EPYC in float32, an
+epoch on 24 x 24 crops costs 0.55x a whole-image epoch (projects/cifar_best/README.md).
 
 Every precision trains in channels-last memory: oneDNN's convolutions are faster in it on CPUs in float32 as
 well (benchmarks/cifar_precision.py: 1.32x on an AMD EPYC Zen 3 at batch 512; torch.compile added nothing to it).
@@ -110,6 +110,12 @@ def triangle(steps: int, start: float, peak_at: float, end: float) -> list[float
     peak = int(peak_at * steps)
     return [start + (1 - start) * i / peak if i < peak else 1 + (end - 1) * (i - peak) / (steps - peak)
             for i in range(steps + 1)]
+
+
+def muon_study_name(crop_size: int | None, crop_epochs: int | None) -> str:
+    """The folder of cifar_best's Muon recipe study: recipe_muon, or recipe_muon_crop<size>x<epochs> for its crop
+    variant (projects/cifar_best/recipe.py writes it, benchmarks/cifar_anchor.py reads it back)."""
+    return "recipe_muon" + (f"_crop{crop_size}x{crop_epochs}" if crop_size else "")
 
 
 def random_crops(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
