@@ -19,9 +19,11 @@ from shared_utils.runs import RunDir
 
 
 def load_mnist(args) -> data.Dataset:
-    """Full MNIST (or --limit-train of it) with the project's validation split (data.mnist_from_settings)."""
+    """Full MNIST (or --limit-train of it, and --test-subset of the test images) with the project's validation
+    split (data.mnist_from_settings)."""
     return data.mnist_from_settings({"data_dir": str(args.data_dir) if args.data_dir else None,
-                                     "limit_train": args.limit_train, "data_seed": args.seed, "quiet": args.quiet})
+                                     "limit_train": args.limit_train, "data_seed": args.seed, "quiet": args.quiet},
+                                    limit_test=getattr(args, "test_subset", None))
 
 
 def train_cnn(args, ds: data.Dataset, run: RunDir, *, seed: int, pool: str = "max",

@@ -18,7 +18,8 @@ from shared_utils.study import Study
 
 def main(argv=None):
     p = cli.parser(__doc__, epochs=HP["epochs"], batch_size=HP["batch_size"], lr=HP["lr"], seeds=True,
-                   quick={"epochs": 1, "limit_train": 2000})
+                   quick={"epochs": 1, "limit_train": 2000, "test_subset": 2000})
+    cli.add_test_subset(p)
     p.add_argument("--pools", nargs="+", choices=sorted(POOLS), default=["max", "avg"])
     p.add_argument("--shift", type=int, choices=range(0, 5), default=HP["shift"], metavar="{0..4}",
                    help="augment: shift each training image by up to this many pixels (as the main job)")

@@ -20,8 +20,9 @@ from shared_utils.seed import seed_everything
 
 def main(argv=None):
     p = cli.parser(__doc__, epochs=RECIPE["epochs"], batch_size=RECIPE["batch_size"], lr=RECIPE["lr"],
-                   quick={"epochs": 1, "limit_train": 3000})
+                   quick={"epochs": 1, "limit_train": 3000, "test_subset": 2000})
     p.add_argument("--pool", choices=sorted(POOLS), default="max")
+    cli.add_test_subset(p)
     p.add_argument("--channels", type=cli.channels, nargs=2, default=list(RECIPE["channels"]), metavar=("C1", "C2"))
     p.add_argument("--hidden", type=cli.width, default=RECIPE["hidden"])
     p.add_argument("--dropout", type=cli.unit_float, default=0.0, help="dropout before the last layer")

@@ -23,7 +23,7 @@ QUICK = {"epochs": 1, "limit_train": 384, "test_subset": 256, "val_size": 128}  
 def add_cifar_flags(p, *, val_size: int = 5000) -> None:
     p.add_argument("--val-size", type=cli.positive_int, default=val_size,
                    help="images held out for validation (from the --limit-train subset when one is given)")
-    p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
+    cli.add_test_subset(p)
 
 
 def study_parser(doc: str | None, hp: Mapping[str, Any], *, quick: Mapping[str, Any] = QUICK, val_size: int = 5000):

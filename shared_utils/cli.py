@@ -246,6 +246,13 @@ def writable_folder_problem(folder: Path, create: bool = True) -> str | None:
     return None
 
 
+def add_test_subset(p: argparse.ArgumentParser) -> None:
+    """``--test-subset N``: score on the first N test images (the quick presets' smoke tests use it: scoring the
+    whole test set costs more than their one short epoch of training)."""
+    p.add_argument("--test-subset", type=positive_int, default=None,
+                   help="score on this many test images (default: all of them)")
+
+
 def add_study_flags(p: argparse.ArgumentParser) -> None:
     """``--workers --backend --address --resume --report-only``: how a comparison's trials run, or that they
     do not (shared_utils.study)."""

@@ -29,6 +29,14 @@ class Summary:
         return format_mean_std(self)
 
 
+def t_quantile_975(df: int) -> float:
+    """Student's t 0.975 quantile with ``df`` degrees of freedom (12.71 for 1, 2.78 for 4): scipy.special's
+    inverse t distribution, the same number as scipy.stats.t.ppf without importing scipy.stats (0.9 s)."""
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, 0.975))
+
+
 def summarize(values: Sequence[float]) -> Summary:
     x = np.asarray(values, dtype=float)
     if x.size == 0:
@@ -37,10 +45,8 @@ def summarize(values: Sequence[float]) -> Summary:
     mean = float(x.mean())
     if n == 1:
         return Summary(1, mean, 0.0, float("nan"))
-    from scipy.stats import t
-
     std = float(x.std(ddof=1))
-    return Summary(n, mean, std, float(t.ppf(0.975, n - 1) * std / math.sqrt(n)))
+    return Summary(n, mean, std, float(t_quantile_975(n - 1) * std / math.sqrt(n)))
 
 
 def mean_ci(values) -> tuple[np.ndarray, np.ndarray]:
@@ -51,9 +57,7 @@ def mean_ci(values) -> tuple[np.ndarray, np.ndarray]:
         return np.full(v.shape[1:], np.nan), np.zeros(v.shape[1:])
     if v.shape[0] == 1:
         return v[0], np.zeros_like(v[0])
-    from scipy.stats import t
-
-    return v.mean(0), t.ppf(0.975, v.shape[0] - 1) * v.std(0, ddof=1) / math.sqrt(v.shape[0])
+    return v.mean(0), t_quantile_975(v.shape[0] - 1) * v.std(0, ddof=1) / math.sqrt(v.shape[0])
 
 
 def format_mean_std(s: Summary, digits: int = 2, scale: float = 1.0) -> str:

@@ -1,4 +1,5 @@
 """Section 3 scripts on real MNIST: the main job learns, and every script writes its outputs."""
+import json
 import subprocess
 import sys
 
@@ -23,8 +24,10 @@ def test_main_job_quick_learns_and_feeds_the_other_scripts(tmp_path):
     for name in ("config.json", "metrics.csv", "summary.json", "best.npz", "curves.png"):
         assert (run / name).is_file(), name
     summary = runs.read_summary(run)
-    assert summary["test_acc"] > 0.8, summary    # 2,500 training images, one epoch; chance is 10%
-    assert summary["test_acc_single_view"] > 0.8, summary   # with the test-time shifts 85.6%, without 85.0%
+    # 2,500 training images, one epoch, scored on the first 2,000 test images; chance is 10%
+    assert summary["test_acc"] > 0.75, summary   # with the test-time shifts 81.5%, without 80.6%
+    assert summary["test_acc_single_view"] > 0.75, summary
+    assert json.loads((run / "config.json").read_text())["args"]["test_subset"] == 2000   # the quick preset's, recorded
     model = load_cnn(run / "best.npz")           # the checkpoint rebuilds its own architecture
     assert model.num_parameters() == summary["parameters"]
     ckpt = str(run / "best.npz")

@@ -66,12 +66,16 @@ def torch_trial(config: dict) -> dict:
     return run.summary()
 
 
-if __name__ == "__main__":   # python study_trials.py OUT [--resume] [--pool | --no-sleep]: a 2 x 3 study
+def killed_study(out: Path, *, sleep: float, resume: bool = False):
+    """The 2 x 3 study the kill tests stop midway (``sleep`` seconds a trial leaves time to kill it)."""
     from shared_utils.study import Study
 
+    return Study("killed", numpy_trial, {"a": {}, "b": {"hidden": 16}}, [0, 1, 2], out, base=dict(BASE, sleep=sleep),
+                 resume=resume)
+
+
+if __name__ == "__main__":   # python study_trials.py OUT [--resume] [--pool]: the study above
     pool = "--pool" in sys.argv      # long trials on a pool of 2: for killing the parent mid-study
-    sleep = 30.0 if pool else 0.0 if "--no-sleep" in sys.argv else 0.4   # the pause leaves time to kill it midway
-    study = Study("killed", numpy_trial, {"a": {}, "b": {"hidden": 16}}, [0, 1, 2], Path(sys.argv[1]),
-                  base=dict(BASE, sleep=sleep), resume="--resume" in sys.argv)
+    study = killed_study(Path(sys.argv[1]), sleep=30.0 if pool else 0.4, resume="--resume" in sys.argv)
     study.run(backend="pool" if pool else "serial", workers=2 if pool else 1, quiet=True).raise_for_failures()
     print("complete")

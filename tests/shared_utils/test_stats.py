@@ -67,3 +67,12 @@ def test_mean_ci_is_summarize_per_point_with_zero_band_for_one_seed():
     assert one_mean.tolist() == [1.0, 2.0, 4.0] and one_half.tolist() == [0.0, 0.0, 0.0]
     empty_mean, _ = stats.mean_ci([])
     assert np.isnan(empty_mean)
+
+
+def test_t_quantile_is_scipy_stats_t_ppf_and_tables_values():
+    from scipy.stats import t
+
+    for df in (1, 2, 3, 4, 9, 29, 200):
+        assert stats.t_quantile_975(df) == pytest.approx(t.ppf(0.975, df), rel=1e-12)
+    # printed tables: 12.706 for one degree of freedom, 2.776 for four, 2.045 for 29
+    assert [round(stats.t_quantile_975(df), 3) for df in (1, 4, 29)] == [12.706, 2.776, 2.045]

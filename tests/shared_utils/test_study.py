@@ -11,7 +11,7 @@ from shared_utils import cli
 from shared_utils.errors import UserError
 from shared_utils.study import Study, TrialsFailed, slug
 from tests.conftest import REPO
-from tests.shared_utils.study_trials import BASE, logging_trial, numpy_trial, torch_trial
+from tests.shared_utils.study_trials import BASE, killed_study, logging_trial, numpy_trial, torch_trial
 
 CONDITIONS = {"wide": {"hidden": 48}, "narrow": {"hidden": 8}}
 
@@ -101,9 +101,7 @@ def test_a_killed_study_skips_finished_trials_when_started_again(tmp_path):
     assert sum(t["status"] == "skipped" for t in manifest["trials"]) == len(finished)
     assert not list(tmp_path.rglob("*.tmp"))          # no half-written file survives the kill and the restart
     # every trial ends with the numbers an uninterrupted study gets
-    straight = subprocess.run([sys.executable, script[1], str(tmp_path / "straight"), "--no-sleep"], cwd=REPO,
-                              capture_output=True, text=True, timeout=120)        # (the pause changes no number)
-    assert straight.returncode == 0, straight.stderr
+    killed_study(tmp_path / "straight", sleep=0.0).run(quiet=True).raise_for_failures()   # (the pause changes no number)
 
     def numbers(folder):
         keys = ("final_train_loss", "final_val_acc", "best_val_acc", "checksum", "val_acc_model")
@@ -251,7 +249,6 @@ def test_successive_halving_on_the_local_pool(tmp_path):
 
 
 def test_pool_workers_end_when_the_study_process_is_killed(tmp_path):
-    import os
     import signal
 
     script = [sys.executable, str(REPO / "tests" / "shared_utils" / "study_trials.py"), str(tmp_path), "--pool"]
