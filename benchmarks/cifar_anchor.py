@@ -173,7 +173,7 @@ def main(argv=None):
     p.add_argument("--batch-size", type=cli.positive_int, default=HP["batch_size"], help="examples per update")
     p.add_argument("--precision", choices=("auto", "fp32"), default="auto",
                    help="auto: bfloat16 on CPUs with bfloat16 units, float16 on CUDA; fp32 everywhere")
-    p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
+    cli.add_test_subset(p)
     p.add_argument("--with-recipe", action="store_true",
                    help="then run projects/cifar_best/recipe.py with the same seeds and precision, and compare")
     p.add_argument("--crop-size", type=cli.bounded_int(10, 31, " pixels"), default=None,

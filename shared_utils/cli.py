@@ -247,8 +247,9 @@ def writable_folder_problem(folder: Path, create: bool = True) -> str | None:
 
 
 def add_test_subset(p: argparse.ArgumentParser) -> None:
-    """``--test-subset N``: score on the first N test images (the quick presets' smoke tests use it: scoring the
-    whole test set costs more than their one short epoch of training)."""
+    """``--test-subset N``: score on N of the test images (MNIST's first N; CIFAR-10's a seeded random N, the
+    same for every trial of a study). Quick presets use it: scoring the whole test set would cost more than
+    their one short epoch of training."""
     p.add_argument("--test-subset", type=positive_int, default=None,
                    help="score on this many test images (default: all of them)")
 

@@ -111,7 +111,7 @@ def main(argv=None):
                    quick=QUICK)
     p.set_defaults(limit_train=SCREEN_BUDGET["limit_train"])
     p.add_argument("--val-size", type=cli.positive_int, default=SCREEN_BUDGET["val_size"])
-    p.add_argument("--test-subset", type=cli.positive_int, default=None)
+    cli.add_test_subset(p)
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
     # each trial scores its test set with the recipe's TTA and without (SAME_WEIGHTS), not with every TTA

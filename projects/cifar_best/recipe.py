@@ -119,7 +119,7 @@ def main(argv=None):
                    help="train this model instead of the recipe's (HP, or LONG with --long)")
     p.add_argument("--augment", choices=AUGMENT, nargs="+", default=None,
                    help="these augmentations instead of the recipe's (e.g. --augment flip translate cutout)")
-    p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
+    cli.add_test_subset(p)
     p.add_argument("--crop-size", type=cli.bounded_int(10, 31, " pixels (below the images' 32; the network needs 10)"),
                    default=None,
                    help="muon recipe: train the first --crop-epochs on a random SIZE x SIZE window of each image "

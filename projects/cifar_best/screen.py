@@ -187,7 +187,7 @@ def main(argv=None):
     p.add_argument("--eta", type=int, default=2, help="keep the best 1/eta of the conditions after each round (>= 2)")
     p.set_defaults(limit_train=15_000)   # 10,000 training images per trial beside the 5,000 validation images
     p.add_argument("--val-size", type=cli.positive_int, default=5000, help="validation images (ranked on)")
-    p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
+    cli.add_test_subset(p)
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
     if args.quick and args.budgets is None:

@@ -60,7 +60,7 @@ def main(argv=None):
                    help="input side during pretraining (use the same with transfer_learning.py)")
     p.add_argument("--val-size", type=cli.bounded_int(100, 40_000, " images"), default=5000,
                    help="training images whose turns are watched each epoch (they are trained on too)")
-    p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
+    cli.add_test_subset(p)
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
     root = runs.root(__file__, out=args.out)

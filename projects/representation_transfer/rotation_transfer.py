@@ -440,7 +440,7 @@ def main(argv=None):
     p.add_argument("--pretrain-seed", type=cli.seed_int, default=0, help="seed of the one pretraining of each kind")
     p.add_argument("--val-size", type=cli.bounded_int(100, 40_000, " images"), default=5000,
                    help="training images held out for validation")
-    p.add_argument("--test-subset", type=cli.positive_int, default=None, help="score on this many test images")
+    cli.add_test_subset(p)
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
     args.blocks = sorted(set(args.blocks))
