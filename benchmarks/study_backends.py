@@ -1,8 +1,9 @@
 """How much do the study runner's backends cost, and how much does a local pool buy?
 
 Eight short trials of the pooling comparison (the NumPy CNN on 2,000 MNIST training images for one epoch,
-scored on all 10,000 test images: 2 poolings x 4 seeds) run serially, on a local process pool of 2 and on a local Ray instance with 2
-CPUs, each into a fresh folder; the backends alternate for --repeats rounds and medians are kept.
+scored on all 10,000 test images: 2 poolings x 4 seeds) run serially, on a local process pool of 2 and on a
+local Ray instance with 2 CPUs, each into a fresh folder; the backends alternate for --repeats rounds and
+medians are kept.
 
 Reported per backend: wall seconds, the summed seconds the trials spent inside their own code, and the
 overhead per trial = (workers x wall - summed trial seconds) / trials: the time a worker slot was not
@@ -82,7 +83,8 @@ def main(argv=None):
                for name, per in samples.items()}
     same = all(s["test_acc"] == samples["serial"][0]["test_acc"] for per in samples.values() for s in per)
     result = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "processor": platform.processor()},
-              "trials": 8, "trial": "pooling_comparison trial (NumPy CNN, 2,000 MNIST training images, 1 epoch, 10,000 test images)",
+              "trials": 8,
+              "trial": "pooling_comparison trial (NumPy CNN, 2,000 MNIST training images, 1 epoch, 10,000 test images)",
               "repeats": args.repeats, "medians": medians, "ray_init_s": ray_init_s,
               "speedup_pool_vs_serial": medians["serial"]["wall_s"] / medians["pool"]["wall_s"],
               "identical_test_accuracy_on_every_backend": same, "samples": samples}

@@ -101,7 +101,7 @@ def test_a_killed_study_skips_finished_trials_when_started_again(tmp_path):
     assert sum(t["status"] == "skipped" for t in manifest["trials"]) == len(finished)
     assert not list(tmp_path.rglob("*.tmp"))          # no half-written file survives the kill and the restart
     # every trial ends with the numbers an uninterrupted study gets
-    killed_study(tmp_path / "straight", sleep=0.0).run(quiet=True).raise_for_failures()   # (the pause changes no number)
+    killed_study(tmp_path / "straight", sleep=0.0).run(quiet=True).raise_for_failures()   # (no pause: same numbers)
 
     def numbers(folder):
         keys = ("final_train_loss", "final_val_acc", "best_val_acc", "checksum", "val_acc_model")
