@@ -117,6 +117,13 @@ def wall_seconds(summary: dict) -> float:
     return summary["wall_time_s"]
 
 
+def device_of(summary: dict) -> str:
+    """What a run trained on: the GPU's name on CUDA, else the CPU's (runs from before the device was recorded
+    were all on a CPU)."""
+    device = summary.get("device", "cpu")
+    return summary.get("cpu", "?") if device == "cpu" else device
+
+
 def comparison(anchor: StudyResult, recipe: StudyResult, out: Path) -> list[list[str]]:
     """Two tables. comparison.md: accuracy (mean and 95% CI), seconds counted as the papers count them (set-up,
     training steps, final TTA) and wall seconds per run, training seconds per epoch, and the recipe's times as
@@ -133,7 +140,7 @@ def comparison(anchor: StudyResult, recipe: StudyResult, out: Path) -> list[list
         counted, wall = ([measure(s) for s in done.values()] for measure in (counted_seconds, wall_seconds))
         rows.append([name, str(len(done)), stats.ci_cell(acc), f"{np.mean(counted):,.0f}", f"{np.mean(wall):,.0f}",
                      f"{np.median(per_epoch):.1f}",
-                     first.get("precision", "?"), first.get("cpu", "?")])
+                     first.get("precision", "?"), device_of(first)])
     a, r = found["anchor (airbench94)"], found["cifar_best recipe"]
     both = sorted(set(a) & set(r))                 # times compare only on the seeds both sides have run
     ratios = [sum(measure(r[k]) for k in both) / sum(measure(a[k]) for k in both) if both else float("nan")
@@ -141,7 +148,7 @@ def comparison(anchor: StudyResult, recipe: StudyResult, out: Path) -> list[list
     rows.append([f"recipe / anchor (seeds {', '.join(map(str, both))})", "", "", f"{ratios[0]:.2f}x",
                  f"{ratios[1]:.2f}x", "", "", ""])
     stats.write_table(["run", "seeds", "test accuracy % (mean ± 95% CI)", "counted s per run",
-                       "wall s per run", "train s per epoch (median)", "precision", "CPU"], rows, out / "comparison",
+                       "wall s per run", "train s per epoch (median)", "precision", "device"], rows, out / "comparison",
                       caption="cifar_best against the anchor, one after the other on this machine (goal: at "
                               "least the anchor's accuracy in at most 0.8x its time). Counted: set-up + training "
                               "steps + final test-time augmentation, as the papers count; wall: the whole run, "

@@ -100,14 +100,19 @@ def test_the_comparison_pairs_each_seed_and_gives_the_ratio_with_its_ci(tmp_path
         return result
 
     new = {"memory_format": "channels_last", "huge_pages": True}
-    anchor = study("anchor", "airbench94", {0: {"test_acc": 0.9083, "counted_seconds": 4919.0},   # before layout
+    anchor = study("anchor", "airbench94", {0: {"test_acc": 0.9083, "counted_seconds": 4919.0,    # before layout
+                                                "cpu": "AMD EPYC"},                  # and before the device key
                                             1: {"test_acc": 0.9055, "counted_seconds": 3697.0, **new},
                                             2: {"test_acc": 0.9070, "counted_seconds": 3700.0, **new}})
-    recipe = study("recipe", "recipe", {0: {"test_acc": 0.9077, "counted_seconds": 5036.0},
+    recipe = study("recipe", "recipe", {0: {"test_acc": 0.9077, "counted_seconds": 5036.0, "cpu": "AMD EPYC",
+                                            "device": "NVIDIA H100 80GB HBM3"},
                                         1: {"test_acc": 0.9060, "counted_seconds": 3000.0, **new}})
     comparison(anchor, recipe, tmp_path)
     main = (tmp_path / "comparison.md").read_text()
     assert "| anchor (airbench94) | 3 |" in main and "| cifar_best recipe | 2 |" in main
+    rows = {line.split(" | ")[0]: line for line in main.splitlines()}
+    assert rows["| anchor (airbench94)"].endswith("| AMD EPYC |")           # a CPU run names its CPU,
+    assert rows["| cifar_best recipe"].endswith("| NVIDIA H100 80GB HBM3 |")     # a GPU run its GPU
     assert f"| recipe / anchor (seeds 0, 1) |  |  | {(5036 + 3000) / (4919 + 3697):.2f}x |" in main
     by_seed = (tmp_path / "comparison_by_seed.md").read_text().splitlines()
     seed_rows = [line for line in by_seed if line.startswith("| 0 |") or line.startswith("| 1 |")]

@@ -361,4 +361,5 @@ def train(config: dict, hp: dict, script_file: str) -> dict:
                        tta_seconds=tta_seconds, seconds_per_epoch=float(np.median([r["seconds"] for r in history])),
                        steps=step, precision=precision, memory_format="channels_last",
                        huge_pages=os.environ.get("THP_MEM_ALLOC_ENABLE") == "1", parameters=count_parameters(model),
-                       train_images=len(train_x), optimizer=hp["optimizer"], cpu=" then ".join(cpus))
+                       train_images=len(train_x), optimizer=hp["optimizer"], cpu=" then ".join(cpus),
+                       device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type)
