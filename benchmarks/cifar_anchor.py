@@ -23,7 +23,7 @@ projects/cifar_best's Muon recipe):
 Its time is counted as the paper counts it (counted_seconds): the whitening set-up, the training steps and the
 final test-time augmented evaluation, not the per-epoch test scores (which we log for the curve).
 
-Precision as projects/cifar_best: bfloat16 autocast on a CPU with bfloat16 units, float16 autocast on CUDA,
+Precision as projects/cifar_best: bfloat16 autocast on a CPU where it is faster, float16 autocast on CUDA,
 float32 elsewhere (--precision fp32 forces it); channels-last memory in all of them.
 
     python benchmarks/cifar_anchor.py --seeds 0                  # the anchor alone
@@ -178,8 +178,7 @@ def main(argv=None):
     p.add_argument("--epochs", type=cli.positive_float, default=HP["epochs"],
                    help="passes over the training set (fractions allowed: the paper's 9.9)")
     p.add_argument("--batch-size", type=cli.positive_int, default=HP["batch_size"], help="examples per update")
-    p.add_argument("--precision", choices=("auto", "fp32"), default="auto",
-                   help="auto: bfloat16 on CPUs with bfloat16 units, float16 on CUDA; fp32 everywhere")
+    cli.add_precision(p)
     cli.add_test_subset(p)
     p.add_argument("--with-recipe", action="store_true",
                    help="then run projects/cifar_best/recipe.py with the same seeds and precision, and compare")

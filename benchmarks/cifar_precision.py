@@ -3,7 +3,7 @@
 Times the training step (forward, cross-entropy, backward, SGD step) of one of projects/cifar_best's
 models on random 32x32 batches in three settings, in one process, blocks alternating so drift hits
 every setting alike: float32 NCHW, float32 channels-last, bfloat16 autocast channels-last (the engine's
-``cpu_amp`` + ``cpu_channels_last``, what ``precision: auto`` picks on CPUs with AVX512-BF16 or AMX).
+``cpu_amp`` + ``cpu_channels_last``, what ``precision: auto`` picks where its probe finds it faster).
 Reports the median seconds per 50,000-image epoch and the speed-up ratios; writes
 benchmarks/runs/cifar_precision.json with the CPU's name and vector extensions.
 

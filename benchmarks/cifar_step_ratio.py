@@ -70,8 +70,7 @@ def main(argv=None):
     p.add_argument("--steps", type=cli.positive_int, default=2, help="timed steps per block")
     p.add_argument("--batch-scale", type=cli.positive_float, default=1.0,
                    help="multiply both recipes' batch sizes by this (below 1 only for a smoke test)")
-    p.add_argument("--precision", choices=("auto", "fp32"), default="auto",
-                   help="auto: bfloat16 on CPUs with bfloat16 units; fp32 everywhere")
+    cli.add_precision(p)
     p.add_argument("--crop-size", type=cli.bounded_int(10, 31, " pixels"), default=None,
                    help="also time the recipe's step on crops of this side (recipe.py --crop-size)")
     p.add_argument("--crop-epochs", type=cli.positive_int, default=None,

@@ -254,6 +254,14 @@ def add_test_subset(p: argparse.ArgumentParser) -> None:
                    help="score on this many test images (default: all of them)")
 
 
+def add_precision(p: argparse.ArgumentParser) -> None:
+    """``--precision auto|fp32`` for the PyTorch CIFAR-10 trainers (shared_utils.pytorch.device.precision_for)."""
+    p.add_argument("--precision", choices=("auto", "fp32"), default="auto",
+                   help="auto: float16 autocast on CUDA; on a CPU, bfloat16 autocast where a one-second probe finds "
+                        "it faster than float32 (it needs AMX or AVX512-BF16 units, and those alone are not "
+                        "always enough), else float32; fp32: float32 everywhere")
+
+
 def add_study_flags(p: argparse.ArgumentParser) -> None:
     """``--workers --backend --address --resume --report-only``: how a comparison's trials run, or that they
     do not (shared_utils.study)."""

@@ -134,7 +134,7 @@ def cpu_name() -> str:
 
 def cpu_features() -> list[str]:
     """The vector extensions that decide how fast this CPU trains (Linux flags): AVX2, AVX-512, and the
-    bfloat16 units (AVX512-BF16, AMX) that make bfloat16 autocast several times faster than float32."""
+    bfloat16 units (AVX512-BF16, AMX) that can make bfloat16 autocast several times faster than float32."""
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -71,8 +71,7 @@ def trial(config: dict) -> dict:
 
 def main(argv=None):
     p = cli.parser(__doc__, epochs=MUON["epochs"], batch_size=MUON["batch_size"], seeds=True, quick=QUICK)
-    p.add_argument("--precision", choices=("auto", "fp32"), default="auto",
-                   help="auto: bfloat16 on CPUs with bfloat16 units, float16 on CUDA; fp32 everywhere")
+    cli.add_precision(p)
     cli.add_test_subset(p)
     p.add_argument("--conditions", nargs="+", default=None, metavar="NAME",
                    help="run only these conditions (the Muon recipe is always run: the drops are paired with it)")

@@ -15,13 +15,13 @@ trains the longer-budget variant (LONG below). One run folder per seed under
 projects/cifar_best/runs/recipe[_long]/recipe/seed_<n>, plus time_to_accuracy.png and table.md for the
 seeds together. --resume continues an interrupted run from its last epoch, exactly.
 
-On a GPU the same command uses it (float16 autocast and channels-last through the engine); on a CPU with
-AMX or AVX512-BF16 it trains in bfloat16 with channels-last; elsewhere in float32 (--precision fp32
-forces that everywhere).
+On a GPU the same command uses it (float16 autocast and channels-last through the engine); on a CPU where
+bfloat16 trains faster than float32 (AMX or AVX512-BF16 units, confirmed by a one-second probe) it trains in
+bfloat16 with channels-last; elsewhere in float32 (--precision fp32 forces that everywhere).
 """
 from __future__ import annotations
 
-from projects.cifar_best.training import AUGMENT, MODELS, PRECISIONS, RECIPE, check_config, train_trial
+from projects.cifar_best.training import AUGMENT, MODELS, RECIPE, check_config, train_trial
 from shared_utils import cli, data, plots, runs, stats
 from shared_utils.pytorch import airbench
 from shared_utils.study import Study
@@ -113,8 +113,7 @@ def main(argv=None):
                    help="muon: airbench-style training with Muon (MUON, 8 epochs, batch 2000); sgd: the screened "
                         "engine recipe (HP)")
     p.add_argument("--long", action="store_true", help="the sgd recipe's longer budget (LONG: wider, cutout, 40 epochs)")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="auto: bfloat16 on CPUs with bfloat16 units, float16 on CUDA; fp32 everywhere")
+    cli.add_precision(p)
     p.add_argument("--model", choices=tuple(MODELS), default=None,
                    help="train this model instead of the recipe's (HP, or LONG with --long)")
     p.add_argument("--augment", choices=AUGMENT, nargs="+", default=None,

@@ -22,8 +22,9 @@ Its keys, each a component of the recipe:
   curve_tta         the TTA of the every-epoch evaluation (default: tta), e.g. none where six views each epoch
                     would cost more than the curve is worth; the final test figure always uses tta
   report_all_tta    also score the test set with every TTA (the final recipe), not only none and the chosen one
-  precision         auto (bfloat16 autocast + channels-last on a CPU with AMX or AVX512-BF16, float16
-                    autocast + channels-last on CUDA, else float32) | fp32
+  precision         auto (bfloat16 autocast + channels-last on a CPU where it is faster than float32:
+                    AMX or AVX512-BF16 and a probe step, device.bf16_pays_on_cpu; float16 autocast +
+                    channels-last on CUDA; else float32) | fp32
   epochs, plus the data settings (limit_train, val_size, test_subset, data_dir, data_seed) and device.
 
 The selection metric is always validation accuracy on images carved from the training set; the test set
@@ -94,7 +95,7 @@ def check_config(config: Mapping[str, Any], where: str = "") -> None:
 
 
 def resolve_precision(config: Mapping[str, Any], device: torch.device) -> str:
-    """What ``precision`` means on this device: bf16 (CPU with bfloat16 units), fp16 (CUDA) or fp32."""
+    """What ``precision`` means on this device: bf16 (a CPU where bfloat16 is faster), fp16 (CUDA) or fp32."""
     return precision_for(config.get("precision", "auto"), device)
 
 

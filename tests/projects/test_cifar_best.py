@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 from projects.cifar_best import ablation, recipe, screen, training  # noqa: E402
 from shared_utils.pytorch.engine import (TTA_VIEWS, Lookahead, TestTimeAugmentation, TrainConfig, fit,  # noqa: E402
                                          load_final)
+from shared_utils.pytorch import device as torch_device  # noqa: E402
 from shared_utils.pytorch.models import FastNet  # noqa: E402
 from shared_utils.pytorch.pipeline import TensorLoader, alternating_flip  # noqa: E402
 from shared_utils.runs import RunDir  # noqa: E402
@@ -236,8 +237,11 @@ def test_precision_auto_uses_each_devices_fast_path_and_fp32_overrides_it(monkey
     assert training.resolve_precision(config, CPU) == "fp32"
     assert not training.train_config(config, 10, "fp32").uses_channels_last(CPU)
     monkeypatch.setattr(training.runs, "cpu_features", lambda: ["avx2", "avx512f", "avx512_bf16"])
+    monkeypatch.setattr(torch_device, "bf16_probe", lambda: {"fp32_seconds": 0.3, "bf16_seconds": 0.1})  # AMX, say
     cfg = training.train_config(config, 10, training.resolve_precision(config, CPU))
     assert cfg.cpu_amp and cfg.uses_channels_last(CPU)
+    monkeypatch.setattr(torch_device, "bf16_probe", lambda: {"fp32_seconds": 0.3, "bf16_seconds": 0.4})  # no AMX
+    assert training.resolve_precision(config, CPU) == "fp32"
     assert training.resolve_precision({**config, "precision": "fp32"}, CPU) == "fp32"
     assert training.resolve_precision(config, torch.device("mps")) == "fp32"
 

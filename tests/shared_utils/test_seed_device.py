@@ -54,6 +54,31 @@ def test_device_resolution():
             torch_device.resolve("cuda")
 
 
+def test_the_bfloat16_probe_times_both_precisions_and_leaves_the_random_state_alone(monkeypatch):
+    """precision auto takes bfloat16 on a CPU only where the probe finds it faster: bfloat16 units alone are not
+    enough (an Intel Xeon VM without AMX steps 1.34x slower in it)."""
+    torch = pytest.importorskip("torch")
+    from shared_utils import runs
+    from shared_utils.pytorch import device as torch_device
+
+    torch.manual_seed(7)
+    expected = torch.rand(2)
+    torch.manual_seed(7)
+    torch_device.bf16_probe.__wrapped__(batch=8, repeats=1)       # uncached, small: the real kernels once
+    assert torch.equal(torch.rand(2), expected)
+    probe = {"fp32_seconds": 1.0, "bf16_seconds": 1.0}
+    monkeypatch.setattr(torch_device, "bf16_probe", lambda: probe)
+    monkeypatch.setattr(runs, "cpu_features", lambda: ["avx2", "avx512f", "avx512_bf16"])
+    cpu = torch.device("cpu")
+    assert torch_device.precision_for("auto", cpu) == "fp32"                  # no faster: float32
+    probe["bf16_seconds"] = 1.0 / torch_device.BF16_MIN_SPEEDUP
+    assert torch_device.precision_for("auto", cpu) == "bf16"
+    assert torch_device.precision_for("fp32", cpu) == "fp32"
+    monkeypatch.setattr(torch_device, "bf16_probe", lambda: pytest.fail("probed a CPU without bfloat16 units"))
+    monkeypatch.setattr(runs, "cpu_features", lambda: ["avx2"])
+    assert torch_device.precision_for("auto", cpu) == "fp32"
+
+
 def test_numpy_scripts_refuse_accelerators():
     assert device.numpy_device("auto") == "cpu"
     with pytest.raises(UserError, match="NumPy-only"):
