@@ -263,8 +263,8 @@ def add_precision(p: argparse.ArgumentParser) -> None:
 
 
 def add_study_flags(p: argparse.ArgumentParser) -> None:
-    """``--workers --backend --address --resume --report-only``: how a comparison's trials run, or that they
-    do not (shared_utils.study)."""
+    """``--workers --backend --address --resume --report-only --records``: how a comparison's trials run, or that
+    they do not, and where their records are kept besides (shared_utils.study)."""
     g = p.add_argument_group("study runner")
     g.add_argument("--workers", type=positive_int, default=1,
                    help="trials at a time: local processes (--backend pool) or Ray tasks' CPU share")
@@ -276,12 +276,17 @@ def add_study_flags(p: argparse.ArgumentParser) -> None:
                    help="skip finished trials and continue unfinished ones from their last checkpoint")
     g.add_argument("--report-only", action="store_true",
                    help="train nothing: redraw the tables and figures from the study's folder")
+    g.add_argument("--records", default=None, metavar="DIR",
+                   help="also keep each finished trial's records (its JSON, no checkpoints) in DIR/<study> as it "
+                        "finishes; with --resume, first take back the finished trials found there (a study spread "
+                        "over machines that do not keep their run folders); with --report-only, copy them there")
 
 
 def study_backend(args: argparse.Namespace) -> dict:
     """The keyword arguments of Study.run from the parsed study flags."""
     backend = args.backend or ("serial" if args.workers == 1 else "pool")
-    return {"backend": backend, "workers": args.workers, "address": args.address, "quiet": args.quiet}
+    return {"backend": backend, "workers": args.workers, "address": args.address, "quiet": args.quiet,
+            "records": args.records}
 
 
 def run(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> Any:

@@ -55,7 +55,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from shared_utils.atomic import atomic_write_json
+from shared_utils.atomic import atomic_write_bytes, atomic_write_json
 from shared_utils import runs
 from shared_utils.device import numpy_device
 from shared_utils.errors import TrialsFailed, UserError  # noqa: F401  (TrialsFailed: scripts catch it here)
@@ -265,6 +265,59 @@ def check_artifacts(folder: Path) -> bool:
     return True
 
 
+# --------------------------------------------------------------------------- records kept beside the run folder
+KEPT_SUFFIXES = (".json", ".jsonl", ".md", ".csv", ".txt")   # a trial's numbers, not its weights or figures
+
+
+def save_records(study_path: str | os.PathLike, dest: str | os.PathLike) -> int:
+    """Copy the study's manifest and each finished trial's records (its files ending in KEPT_SUFFIXES, but not
+    artifacts.json: the copy holds no checkpoints for its hashes to vouch for) to ``dest``, laid out as the
+    study folder is, each file written atomically. For a study spread over machines that do not keep their run
+    folders: ``dest`` (a shared disk, a repository) outlives them, and ``restore_records`` puts the finished
+    trials back. Returns how many trials it copied."""
+    study_path, dest = Path(study_path), Path(dest)
+    _check_records(study_path, dest)
+    copied = 0
+    for summary in sorted(study_path.glob("*/seed_*/summary.json")):
+        folder = summary.parent
+        for f in sorted(folder.rglob("*")):
+            if f.is_file() and f.suffix in KEPT_SUFFIXES and f.name != "artifacts.json" and not f.name.startswith("."):
+                atomic_write_bytes(dest / f.relative_to(study_path), f.read_bytes())
+        copied += 1
+    if (study_path / "manifest.json").is_file():
+        atomic_write_bytes(dest / "manifest.json", (study_path / "manifest.json").read_bytes())
+    return copied
+
+
+def _check_records(study_path: Path, records: Path) -> None:
+    here, there = study_path.resolve(), records.resolve()
+    if here == there or here in there.parents or there in here.parents:
+        raise UserError(f"--records {records.parent} overlaps the study's own folder {study_path}; give a folder "
+                        "outside --out")
+
+
+def restore_records(src: str | os.PathLike, study_path: str | os.PathLike) -> int:
+    """Put back from ``src`` (written by ``save_records``) every finished trial ``study_path`` lacks: a trial
+    folder of ``src`` with a summary.json whose counterpart here has none (absent, or a run that stopped), the
+    latter replaced whole; and the manifest where there is none here, so trials of seeds or conditions this run
+    does not cover still read back. A resumed study then skips them as finished. Returns how many it put back."""
+    src, study_path = Path(src), Path(study_path)
+    restored = 0
+    for summary in sorted(src.glob("*/seed_*/summary.json")):
+        here = study_path / summary.parent.relative_to(src)
+        if (here / "summary.json").is_file():
+            continue
+        if here.exists():
+            shutil.rmtree(here)                      # never a folder mixing two runs
+        for f in sorted(summary.parent.rglob("*")):
+            if f.is_file() and not f.name.startswith("."):
+                atomic_write_bytes(here / f.relative_to(summary.parent), f.read_bytes())
+        restored += 1
+    if (src / "manifest.json").is_file() and not (study_path / "manifest.json").is_file():
+        atomic_write_bytes(study_path / "manifest.json", (src / "manifest.json").read_bytes())
+    return restored
+
+
 # --------------------------------------------------------------------------- executing one trial
 def _limit_threads(threads: int | None) -> None:
     """Cap BLAS/OpenMP and torch threads in this process (a pool or Ray worker)."""
@@ -387,6 +440,7 @@ class Study:
         self.cost = cost                 # a trial's estimated cost (e.g. its FLOPs): the costliest start first
         self.restart_on_budget = restart_on_budget   # a new budget trains afresh instead of continuing
         self._verified: set[Path] = set()   # finished trials whose files check() already hashed
+        self._records: Path | None = None   # where run(records=...) keeps the finished trials' records
         self._validate()
 
     @property
@@ -408,6 +462,8 @@ class Study:
         """What a study script does with its parsed flags: with ``--report-only`` read the results already in
         the folder, else run the trials (``--workers --backend --address``; ``--resume`` is the study's)."""
         if getattr(args, "report_only", False):
+            if getattr(args, "records", None) and _writes():
+                save_records(self.path, Path(args.records) / self.name)
             return self.load()
         from shared_utils import cli
 
@@ -499,9 +555,13 @@ class Study:
 
     # ----------------------------------------------------------------- running
     def run(self, backend: str = "serial", workers: int = 1, address: str | None = None, *,
-            cpus_per_trial: int | None = None, gpus_per_trial: float = 0.0, quiet: bool = False) -> "StudyResult":
+            cpus_per_trial: int | None = None, gpus_per_trial: float = 0.0, quiet: bool = False,
+            records: str | os.PathLike | None = None) -> "StudyResult":
         """Run the trials that are not done (see the module docstring), holding the study folder's lock: a second
-        run into the same folder meanwhile refuses with one line instead of mixing its trials in."""
+        run into the same folder meanwhile refuses with one line instead of mixing its trials in. With
+        ``records`` (a folder), each finished trial's records are also kept in ``records/<study>`` as it
+        finishes (``save_records``), and a resumed run first takes back the finished trials found there
+        (``restore_records``)."""
         if backend not in BACKENDS:
             raise UserError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
         if workers < 1:
@@ -512,9 +572,19 @@ class Study:
             raise UserError("under torchrun each trial is already spread over the ranks; drop --workers/--backend")
         if backend == "ray" and address not in (None, "auto"):
             _probe(address)      # an unreachable cluster is refused before the folder is touched
+        self._records = Path(records) / self.name if records is not None else None
+        if self._records is not None:
+            _check_records(self.path, self._records)
         with _exclusive(self.path):
-            return self._run(backend, workers, address, cpus_per_trial=cpus_per_trial,
-                             gpus_per_trial=gpus_per_trial, quiet=quiet)
+            if self._records is not None and self.resume and self._records.is_dir() and _writes():
+                restored = restore_records(self._records, self.path)
+                if restored and not quiet:
+                    print(f"[{self.name}] {restored} finished trial(s) taken back from {self._records}", flush=True)
+            result = self._run(backend, workers, address, cpus_per_trial=cpus_per_trial,
+                               gpus_per_trial=gpus_per_trial, quiet=quiet)
+            if self._records is not None and _writes():
+                save_records(self.path, self._records)
+            return result
 
     def _kept_from_before(self, trials: list[Trial]) -> tuple[list[TrialOutcome], list[Condition], list[int]]:
         """With --resume, the finished trials an earlier run of this study (same settings) left in the folder that
@@ -608,6 +678,8 @@ class Study:
         outcome = TrialOutcome(trial, status, summary, error, seconds)
         if status == "done" and _writes() and trial.path.is_dir():
             record_artifacts(trial.path)
+            if self._records is not None:
+                save_records(self.path, self._records)      # kept as each trial finishes, not only at the end
         if not quiet:
             note = f"failed: {error}" if status == "failed" else f"{seconds:.1f} s"
             print(f"[{self.name}] {trial.condition} seed {trial.seed}: {note}", flush=True)

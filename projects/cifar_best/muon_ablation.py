@@ -21,17 +21,24 @@ interval sits above 0 is a change the recipe needs), its counted seconds (as the
 training seconds. At least 3 seeds for a CI. Built from the run folders alone: --report-only redraws it
 without training. Outputs in projects/cifar_best/runs/muon_ablation/.
 
-    python projects/cifar_best/muon_ablation.py --seeds 0 1 2 --resume
+    python projects/cifar_best/muon_ablation.py --seeds 0 1 2 --resume --records projects/cifar_best/results
+    python projects/cifar_best/muon_ablation.py --seeds 0 1 2 --report-only --out projects/cifar_best/results
+
+--records keeps each finished run's JSON records (no weights) in projects/cifar_best/results/muon_ablation, which
+the repository tracks: the 15 runs take more than one session, on machines that do not keep their run folders,
+and a resumed study takes them back from there. The second command builds the table from those records alone.
 
 Each condition is a whole run on 50,000 images (about an hour each on a 2-core CPU in float32, 15 runs for 3
 seeds); --conditions picks some, --limit-train and --epochs shrink them for a look.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from projects.cifar_best.ablation import drops_figure, table_from_folders
 from shared_utils import cli, data, runs
 from shared_utils.pytorch import airbench
-from shared_utils.study import Study
+from shared_utils.study import Study, save_records
 
 MUON = airbench.AIRBENCH94_MUON
 ANCHOR = airbench.AIRBENCH94
@@ -95,6 +102,8 @@ def main(argv=None):
                 "precision": args.precision, **settings}
         study = Study("muon_ablation", trial, grid, args.seeds, out, base=base, resume=args.resume)
         study.run(**cli.study_backend(args)).raise_for_failures()
+    elif args.records:
+        save_records(out / "muon_ablation", Path(args.records) / "muon_ablation")
     table, text = table_from_folders(
         out / "muon_ablation", grid, reference=REFERENCE, same_weights=SAME_WEIGHTS, columns=COLUMNS,
         name="muon_ablation", drop_column=DROP,

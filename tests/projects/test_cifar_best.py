@@ -335,8 +335,9 @@ def test_muon_ablation_undoes_one_change_per_condition():
 def test_muon_ablation_trains_its_conditions_and_reads_the_paired_table_back(tmp_path):
     from projects.cifar_best import muon_ablation as mab
 
-    table = mab.main(["--quick", "--limit-train", "64", "--test-subset", "40", "--batch-size", "32", "--quiet",
-                      "--conditions", "+ the anchor's weight averaging", "--out", str(tmp_path)])
+    flags = ["--quick", "--limit-train", "64", "--test-subset", "40", "--batch-size", "32", "--quiet",
+             "--conditions", "+ the anchor's weight averaging"]
+    table = mab.main(flags + ["--out", str(tmp_path), "--records", str(tmp_path / "kept")])
     study = tmp_path / "muon_ablation"
     reference = json.loads((study / "Muon_recipe" / "seed_0" / "summary.json").read_text())
     averaged = json.loads(next(study.glob("+_the_anchor*/seed_0/summary.json")).read_text())
@@ -349,6 +350,9 @@ def test_muon_ablation_trains_its_conditions_and_reads_the_paired_table_back(tmp
         [100 * (reference["test_acc"] - reference["test_acc_tta_none"])])
     assert "| + the anchor's weight averaging | 1 |" in (study / "muon_ablation.md").read_text()
     assert (study / "drops.png").is_file()
+    # the records (JSON, no weights) alone give the same table: what a later session on another machine reads
+    assert not list((tmp_path / "kept").rglob("*.pt"))
+    assert mab.main(flags + ["--report-only", "--out", str(tmp_path / "kept")]) == table
 
 
 @pytest.mark.parametrize("args, fragment", [

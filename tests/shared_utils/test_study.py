@@ -110,6 +110,31 @@ def test_a_killed_study_skips_finished_trials_when_started_again(tmp_path):
     assert numbers(root) == numbers(tmp_path / "straight" / "killed")
 
 
+def test_records_outlive_the_run_folder_and_a_resume_elsewhere_takes_them_back(tmp_path):
+    """--records: each finished trial's JSON (no checkpoints) is kept outside the run folder; a study resumed on
+    a machine without that folder trains only what the records lack, and reads back whole."""
+    records = tmp_path / "records"
+    first = Study("s", numpy_trial, CONDITIONS, [0], tmp_path / "machine1", base=BASE).run(quiet=True, records=records)
+    kept = records / "s"
+    assert sorted(p.parent.relative_to(kept).as_posix() for p in kept.glob("*/seed_*/summary.json")) == \
+        ["narrow/seed_0", "wide/seed_0"] and (kept / "manifest.json").is_file()
+    assert list((tmp_path / "machine1").rglob("*.npz"))            # the run folder has weights, the records none
+    kept_files = [p for p in kept.rglob("*") if p.is_file()]
+    assert {p.suffix for p in kept_files} <= {".json", ".jsonl", ".csv"} and "artifacts.json" not in {p.name for p in kept_files}
+    second = Study("s", numpy_trial, CONDITIONS, [0, 1], tmp_path / "machine2", base=BASE, resume=True).run(
+        quiet=True, records=records)
+    folder = tmp_path / "machine2" / "s"
+    for c in CONDITIONS:      # seed 0 taken back, not trained again (the trial logs every call); seed 1 trained
+        assert not (folder / c / "seed_0" / "invocations.log").exists()
+        assert len((folder / c / "seed_1" / "invocations.log").read_text().split()) == 1
+    assert {k: v for k, v in per_trial(second).items() if k[1] == 0} == per_trial(first)
+    assert {(o.trial.seed, o.status) for o in second.outcomes} == {(0, "skipped"), (1, "done")}
+    assert len(list(kept.glob("*/seed_*/summary.json"))) == 4
+    with pytest.raises(UserError, match="overlaps the study's own folder"):
+        Study("s", numpy_trial, CONDITIONS, [0], tmp_path / "machine2", base=BASE).run(quiet=True,
+                                                                                   records=tmp_path / "machine2")
+
+
 def test_resume_sweeps_a_write_cut_off_inside_a_finished_trial(tmp_path):
     # the kill test's rare case, made certain: killed after a trial's summary.json, inside its artifacts.json
     # write; the trial is skipped on --resume (its folder never reopened), so the runner sweeps the temp file
