@@ -15,6 +15,7 @@ from benchmarks.cifar_anchor import HP, PAPER, build_anchor
 from shared_utils.pytorch.airbench import AlternatingFlipImages, WeightAverage, forward_macs, triangle, tta_logits
 from shared_utils import runs
 from shared_utils.study import Study, start
+from shared_utils.pytorch.device import BF16_MIN_SPEEDUP
 from shared_utils.pytorch.models import count_parameters
 from tests.conftest import REPO, assert_user_error, requires, run_script
 
@@ -139,6 +140,11 @@ def test_tiny_anchor_run_trains_and_scores(tmp_path):
     assert len(runs.read_metrics(run)["epoch"]) == 2 and (run / "last.pt").is_file()
     state = torch.load(run / "last.pt", weights_only=True)     # what a resume on another machine continues in
     assert state["precision"] == s["precision"] and state["cpus"] == [s["cpu"]] == [runs.cpu_name()]
+    probe = s["bf16_probe"]      # run only on a CPU with bfloat16 units, where it decides the precision
+    if probe is None:
+        assert s["precision"] == "fp32" and not {"amx_bf16", "avx512_bf16"} & set(runs.cpu_features())
+    else:
+        assert (s["precision"] == "bf16") == (probe["fp32_seconds"] >= BF16_MIN_SPEEDUP * probe["bf16_seconds"])
 
 
 @pytest.mark.slow

@@ -91,3 +91,8 @@ def bf16_probe(batch: int = 64, repeats: int = 3) -> dict:
         for bf16 in (False, True):
             times[bf16].append(step(bf16))
     return {"fp32_seconds": statistics.median(times[False]), "bf16_seconds": statistics.median(times[True])}
+
+
+def bf16_probe_seen() -> dict | None:
+    """The probe's timings if this process ran it (what a run records beside the precision it chose), else None."""
+    return bf16_probe() if bf16_probe.cache_info().currsize else None
