@@ -199,6 +199,10 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argp
                else writable_folder_problem(default_out(), create=False))
     if problem:
         p.error(f"argument --out: {problem}; choose a folder you can write to with --out")
+    if getattr(args, "records", None) is not None:
+        problem = writable_folder_problem(Path(args.records), create=False)
+        if problem:
+            p.error(f"argument --records: {problem}; choose a folder you can write to with --records")
     return args
 
 
@@ -286,7 +290,7 @@ def study_backend(args: argparse.Namespace) -> dict:
     """The keyword arguments of Study.run from the parsed study flags."""
     backend = args.backend or ("serial" if args.workers == 1 else "pool")
     return {"backend": backend, "workers": args.workers, "address": args.address, "quiet": args.quiet,
-            "records": args.records}
+            "records": getattr(args, "records", None)}
 
 
 def run(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> Any:

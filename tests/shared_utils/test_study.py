@@ -254,6 +254,18 @@ def test_a_study_script_refuses_bad_runner_flags_with_one_line_and_writes_nothin
     assert not [f for f in (tmp_path / "out").rglob("*") if f.is_file()] if (tmp_path / "out").exists() else True
 
 
+def test_records_that_cannot_be_written_or_overlap_the_run_folder_are_refused_with_one_line(tmp_path):
+    from tests.conftest import assert_user_error, run_script
+
+    (tmp_path / "taken").write_text("a file where the records' folder would go")
+    for flags, message in ((["--records", "taken/kept"], "argument --records: taken/kept would be inside taken"),
+                           (["--records", "out"], "overlaps the study's own folder")):
+        result = run_script("section1_mlp/softmax_regression.py", "--quick", "--quiet", "--out", tmp_path / "out",
+                            *flags, cwd=tmp_path)
+        assert_user_error(result, message)
+        assert not [f for f in tmp_path.rglob("*") if f.is_file() and f.name != "taken"]
+
+
 def test_bar_axis_zooms_only_when_every_bar_is_far_from_zero():
     from shared_utils.study import _bar_range
 
