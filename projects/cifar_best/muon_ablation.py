@@ -28,7 +28,7 @@ without training. Outputs in projects/cifar_best/runs/muon_ablation/.
 the repository tracks: the 15 runs take more than one session, on machines that do not keep their run folders,
 and a resumed study takes them back from there. The second command builds the table from those records alone.
 
-Each condition is a whole run on 50,000 images (about an hour each on a 2-core CPU in float32, 15 runs for 3
+Each condition is a whole run on 50,000 images (35-45 minutes each on a 2-core CPU in float32, 15 runs for 3
 seeds); --conditions picks some, --limit-train and --epochs shrink them for a look.
 """
 from __future__ import annotations

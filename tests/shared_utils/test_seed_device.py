@@ -64,7 +64,8 @@ def test_the_bfloat16_probe_times_both_precisions_and_leaves_the_random_state_al
     torch.manual_seed(7)
     expected = torch.rand(2)
     torch.manual_seed(7)
-    torch_device.bf16_probe.__wrapped__(batch=8, repeats=1)       # uncached, small: the real kernels once
+    timed = torch_device.bf16_probe.__wrapped__(batch=8, repeats=1)   # uncached, small: the real kernels once
+    assert set(timed) == {"fp32_seconds", "bf16_seconds"} and all(0 < t < 10 for t in timed.values())
     assert torch.equal(torch.rand(2), expected)
     probe = {"fp32_seconds": 1.0, "bf16_seconds": 1.0}
     monkeypatch.setattr(torch_device, "bf16_probe", lambda: probe)
