@@ -62,9 +62,40 @@ def pyplot():
     return plt
 
 
+def fit_titles(fig) -> None:
+    """Wrap any title wider than the room it has at word boundaries, so that no title runs off the PNG
+    (constrained layout moves titles, it does not wrap them). An axes title is centred on its axes, so its room
+    is twice the distance from the axes' centre to the nearer edge of the figure; a suptitle has the figure's
+    width. Only a figure with a long title is laid out an extra time to find its axes."""
+    import textwrap
+
+    renderer = fig.canvas.get_renderer()
+    width = fig.get_figwidth() * fig.dpi
+    texts = [(fig._suptitle, None)] if fig._suptitle is not None else []
+    texts += [(ax.title, ax) for ax in fig.axes if ax.get_title()]
+    long = [(t, ax, t.get_window_extent(renderer).width) for t, ax in texts]
+    long = [(t, ax, w) for t, ax, w in long if w > 0.6 * width / (1 if ax is None else _columns(ax))]
+    if not long:
+        return
+    fig.draw_without_rendering()                 # constrained layout places the axes
+    for text, ax, drawn in long:
+        centre = width / 2 if ax is None else ax.get_window_extent(renderer).x0 + ax.get_window_extent(renderer).width / 2
+        room = 0.96 * 2 * min(centre, width - centre)
+        if drawn > room:
+            lines = text.get_text().split("\n")
+            chars = max(16, int(max(map(len, lines)) * room / drawn))
+            text.set_text("\n".join(textwrap.fill(line, chars) for line in lines))
+
+
+def _columns(ax) -> int:
+    spec = ax.get_subplotspec()
+    return spec.get_gridspec().ncols if spec is not None else 1
+
+
 def save(fig, path: str | os.PathLike) -> Path:
-    """Render ``fig`` to PNG in memory, write it atomically, close it."""
+    """Render ``fig`` to PNG in memory (titles wrapped to fit: fit_titles), write it atomically, close it."""
     plt = pyplot()
+    fit_titles(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
@@ -236,6 +267,8 @@ def grouped_bars(values: Mapping[str, Mapping[str, float]], out: str | os.PathLi
     ax.set(title=title, ylabel=ylabel, xlabel=xlabel)
     if ylim:
         ax.set_ylim(*ylim)
+    else:
+        ax.margins(y=0.12)           # room above the tallest bar for its value label
     if len(series) > 4:        # a long legend goes beside the axes, where it cannot cover a bar
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     else:

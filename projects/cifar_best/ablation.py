@@ -97,13 +97,22 @@ def table_from_folders(study_path: Path, conditions, *, reference: str = "full r
     return table, text
 
 
-def drops_figure(table: dict, drop_column: str, path: Path, *, xlabel: str, title: str) -> None:
-    """Each condition's paired drop (``drop_column`` of table_from_folders) as a bar with its 95% CI."""
+def drops_figure(table: dict, drop_column: str, path: Path, *, xlabel: str, title: str, budget: str) -> None:
+    """Each condition's paired drop (``drop_column`` of table_from_folders) as a bar with its 95% CI. The title's
+    second line gives ``budget`` and the seeds the bars average, read from the table: when conditions have
+    different numbers of seeds (a study part-way through), each bar's label gives its own."""
     drops = {c: {"drop": v[drop_column]} for c, v in table.items() if drop_column in v}
-    means, errors = stats.bar_values(drops, {"drop": "drop"})
+    counts = {c: len(v["drop"]) for c, v in drops.items()}
+    if len(set(counts.values())) > 1:
+        drops = {f"{c} [{counts[c]}]": v for c, v in drops.items()}
+        seeds = "seeds per bar in [ ]; one seed has no interval"
+    else:
+        n = next(iter(counts.values()), 0)
+        seeds = f"{n} seed{'s' if n != 1 else ''}"
+    means, errors = stats.bar_values(drops, {"drop": "drop (mean, 95% CI)"})
     if means:
         plots.grouped_bars(means, path, errors=errors, xlabel=xlabel, ylabel="test accuracy lost (points)",
-                           title=title)
+                           title=f"{title}\n(paired with the same seed: mean and 95% CI over {seeds}; {budget})")
 
 
 def main(argv=None):
@@ -128,8 +137,8 @@ def main(argv=None):
         result.raise_for_failures()
     table, text = table_from_folders(out / "ablation", conditions)
     drops_figure(table, "drop vs full (points)", out / "ablation" / "drops.png", xlabel="component removed",
-                 title=f"Ablation: accuracy lost when one component is removed (mean and 95% CI, "
-                       f"{len(args.seeds)} seed(s), {args.epochs} epochs on {args.limit_train - args.val_size} images)")
+                 title="Ablation: accuracy lost when one component is removed",
+                 budget=f"{args.epochs} epochs on {args.limit_train - args.val_size} images")
     print(text)
     return table
 

@@ -110,8 +110,9 @@ def main(argv=None):
         caption="The Muon recipe with one change undone (the anchor's setting back); test accuracy with six views "
                 "(last epoch), its paired drop against the Muon recipe and the seconds, mean ± std [95% CI] over seeds")
     drops_figure(table, DROP, out / "muon_ablation" / "drops.png", xlabel="change undone",
-                 title=f"Muon recipe ablation: accuracy lost when one change is undone\n(mean and 95% CI over "
-                       f"{len(args.seeds)} seed(s), {args.epochs:g} epochs)")
+                 title="Muon recipe ablation: accuracy lost when one change is undone",
+                 budget=f"{args.epochs:g} epochs of 50,000 images" if args.limit_train is None
+                 else f"{args.epochs:g} epochs of {args.limit_train:,} images")
     print(text)
     return table
 

@@ -138,6 +138,25 @@ def left(x):
     return torch.cat([x[..., 1:], x[..., -1:]], dim=3)
 
 
+def test_drops_figure_says_how_many_seeds_each_bar_averages(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(ablation.plots, "grouped_bars", lambda means, path, **kw: drawn.append((means, kw)))
+    drop = "drop (points)"
+    # a study part-way through: one condition has three seeds, another one
+    ablation.drops_figure({"ref": {}, "a": {drop: [1.0, 2.0, 3.0]}, "b": {drop: [0.5]}}, drop, tmp_path / "d.png",
+                          xlabel="x", title="T", budget="8 epochs")
+    means, kw = drawn[-1]
+    assert set(means) == {"a [3]", "b [1]"} and means["a [3]"]["drop (mean, 95% CI)"] == pytest.approx(2.0)
+    assert kw["errors"]["b [1]"]["drop (mean, 95% CI)"] == 0.0           # one seed: no interval drawn
+    assert "seeds per bar in [ ]" in kw["title"] and "8 epochs" in kw["title"]
+    # every condition with the same seeds: plain labels, the count in the title
+    ablation.drops_figure({"a": {drop: [1.0, 2.0, 3.0]}, "b": {drop: [0.5, 1.0, 1.5]}}, drop, tmp_path / "d.png",
+                          xlabel="x", title="T", budget="8 epochs")
+    means, kw = drawn[-1]
+    assert set(means) == {"a", "b"} and "over 3 seeds;" in kw["title"]
+    assert kw["errors"]["a"]["drop (mean, 95% CI)"] == pytest.approx(2.484, abs=1e-3)   # t(0.975, 2) * 1 / sqrt(3)
+
+
 def test_tta_averages_the_documented_views():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 5)).eval()

@@ -76,3 +76,24 @@ def test_bars_lines_images_heatmaps(tmp_path, captured):
     p4 = plots.heatmap_overlay(images[:, 0], np.abs(np.random.default_rng(1).normal(size=(5, 8, 8))),
                                tmp_path / "heat.png", title="saliency")
     assert p4.read_bytes()[:8] == PNG_MAGIC and any(ax.get_label() == "<colorbar>" for ax in captured[-1].axes)
+
+
+@pytest.mark.parametrize("long", [
+    "Muon recipe ablation: accuracy lost when one change is undone (paired with the same seed: mean and 95% CI "
+    "over 3 seeds; 8 epochs of 50,000 images)",
+    # narrower than the figure, but centred on axes that sit right of the figure's centre: it ran off the PNG
+    "Muon recipe ablation: accuracy lost when one change is undone\n(paired with the same seed: mean and 95% CI "
+    "over 1 seed(s); 8 epochs of 50,000 images)"])
+def test_a_title_wider_than_its_room_is_wrapped_to_fit(tmp_path, captured, long):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    plots.grouped_bars({"a": {"drop": 1.0}, "b": {"drop": 0.5}}, tmp_path / "b.png", title=long, xlabel="x",
+                       ylabel="y (points)")
+    fig = captured[-1]
+    title = fig.axes[0].title
+    assert title.get_text().count("\n") > long.count("\n") and title.get_text().split() == long.split()
+    box = title.get_window_extent(FigureCanvasAgg(fig).get_renderer())     # closed figure: a fresh canvas
+    assert box.x0 >= 0 and box.x1 <= fig.get_figwidth() * fig.dpi          # inside the PNG, both sides
+    # a title that fits is left as it is
+    plots.grouped_bars({"a": {"drop": 1.0}}, tmp_path / "c.png", title="Short", xlabel="x", ylabel="y")
+    assert captured[-1].axes[0].get_title() == "Short"
