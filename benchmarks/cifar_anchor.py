@@ -90,9 +90,12 @@ def run_recipe(args, out: Path) -> None:
 
 
 def settings_of(summary: dict) -> str:
-    """How a run was timed: its memory layout and whether its tensors sat on 2 MB pages (runs from before
-    these were recorded were NCHW on 4 kB pages)."""
+    """How a run was timed: its memory layout and how its CPU memory was handed out (freed memory kept for the
+    next step, shared_utils.pytorch.memory; else fresh 2 MB or 4 kB pages each step). Runs from before these
+    were recorded were NCHW on fresh 4 kB pages."""
     layout = "channels-last" if summary.get("memory_format") == "channels_last" else "NCHW"
+    if summary.get("freed_memory_kept"):
+        return f"{layout}, memory kept"
     return f"{layout}, {'2 MB' if summary.get('huge_pages') else '4 kB'} pages"
 
 

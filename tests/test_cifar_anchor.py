@@ -121,6 +121,9 @@ def test_the_comparison_pairs_each_seed_and_gives_the_ratio_with_its_ci(tmp_path
     assert "| -0.06 |" in seed_rows[0] and "| 1.024 |" in seed_rows[0]
     assert "NCHW, 4 kB pages / NCHW, 4 kB pages" in seed_rows[0]
     assert "| +0.05 |" in seed_rows[1] and "| 0.811 |" in seed_rows[1] and "channels-last, 2 MB pages" in seed_rows[1]
+    # a run whose freed memory was kept for the next step (shared_utils.pytorch.memory) says so
+    from benchmarks.cifar_anchor import settings_of
+    assert settings_of({"memory_format": "channels_last", "freed_memory_kept": True}) == "channels-last, memory kept"
     ratios = np.array([5036 / 4919, 3000 / 3697])
     half = 12.706 * ratios.std(ddof=1) / np.sqrt(2)                     # t(0.975, 1 degree of freedom)
     assert f"{ratios.mean():.3f} ± {half:.3f}" in by_seed[-1]

@@ -42,6 +42,7 @@ from shared_utils import data, runs
 from shared_utils.errors import UserError
 from shared_utils.pytorch.checkpoint import load_torch, save_torch
 from shared_utils.pytorch.device import bf16_probe_seen, precision_for
+from shared_utils.pytorch.memory import freed_memory_kept
 from shared_utils.pytorch.models import FastNet, count_parameters
 from shared_utils.pytorch.muon import Muon
 from shared_utils.study import start
@@ -360,6 +361,7 @@ def train(config: dict, hp: dict, script_file: str) -> dict:
                        counted_seconds=setup_seconds + train_seconds + tta_seconds, setup_seconds=setup_seconds,
                        tta_seconds=tta_seconds, seconds_per_epoch=float(np.median([r["seconds"] for r in history])),
                        steps=step, precision=precision, bf16_probe=bf16_probe_seen(), memory_format="channels_last",
-                       huge_pages=os.environ.get("THP_MEM_ALLOC_ENABLE") == "1", parameters=count_parameters(model),
+                       huge_pages=os.environ.get("THP_MEM_ALLOC_ENABLE") == "1",
+                       freed_memory_kept=freed_memory_kept(), parameters=count_parameters(model),
                        train_images=len(train_x), optimizer=hp["optimizer"], cpu=" then ".join(cpus),
                        device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type)

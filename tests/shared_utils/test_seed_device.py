@@ -86,27 +86,61 @@ def test_numpy_scripts_refuse_accelerators():
         device.numpy_device("cuda")
 
 
-@pytest.mark.slow
-def test_the_pytorch_core_puts_large_cpu_tensors_on_huge_pages():
-    """shared_utils.pytorch turns on PyTorch's THP_MEM_ALLOC_ENABLE: five fresh 64 MB tensors fault in a few
-    thousand 2 MB pages instead of 82,000 4 kB ones (each process starts fresh: torch reads the variable once)."""
-    pytest.importorskip("torch")
+FAULTS = ("import json, resource, shared_utils.pytorch, torch\n"
+          "faults = []\n"
+          "for _ in range(10):\n"
+          "    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+          "    x = torch.ones(16 * 2 ** 20); y = 2 * x; y.sum(); del x, y\n"
+          "    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+          "print(json.dumps(faults))")
+
+
+def faults_per_step(**env) -> list[int]:
+    """Minor page faults of each of ten "steps" that make and free two 64 MB tensors, in a fresh process (glibc
+    and torch read their memory settings once)."""
+    import json
     import os
+
+    own = ("THP_MEM_ALLOC_ENABLE", "DL_KEEP_FREED_MEMORY", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")
+    environ = {k: v for k, v in os.environ.items() if k not in own}
+    out = subprocess.run([sys.executable, "-c", FAULTS], capture_output=True, text=True, check=True,
+                         env={**environ, **env})
+    return json.loads(out.stdout)
+
+
+def test_the_pytorch_core_keeps_freed_cpu_memory_for_the_next_step():
+    """shared_utils.pytorch has glibc keep freed memory (shared_utils.pytorch.memory): after a few steps the heap
+    holds what a step needs and the later steps fault nothing in; with DL_KEEP_FREED_MEMORY=0 (and no huge pages)
+    every step's two tensors are fresh mmaps, 2 x 16,384 pages of 4 kB faulted in and zeroed again."""
+    pytest.importorskip("torch")
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the setting is glibc's")
+    kept = faults_per_step()
+    given_back = faults_per_step(DL_KEEP_FREED_MEMORY="0", THP_MEM_ALLOC_ENABLE="0")
+    assert sum(kept[5:]) < 1_000 and min(given_back[5:]) > 2 * 16_000, (kept, given_back)
+
+
+def test_keeping_freed_memory_defers_to_the_users_own_settings(monkeypatch):
+    from shared_utils.pytorch import memory
+
+    for name, value in (("DL_KEEP_FREED_MEMORY", "0"), ("MALLOC_MMAP_MAX_", "65536"),
+                        ("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1000000")):
+        monkeypatch.setattr(memory, "_STATE", {})            # as in a fresh process
+        with monkeypatch.context() as env:
+            env.setenv(name, value)
+            assert memory.keep_freed_memory() is False and memory.freed_memory_kept() is False, name
+
+
+@pytest.mark.slow
+def test_without_kept_memory_the_pytorch_core_puts_large_cpu_tensors_on_huge_pages():
+    """With DL_KEEP_FREED_MEMORY=0, shared_utils.pytorch turns on PyTorch's THP_MEM_ALLOC_ENABLE instead: each
+    step's fresh 64 MB tensors fault in 2 MB pages, a few hundred, instead of 32,768 pages of 4 kB."""
+    pytest.importorskip("torch")
     from pathlib import Path
 
     setting = Path("/sys/kernel/mm/transparent_hugepage/enabled")
     if not setting.is_file() or "[never]" in setting.read_text():
         pytest.skip("this kernel has no transparent huge pages")
-    code = ("import resource, shared_utils.pytorch, torch; "
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt; "
-            "[torch.ones(16 * 2 ** 20).sum() for _ in range(5)]; "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)")
-
-    def faults(**env):
-        environ = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env={**environ, **env})
-        return int(out.stdout.strip())
-
-    on, off = faults(), faults(THP_MEM_ALLOC_ENABLE="0")
-    assert off > 5 * 16_000 and on * 5 < off, (on, off)
+    on = sum(faults_per_step(DL_KEEP_FREED_MEMORY="0")[5:])
+    off = sum(faults_per_step(DL_KEEP_FREED_MEMORY="0", THP_MEM_ALLOC_ENABLE="0")[5:])
+    assert off > 5 * 2 * 16_000 and on * 5 < off, (on, off)
