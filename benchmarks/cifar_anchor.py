@@ -84,6 +84,9 @@ def run_recipe(args, out: Path) -> None:
             cmd += [flag, str(value)]
     cmd += ["--quick"] if args.quick else []
     cmd += ["--resume"] if args.resume else []
+    cmd += ["--report-only"] if args.report_only else []          # redraw only: never train here
+    if args.records:                 # laid out as --out is: the anchor's study beside cifar_best/<recipe study>
+        cmd += ["--records", str(Path(args.records) / "cifar_best")]
     if subprocess.run(cmd).returncode != 0:
         raise UserError(f"cifar_best's recipe stopped (command: {' '.join(cmd)}); fix what it said and rerun "
                         "with --resume")
@@ -195,6 +198,8 @@ def main(argv=None):
     settings = {**cli.data_settings(args), "val_size": 0}
     data.cifar10_from_settings(settings)            # no CIFAR-10 and no network: stop before training
     out = runs.root(__file__, "cifar_anchor", args.out)
+    if args.records:                 # kept as --out lays the runs out, so --report-only --out RECORDS reads them
+        args.records = str(Path(args.records) / "cifar_anchor")
     study = Study("anchor", trial, {"airbench94": {}}, args.seeds, out,
                   base={**settings, "epochs": args.epochs, "batch_size": args.batch_size, "precision": args.precision},
                   resume=args.resume)

@@ -153,13 +153,22 @@ def test_tiny_anchor_run_trains_and_scores(tmp_path):
 @pytest.mark.slow
 @requires("cifar10")
 def test_with_recipe_writes_the_side_by_side_table(tmp_path):
-    result = run_script("benchmarks/cifar_anchor.py", *TINY, "--with-recipe", "--crop-size", "24", "--crop-epochs",
-                        "1", "--out", tmp_path, cwd=tmp_path)
+    flags = (*TINY, "--with-recipe", "--crop-size", "24", "--crop-epochs", "1")
+    result = run_script("benchmarks/cifar_anchor.py", *flags, "--out", tmp_path, "--records", tmp_path / "kept",
+                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     table = (tmp_path / "cifar_anchor" / "comparison.md").read_text()
     assert "anchor (airbench94)" in table and "cifar_best recipe" in table and "recipe / anchor" in table
     crop_run = tmp_path / "cifar_anchor" / "cifar_best" / "recipe_muon_crop24x1" / "recipe" / "seed_0"
     assert runs.read_summary(crop_run)["steps"] == 8    # its own 8 epochs of one 64-image batch: the variant ran
+    # both sides' records (JSON, no weights) are kept, laid out as --out, and alone redraw the same table
+    kept = tmp_path / "kept"
+    assert (kept / "cifar_anchor" / "anchor" / "airbench94" / "seed_0" / "summary.json").is_file()
+    assert (kept / "cifar_anchor" / "cifar_best" / "recipe_muon_crop24x1" / "recipe" / "seed_0" / "summary.json").is_file()
+    assert not list(kept.rglob("*.pt"))
+    result = run_script("benchmarks/cifar_anchor.py", *flags, "--report-only", "--out", kept, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (kept / "cifar_anchor" / "comparison.md").read_text() == table
 
 
 @pytest.mark.parametrize("flags", [["--crop-size", "24", "--crop-epochs", "1"],            # without --with-recipe
