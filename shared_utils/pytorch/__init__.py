@@ -6,6 +6,7 @@
 - ``models``: the model zoo (MLP, small CNN, PlainNet-n/ResNet-n, ResNet-18, freezing, pretrained weights).
 - ``checkpoint``: atomic saves, ``weights_only=True`` loads.  ``device``: auto/cpu/cuda/mps.
 - ``distributed``: DistributedDataParallel under torchrun.
+- ``memory``: freed CPU memory kept for the next step (set at import; DL_KEEP_FREED_MEMORY=0 turns it off).
 """
 import os
 
