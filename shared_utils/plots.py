@@ -79,7 +79,8 @@ def fit_titles(fig) -> None:
         return
     fig.draw_without_rendering()                 # constrained layout places the axes
     for text, ax, drawn in long:
-        centre = width / 2 if ax is None else ax.get_window_extent(renderer).x0 + ax.get_window_extent(renderer).width / 2
+        box = None if ax is None else ax.get_window_extent(renderer)
+        centre = width / 2 if box is None else box.x0 + box.width / 2
         room = 0.96 * 2 * min(centre, width - centre)
         if drawn > room:
             lines = text.get_text().split("\n")

@@ -9,8 +9,8 @@ clear_page_erms. Two glibc settings end it: no mmap for malloc (M_MMAP_MAX = 0: 
 and no trimming of the heap's top (M_TRIM_THRESHOLD = -1), so a freed block stays in the process and the next
 step reuses it without a page fault. The cost is memory: the process keeps its peak heap until it exits.
 
-keep_freed_memory() sets both with mallopt (glibc only; elsewhere, or where the user's MALLOC_MMAP_MAX_ or
-MALLOC_TRIM_THRESHOLD_ already decide, it does nothing). shared_utils.pytorch calls it once at import;
+keep_freed_memory() sets both with mallopt (glibc only; elsewhere, or where the user's own MALLOC_MMAP_MAX_,
+MALLOC_TRIM_THRESHOLD_ or GLIBC_TUNABLES malloc settings already decide, it does nothing). shared_utils.pytorch calls it once at import;
 DL_KEEP_FREED_MEMORY=0 turns it off.
 """
 from __future__ import annotations

@@ -110,14 +110,16 @@ def faults_per_step(**env) -> list[int]:
 
 def test_the_pytorch_core_keeps_freed_cpu_memory_for_the_next_step():
     """shared_utils.pytorch has glibc keep freed memory (shared_utils.pytorch.memory): after a few steps the heap
-    holds what a step needs and the later steps fault nothing in; with DL_KEEP_FREED_MEMORY=0 (and no huge pages)
+    holds what a step needs and the later steps fault (almost) nothing in; with DL_KEEP_FREED_MEMORY=0 (and no huge pages)
     every step's two tensors are fresh mmaps, 2 x 16,384 pages of 4 kB faulted in and zeroed again."""
     pytest.importorskip("torch")
     if not sys.platform.startswith("linux"):
         pytest.skip("the setting is glibc's")
     kept = faults_per_step()
     given_back = faults_per_step(DL_KEEP_FREED_MEMORY="0", THP_MEM_ALLOC_ENABLE="0")
-    assert sum(kept[5:]) < 1_000 and min(given_back[5:]) > 2 * 16_000, (kept, given_back)
+    # steps 6-10: every step without kept memory faults its two tensors in again; with it, glibc's heap settles
+    # into reuse (a step may still fault one block in while free blocks coalesce: measured 0 or 16,385 in all)
+    assert min(given_back[5:]) > 2 * 16_000 and 4 * sum(kept[5:]) < sum(given_back[5:]), (kept, given_back)
 
 
 def test_keeping_freed_memory_defers_to_the_users_own_settings(monkeypatch):
