@@ -101,7 +101,8 @@ def faults_per_step(**env) -> list[int]:
     import json
     import os
 
-    own = ("THP_MEM_ALLOC_ENABLE", "DL_KEEP_FREED_MEMORY", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")
+    own = ("THP_MEM_ALLOC_ENABLE", "DL_KEEP_FREED_MEMORY", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_",
+           "GLIBC_TUNABLES")
     environ = {k: v for k, v in os.environ.items() if k not in own}
     out = subprocess.run([sys.executable, "-c", FAULTS], capture_output=True, text=True, check=True,
                          env={**environ, **env})
@@ -110,8 +111,8 @@ def faults_per_step(**env) -> list[int]:
 
 def test_the_pytorch_core_keeps_freed_cpu_memory_for_the_next_step():
     """shared_utils.pytorch has glibc keep freed memory (shared_utils.pytorch.memory): after a few steps the heap
-    holds what a step needs and the later steps fault (almost) nothing in; with DL_KEEP_FREED_MEMORY=0 (and no huge pages)
-    every step's two tensors are fresh mmaps, 2 x 16,384 pages of 4 kB faulted in and zeroed again."""
+    holds what a step needs and the later steps fault (almost) nothing in; with DL_KEEP_FREED_MEMORY=0 (and no
+    huge pages) every step's two tensors are fresh mmaps, 2 x 16,384 pages of 4 kB faulted in and zeroed again."""
     pytest.importorskip("torch")
     if not sys.platform.startswith("linux"):
         pytest.skip("the setting is glibc's")
