@@ -69,12 +69,15 @@ CAPTION = ("Ablation at the screening budget: the final recipe with one componen
 def table_from_folders(study_path: Path, conditions, *, reference: str = "full recipe",
                        same_weights: dict[str, str] | None = None, columns: dict = COLUMNS,
                        caption: str = CAPTION, name: str = "ablation",
-                       drop_column: str = "drop vs full (points)") -> tuple[dict, str]:
+                       drop_column: str = "drop vs full (points)",
+                       time_ratio: tuple[str, str] | None = None) -> tuple[dict, str]:
     """{condition: {column: per-seed values}} read back from the study's folder (StudyResult.load), with each
     condition's paired drop in test accuracy against ``reference`` (seeds both have; ``drop_column``), and the table
     (``name``.md/.csv beside the runs). ``same_weights`` {row: summary key}: rows scored on the reference's own
     weights another way (TTA views), exactly paired, at no training cost; default SAME_WEIGHTS when the recipe
-    uses TTA. ``columns`` {column: (summary key, scale)}."""
+    uses TTA. ``columns`` {column: (summary key, scale)}. ``time_ratio`` (column, summary key): each trained
+    condition's seconds over the reference's in the same seed, a paired ratio that stays comparable when seeds
+    ran on different machines or settings (the absolute seconds columns do not)."""
     if same_weights is None:
         same_weights = SAME_WEIGHTS if HP.get("tta", "none") != "none" else {}
     per: dict[str, dict[int, dict]] = {}
@@ -92,6 +95,10 @@ def table_from_folders(study_path: Path, conditions, *, reference: str = "full r
         row = {column: [scale * s[key] for s in seeds.values() if key in s] for column, (key, scale) in columns.items()}
         if c != reference:
             row[drop_column] = [100 * (full[k]["test_acc"] - seeds[k]["test_acc"]) for k in seeds if k in full]
+        if time_ratio and c not in same_weights:
+            column, key = time_ratio
+            row[column] = [seeds[k][key] / full[k][key] for k in seeds
+                           if k in full and key in seeds[k] and full[k].get(key)]
         table[c] = row
     text = stats.write_comparison(table, study_path / name, digits=2, caption=caption)
     return table, text

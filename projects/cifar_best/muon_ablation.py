@@ -17,8 +17,9 @@ with the mirror alone (every run scores all three), so those drops are exactly p
 
 The table gives each condition's test accuracy (six views; last epoch), its paired drop against the Muon
 recipe (same seed, so the same network start and data order: mean ± std [95% CI] over seeds; a drop whose
-interval sits above 0 is a change the recipe needs), its counted seconds (as the papers count them) and its
-training seconds. At least 3 seeds for a CI. Built from the run folders alone: --report-only redraws it
+interval sits above 0 is a change the recipe needs), its counted seconds (as the papers count them), its
+training seconds and its counted time over the Muon recipe's in the same seed (a paired ratio: the one time
+figure that compares seeds run on different machines or with different allocator settings). At least 3 seeds for a CI. Built from the run folders alone: --report-only redraws it
 without training. Outputs in projects/cifar_best/runs/muon_ablation/.
 
     python projects/cifar_best/muon_ablation.py --seeds 0 1 2 --resume --records projects/cifar_best/results
@@ -45,6 +46,7 @@ ANCHOR = airbench.AIRBENCH94
 AVERAGING = ("ema_start_epoch", "ema_every", "ema_decay", "ema_power")     # the anchor's averaging, as it is
 REFERENCE = "Muon recipe"
 DROP = "drop vs the Muon recipe (points)"
+TIME_RATIO = ("counted time / the Muon recipe's (same seed)", "counted_seconds")
 QUICK = {"epochs": 2, "limit_train": 256, "test_subset": 256, "batch_size": 128}
 # rows scored on the Muon recipe's own weights: every airbench run scores one view, the mirror and six views
 SAME_WEIGHTS = {"one view instead of six (same weights)": "test_acc_tta_none",
@@ -106,7 +108,7 @@ def main(argv=None):
         save_records(out / "muon_ablation", Path(args.records) / "muon_ablation")
     table, text = table_from_folders(
         out / "muon_ablation", grid, reference=REFERENCE, same_weights=SAME_WEIGHTS, columns=COLUMNS,
-        name="muon_ablation", drop_column=DROP,
+        name="muon_ablation", drop_column=DROP, time_ratio=TIME_RATIO,
         caption="The Muon recipe with one change undone (the anchor's setting back); test accuracy with six views "
                 "(last epoch), its paired drop against the Muon recipe and the seconds, mean ± std [95% CI] over seeds")
     drops_figure(table, DROP, out / "muon_ablation" / "drops.png", xlabel="change undone",

@@ -367,6 +367,11 @@ def test_muon_ablation_trains_its_conditions_and_reads_the_paired_table_back(tmp
         [100 * (reference["test_acc"] - averaged["test_acc"])])
     assert table["one view instead of six (same weights)"][drop] == pytest.approx(
         [100 * (reference["test_acc"] - reference["test_acc_tta_none"])])
+    # time as a paired ratio: the condition's counted seconds over the reference's in the same seed
+    ratio = mab.TIME_RATIO[0]
+    assert table["+ the anchor's weight averaging"][ratio] == pytest.approx(
+        [averaged["counted_seconds"] / reference["counted_seconds"]])
+    assert ratio not in table["one view instead of six (same weights)"]      # not trained: no time of its own
     assert "| + the anchor's weight averaging | 1 |" in (study / "muon_ablation.md").read_text()
     assert (study / "drops.png").is_file()
     # the records (JSON, no weights) alone give the same table: what a later session on another machine reads
