@@ -469,6 +469,45 @@ class Study:
 
         return self.run(**cli.study_backend(args))
 
+    def adopt(self, condition: str, seed: int, source: str | os.PathLike, made_with: Mapping[str, Any]) -> bool:
+        """Take a finished run of another study as this study's trial (``condition``, ``seed``) instead of
+        training it again: for a condition that is another script's run as it is (an ablation's reference,
+        say). ``source`` is that run's trial folder, or the records save_records kept of it; ``made_with`` the
+        configuration its own study recorded (its trial.json): a run made with anything else, or unfinished,
+        is refused. Copies its records (KEPT_SUFFIXES files, not its weights), writes this study's trial.json
+        and names the source in the summary (``adopted_from``). False, and nothing written, where this study's
+        trial has finished already; an unfinished one is replaced whole. A resumed run then skips the trial."""
+        source = Path(source)
+        trial = next((t for t in self.trials() if t.condition == condition and t.seed == int(seed)), None)
+        if trial is None:
+            raise UserError(f"study {self.name} has no trial {condition!r} seed {seed} to take a run for")
+        if (trial.path / "summary.json").is_file() or not _writes():
+            return False
+        try:
+            recorded = json.loads((source / "trial.json").read_text())
+            summary = json.loads((source / "summary.json").read_text())
+        except FileNotFoundError:
+            raise UserError(f"{source} holds no finished run (trial.json and summary.json); give the trial folder "
+                            "of a finished run") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"{source}: unreadable run records ({_one_line(exc)})") from None
+        expected = self._identity(made_with)
+        if recorded != expected:
+            keys = sorted(k for k in set(recorded) | set(expected) if recorded.get(k) != expected.get(k))
+            raise UserError(f"{source} was made with other settings ({', '.join(keys[:5])}) than {condition!r} "
+                            f"seed {seed} trains with; train it instead (leave the run out)")
+        with _exclusive(self.path):                   # not while a run of this study writes into it
+            if trial.path.exists():
+                shutil.rmtree(trial.path)             # never a folder mixing two runs
+            atomic_write_json(trial.path / "trial.json", self._identity(trial.config))
+            for f in sorted(source.rglob("*")):
+                if (f.is_file() and f.suffix in KEPT_SUFFIXES and f.name not in (*RECORDS, "summary.json")
+                        and not f.name.startswith(".")):
+                    atomic_write_bytes(trial.path / f.relative_to(source), f.read_bytes())
+            # last: a summary is what makes a trial finished, so a copy cut off part-way is trained again
+            atomic_write_json(trial.path / "summary.json", {**summary, "adopted_from": str(source)})
+        return True
+
     def _validate(self) -> None:
         if not self.conditions:
             raise UserError(f"study {self.name}: no conditions to run")

@@ -29,6 +29,14 @@ without training. Outputs in projects/cifar_best/runs/muon_ablation/.
 the repository tracks: the 15 runs take more than one session, on machines that do not keep their run folders,
 and a resumed study takes them back from there. The second command builds the table from those records alone.
 
+The Muon recipe's runs are recipe.py's default runs, the same training: --recipe-runs FOLDER takes recipe.py's
+finished runs (its study folder, runs/recipe_muon, or records of it) as the Muon recipe's seeds instead of
+training them twice, each checked to have been made with these settings, on this CPU and with this process's
+allocator setting (its times are paired with the other conditions'); its summary names where it came from.
+
+    python projects/cifar_best/muon_ablation.py --seeds 0 1 2 --resume --records projects/cifar_best/results \
+        --recipe-runs projects/cifar_best/results/cifar_anchor/cifar_best/recipe_muon
+
 Each condition is a whole run on 50,000 images (35-45 minutes each on a 2-core CPU in float32, 15 runs for 3
 seeds); --conditions picks some, --limit-train and --epochs shrink them for a look.
 """
@@ -38,8 +46,10 @@ from pathlib import Path
 
 from projects.cifar_best.ablation import drops_figure, table_from_folders
 from shared_utils import cli, data, runs
+from shared_utils.errors import UserError
 from shared_utils.pytorch import airbench
-from shared_utils.study import Study, save_records
+from shared_utils.pytorch.memory import freed_memory_kept
+from shared_utils.study import Study, save_records, trial_path
 
 MUON = airbench.AIRBENCH94_MUON
 ANCHOR = airbench.AIRBENCH94
@@ -78,14 +88,44 @@ def trial(config: dict) -> dict:
     return airbench.train(config, settings_for(config), __file__)
 
 
+def adopt_recipe_runs(study: Study, source: Path, base: dict, records: Path | None) -> list[int]:
+    """Take recipe.py's finished Muon recipe runs under ``source`` (<source>/recipe/seed_<n>) as this study's Muon
+    recipe trials of the same seeds (Study.adopt), where the study has not finished them already (here or in
+    ``records``). Refuses a run made with other settings, on another CPU or with the other allocator setting.
+    Returns the seeds taken."""
+    same = {k: v for k, v in base.items() if k not in ("optimizer", "averaging")}
+    taken = []
+    for seed in study.seeds:
+        folder = source / "recipe" / f"seed_{seed}"
+        done = [trial_path(root, REFERENCE, seed) / "summary.json" for root in (study.path, records) if root]
+        if not (folder / "summary.json").is_file() or any(f.is_file() for f in done):
+            continue
+        summary = runs.read_summary(folder)
+        here = {"cpu": runs.cpu_name(), "freed_memory_kept": freed_memory_kept()}
+        there = {k: summary.get(k) for k in here}
+        if there != here:
+            raise UserError(f"{folder} ran with {there}, this run has {here}: its times would not pair with this "
+                            "run's; leave --recipe-runs out (the Muon recipe is trained here)")
+        if study.adopt(REFERENCE, seed, folder, {**same, "recipe": "muon", "seed": seed, "condition": "recipe"}):
+            taken.append(seed)
+    return taken
+
+
 def main(argv=None):
     p = cli.parser(__doc__, epochs=MUON["epochs"], batch_size=MUON["batch_size"], seeds=True, quick=QUICK)
     cli.add_precision(p)
     cli.add_test_subset(p)
     p.add_argument("--conditions", nargs="+", default=None, metavar="NAME",
                    help="run only these conditions (the Muon recipe is always run: the drops are paired with it)")
+    p.add_argument("--recipe-runs", type=Path, default=None, metavar="FOLDER",
+                   help="take recipe.py's finished Muon recipe runs in FOLDER (runs/recipe_muon, or records of it) as "
+                        "the Muon recipe's seeds instead of training them again (needs --resume)")
     cli.add_study_flags(p)
     args = cli.parse(p, argv)
+    if args.recipe_runs is not None and not args.resume:
+        p.error("--recipe-runs needs --resume (a run without it starts every trial afresh)")
+    if args.recipe_runs is not None and not (args.recipe_runs / "recipe").is_dir():
+        p.error(f"--recipe-runs {args.recipe_runs}: no recipe.py runs there (expected {args.recipe_runs}/recipe/seed_<n>)")
     if args.lr != p.get_default("lr"):
         p.error("--lr does not apply: each condition trains with the Muon recipe's or the anchor's own rates")
     if args.epochs < 2:
@@ -103,6 +143,11 @@ def main(argv=None):
         base = {"optimizer": "muon", "averaging": False, "epochs": args.epochs, "batch_size": args.batch_size,
                 "precision": args.precision, **settings}
         study = Study("muon_ablation", trial, grid, args.seeds, out, base=base, resume=args.resume)
+        if args.recipe_runs is not None:
+            records = Path(args.records) / study.name if args.records else None
+            taken = adopt_recipe_runs(study, args.recipe_runs, base, records)
+            if taken and not args.quiet:
+                print(f"[muon_ablation] the Muon recipe's seed(s) {taken} taken from {args.recipe_runs}", flush=True)
         study.run(**cli.study_backend(args)).raise_for_failures()
     elif args.records:
         save_records(out / "muon_ablation", Path(args.records) / "muon_ablation")

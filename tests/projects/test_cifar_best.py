@@ -379,7 +379,33 @@ def test_muon_ablation_trains_its_conditions_and_reads_the_paired_table_back(tmp
     assert mab.main(flags + ["--report-only", "--out", str(tmp_path / "kept")]) == table
 
 
+def test_muon_ablation_takes_recipe_runs_of_the_same_settings_instead_of_training_them_twice(tmp_path):
+    from projects.cifar_best import muon_ablation as mab
+
+    sizes_ = ["--limit-train", "64", "--test-subset", "40", "--batch-size", "32", "--epochs", "2", "--quiet"]
+    recipe.main(sizes_ + ["--seeds", "0", "--out", str(tmp_path / "r")])          # recipe.py's own run
+    source = tmp_path / "r" / "recipe_muon"
+    flags = sizes_ + ["--conditions", "one epoch fewer (1 instead of 2)", "--out", str(tmp_path), "--resume",
+                      "--recipe-runs", str(source)]
+    table = mab.main(flags)
+    folder = tmp_path / "muon_ablation" / "Muon_recipe" / "seed_0"
+    theirs = json.loads((source / "recipe" / "seed_0" / "summary.json").read_text())
+    ours = json.loads((folder / "summary.json").read_text())
+    assert not list(folder.glob("*.pt")) and ours["adopted_from"] == str(source / "recipe" / "seed_0")
+    assert table["one epoch fewer (1 instead of 2)"]["drop vs the Muon recipe (points)"] == pytest.approx(
+        [100 * (theirs["test_acc"] - json.loads(next(folder.parent.parent.glob("one_epoch*/seed_0/summary.json"))
+                                                .read_text())["test_acc"])])
+    # a recipe run made with other settings is refused with one line, and nothing of it is copied
+    recipe.main(sizes_[:-3] + ["--epochs", "3", "--quiet", "--seeds", "1", "--out", str(tmp_path / "r")])
+    result = run_script("projects/cifar_best/muon_ablation.py", *sizes_, "--seeds", "1", "--out", tmp_path / "o",
+                        "--resume", "--recipe-runs", source, cwd=tmp_path)
+    assert_user_error(result, "other settings (epochs)")
+    assert not (tmp_path / "o" / "muon_ablation" / "Muon_recipe" / "seed_1" / "summary.json").exists()
+
+
 @pytest.mark.parametrize("args, fragment", [
+    (["--recipe-runs", "."], "--recipe-runs needs --resume"),
+    (["--recipe-runs", "nowhere", "--resume"], "no recipe.py runs there"),
     (["--epochs", "1"], "--epochs must be at least 2"),
     (["--conditions", "no such change"], "unknown condition"),
     (["--lr", "0.5"], "--lr does not apply"),

@@ -135,6 +135,31 @@ def test_records_outlive_the_run_folder_and_a_resume_elsewhere_takes_them_back(t
                                                                                    records=tmp_path / "machine2")
 
 
+def test_adopt_takes_another_studys_finished_run_instead_of_training_it_again(tmp_path):
+    """A condition that is another study's run as it is (an ablation's reference): adopt copies that run's
+    records in, a resumed run skips it and reads it back; a run made with other settings is refused."""
+    elsewhere = Study("other", numpy_trial, {"ref": {}}, [0], tmp_path / "a", base=BASE).run(quiet=True)
+    source = tmp_path / "a" / "other" / "ref" / "seed_0"
+    made_with = {**BASE, "seed": 0, "condition": "ref"}
+    study = Study("s", numpy_trial, {"reference": {}, "narrow": {"hidden": 8}}, [0], tmp_path / "b", base=BASE,
+                  resume=True)
+    with pytest.raises(UserError, match=r"other settings \(lr\)"):
+        study.adopt("reference", 0, source, {**made_with, "lr": 0.5})
+    assert not (study.path / "reference").exists()                   # refused: nothing written
+    with pytest.raises(UserError, match="no finished run"):
+        study.adopt("reference", 0, tmp_path / "nowhere", made_with)
+    assert study.adopt("reference", 0, source, made_with)
+    assert not study.adopt("reference", 0, source, made_with)         # finished already: left alone
+    result = study.run(quiet=True)
+    folder = study.path / "reference" / "seed_0"
+    assert not (folder / "invocations.log").exists() and not list(folder.rglob("*.npz"))   # not trained; no weights
+    assert {(o.trial.condition, o.status) for o in result.outcomes} == {("reference", "skipped"), ("narrow", "done")}
+    adopted = next(o for o in result.outcomes if o.trial.condition == "reference").summary
+    assert adopted["adopted_from"] == str(source)
+    assert adopted["final_val_acc"] == elsewhere.outcomes[0].summary["final_val_acc"]
+    assert json.loads((folder / "trial.json").read_text())["condition"] == "reference"
+
+
 def test_resume_sweeps_a_write_cut_off_inside_a_finished_trial(tmp_path):
     # the kill test's rare case, made certain: killed after a trial's summary.json, inside its artifacts.json
     # write; the trial is skipped on --resume (its folder never reopened), so the runner sweeps the temp file
