@@ -19,8 +19,9 @@ The table gives each condition's test accuracy (six views; last epoch), its pair
 recipe (same seed, so the same network start and data order: mean ± std [95% CI] over seeds; a drop whose
 interval sits above 0 is a change the recipe needs), its counted seconds (as the papers count them), its
 training seconds and its counted time over the Muon recipe's in the same seed (a paired ratio: the one time
-figure that compares seeds run on different machines or with different allocator settings). At least 3 seeds for a CI. Built from the run folders alone: --report-only redraws it
-without training. Outputs in projects/cifar_best/runs/muon_ablation/.
+figure that compares seeds run on different machines or with different allocator settings). At least 3
+seeds for a CI. Built from the run folders alone: --report-only redraws it without training. Outputs in
+projects/cifar_best/runs/muon_ablation/.
 
     python projects/cifar_best/muon_ablation.py --seeds 0 1 2 --resume --records projects/cifar_best/results
     python projects/cifar_best/muon_ablation.py --seeds 0 1 2 --report-only --out projects/cifar_best/results
@@ -125,7 +126,8 @@ def main(argv=None):
     if args.recipe_runs is not None and not args.resume:
         p.error("--recipe-runs needs --resume (a run without it starts every trial afresh)")
     if args.recipe_runs is not None and not (args.recipe_runs / "recipe").is_dir():
-        p.error(f"--recipe-runs {args.recipe_runs}: no recipe.py runs there (expected {args.recipe_runs}/recipe/seed_<n>)")
+        p.error(f"--recipe-runs {args.recipe_runs}: no recipe.py runs there "
+                f"(expected {args.recipe_runs}/recipe/seed_<n>)")
     if args.lr != p.get_default("lr"):
         p.error("--lr does not apply: each condition trains with the Muon recipe's or the anchor's own rates")
     if args.epochs < 2:
@@ -155,7 +157,8 @@ def main(argv=None):
         out / "muon_ablation", grid, reference=REFERENCE, same_weights=SAME_WEIGHTS, columns=COLUMNS,
         name="muon_ablation", drop_column=DROP, time_ratio=TIME_RATIO,
         caption="The Muon recipe with one change undone (the anchor's setting back); test accuracy with six views "
-                "(last epoch), its paired drop against the Muon recipe and the seconds, mean ± std [95% CI] over seeds")
+                "(last epoch), its paired drop against the Muon recipe, the seconds and the counted time over the Muon "
+                "recipe's in the same seed, mean ± std [95% CI] over seeds")
     drops_figure(table, DROP, out / "muon_ablation" / "drops.png", xlabel="change undone",
                  title="Muon recipe ablation: accuracy lost when one change is undone",
                  budget=f"{args.epochs:g} epochs of 50,000 images" if args.limit_train is None
