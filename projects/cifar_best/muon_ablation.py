@@ -50,7 +50,7 @@ from shared_utils import cli, data, runs
 from shared_utils.errors import UserError
 from shared_utils.pytorch import airbench
 from shared_utils.pytorch.memory import freed_memory_kept
-from shared_utils.study import Study, save_records, trial_path
+from shared_utils.study import Study, StudyResult, save_records, trial_path
 
 MUON = airbench.AIRBENCH94_MUON
 ANCHOR = airbench.AIRBENCH94
@@ -112,6 +112,17 @@ def adopt_recipe_runs(study: Study, source: Path, base: dict, records: Path | No
     return taken
 
 
+def allocator_note(study_path: Path) -> str:
+    """A caption's note where the study's runs differ in whether freed memory was kept (shared_utils/pytorch/
+    memory.py: 1.3-1.6x faster steps), which makes their absolute seconds incomparable; empty where they agree."""
+    summaries = [(o.trial.seed, o.summary) for o in StudyResult.load(study_path).outcomes if o.summary]
+    without = sorted({seed for seed, s in summaries if not s.get("freed_memory_kept")})
+    if not any(s.get("freed_memory_kept") for _, s in summaries) or not without:       # all alike
+        return ""
+    return (f". Seed(s) {', '.join(map(str, without))} ran without freed memory kept, the others with it: "
+            "compare times by the paired ratio, not the seconds")
+
+
 def main(argv=None):
     p = cli.parser(__doc__, epochs=MUON["epochs"], batch_size=MUON["batch_size"], seeds=True, quick=QUICK)
     cli.add_precision(p)
@@ -158,7 +169,7 @@ def main(argv=None):
         name="muon_ablation", drop_column=DROP, time_ratio=TIME_RATIO,
         caption="The Muon recipe with one change undone (the anchor's setting back); test accuracy with six views "
                 "(last epoch), its paired drop against the Muon recipe, the seconds and the counted time over the Muon "
-                "recipe's in the same seed, mean ± std [95% CI] over seeds")
+                "recipe's in the same seed, mean ± std [95% CI] over seeds" + allocator_note(out / "muon_ablation"))
     drops_figure(table, DROP, out / "muon_ablation" / "drops.png", xlabel="change undone",
                  title="Muon recipe ablation: accuracy lost when one change is undone",
                  budget=f"{args.epochs:g} epochs of 50,000 images" if args.limit_train is None

@@ -377,6 +377,11 @@ def test_muon_ablation_trains_its_conditions_and_reads_the_paired_table_back(tmp
     # the records (JSON, no weights) alone give the same table: what a later session on another machine reads
     assert not list((tmp_path / "kept").rglob("*.pt"))
     assert mab.main(flags + ["--report-only", "--out", str(tmp_path / "kept")]) == table
+    # runs that differ in the allocator setting: the caption says their seconds do not compare
+    assert mab.allocator_note(study) == ""
+    path = next(study.glob("+_the_anchor*/seed_0/summary.json"))
+    path.write_text(json.dumps({**averaged, "freed_memory_kept": False}))
+    assert "Seed(s) 0 ran without freed memory kept" in mab.allocator_note(study)
 
 
 def test_muon_ablation_takes_recipe_runs_of_the_same_settings_instead_of_training_them_twice(tmp_path):
