@@ -56,6 +56,7 @@ MUON = airbench.AIRBENCH94_MUON
 ANCHOR = airbench.AIRBENCH94
 AVERAGING = ("ema_start_epoch", "ema_every", "ema_decay", "ema_power")     # the anchor's averaging, as it is
 REFERENCE = "Muon recipe"
+RECIPE_CONDITION = "recipe"          # recipe.py's one condition: its runs are REFERENCE's (--recipe-runs)
 DROP = "drop vs the Muon recipe (points)"
 TIME_RATIO = ("counted time / the Muon recipe's (same seed)", "counted_seconds")
 QUICK = {"epochs": 2, "limit_train": 256, "test_subset": 256, "batch_size": 128}
@@ -97,7 +98,7 @@ def adopt_recipe_runs(study: Study, source: Path, base: dict, records: Path | No
     same = {k: v for k, v in base.items() if k not in ("optimizer", "averaging")}
     taken = []
     for seed in study.seeds:
-        folder = source / "recipe" / f"seed_{seed}"
+        folder = trial_path(source, RECIPE_CONDITION, seed)
         done = [trial_path(root, REFERENCE, seed) / "summary.json" for root in (study.path, records) if root]
         if not (folder / "summary.json").is_file() or any(f.is_file() for f in done):
             continue
@@ -107,7 +108,8 @@ def adopt_recipe_runs(study: Study, source: Path, base: dict, records: Path | No
         if there != here:
             raise UserError(f"{folder} ran with {there}, this run has {here}: its times would not pair with this "
                             "run's; leave --recipe-runs out (the Muon recipe is trained here)")
-        if study.adopt(REFERENCE, seed, folder, {**same, "recipe": "muon", "seed": seed, "condition": "recipe"}):
+        made_with = {**same, "recipe": "muon", "seed": seed, "condition": RECIPE_CONDITION}
+        if study.adopt(REFERENCE, seed, folder, made_with):
             taken.append(seed)
     return taken
 
@@ -136,7 +138,7 @@ def main(argv=None):
     args = cli.parse(p, argv)
     if args.recipe_runs is not None and not args.resume:
         p.error("--recipe-runs needs --resume (a run without it starts every trial afresh)")
-    if args.recipe_runs is not None and not (args.recipe_runs / "recipe").is_dir():
+    if args.recipe_runs is not None and not trial_path(args.recipe_runs, RECIPE_CONDITION, 0).parent.is_dir():
         p.error(f"--recipe-runs {args.recipe_runs}: no recipe.py runs there "
                 f"(expected {args.recipe_runs}/recipe/seed_<n>)")
     if args.lr != p.get_default("lr"):
