@@ -33,7 +33,8 @@ float32 elsewhere (--precision fp32 forces it); channels-last memory in all of t
 --with-recipe runs `projects/cifar_best/recipe.py` (its default, the Muon recipe) with the same seeds and
 precision after the anchor, in a fresh process, and writes comparison.md: accuracy (mean and 95% CI), counted
 and wall seconds per run, training seconds per epoch and the ratios of the times, and comparison_by_seed.md: each
-seed's pair of runs, its accuracy difference and time ratio, and their means with 95% CIs. Runs go to
+seed's pair of runs, its accuracy difference and time ratio, and their means with 95% CIs (a crop variant's
+tables are comparison_recipe_muon_crop24x4.md and its _by_seed, beside the recipe's). Runs go to
 benchmarks/runs/cifar_anchor/; --resume continues an interrupted run from its last finished epoch (and keeps
 finished runs, so a later --with-recipe adds the recipe beside an anchor already measured).
 """
@@ -130,13 +131,20 @@ def device_of(summary: dict) -> str:
     return summary.get("cpu", "?") if device == "cpu" else device
 
 
+def comparison_stem(recipe_name: str) -> str:
+    """The tables' file name: comparison(.md) for the default recipe, comparison_<its study> for a variant
+    (comparison_recipe_muon_crop24x4), so a variant's run never overwrites the recipe's tables beside it."""
+    return "comparison" if recipe_name == muon_study_name(None, None) else f"comparison_{recipe_name}"
+
+
 def comparison(anchor: StudyResult, recipe: StudyResult, out: Path) -> list[list[str]]:
-    """Two tables. comparison.md: accuracy (mean and 95% CI), seconds counted as the papers count them (set-up,
-    training steps, final TTA) and wall seconds per run, training seconds per epoch, and the recipe's times as
+    """Two tables, named by comparison_stem (comparison.md for the default recipe). comparison.md: accuracy
+    (mean and 95% CI), seconds counted as the papers count them (set-up, training steps, final TTA) and wall
+    seconds per run, training seconds per epoch, and the recipe's times as
     multiples of the anchor's. comparison_by_seed.md: each seed's pair (the two runs of a seed go one after the
     other, so they share the machine's state of the day), with the accuracy difference and the time ratio per
     seed and their means with 95% CIs over the seeds that both have."""
-    rows, found = [], {}
+    rows, found, stem = [], {}, comparison_stem(recipe.name)
     for name, result in (("anchor (airbench94)", anchor), ("cifar_best recipe", recipe)):
         runs_of = by_seed(result)
         found[name] = done = {seed: summary for seed, (summary, _) in runs_of.items()}
@@ -154,8 +162,8 @@ def comparison(anchor: StudyResult, recipe: StudyResult, out: Path) -> list[list
     rows.append([f"recipe / anchor (seeds {', '.join(map(str, both))})", "", "", f"{ratios[0]:.2f}x",
                  f"{ratios[1]:.2f}x", "", "", ""])
     stats.write_table(["run", "seeds", "test accuracy % (mean ± 95% CI)", "counted s per run",
-                       "wall s per run", "train s per epoch (median)", "precision", "device"], rows, out / "comparison",
-                      caption="cifar_best against the anchor, one after the other on this machine (goal: at "
+                       "wall s per run", "train s per epoch (median)", "precision", "device"], rows, out / stem,
+                      caption=f"cifar_best ({recipe.name}) against the anchor, one after the other on this machine (goal: at "
                               "least the anchor's accuracy in at most 0.8x its time). Counted: set-up + training "
                               "steps + final test-time augmentation, as the papers count; wall: the whole run, "
                               "with the per-epoch one-view test scores and data loading")
@@ -172,7 +180,7 @@ def comparison(anchor: StudyResult, recipe: StudyResult, out: Path) -> list[list
         paired.append(["mean (95% CI)", "", "", stats.ci_cell(diffs), "", "", stats.ci_cell(time_ratios, digits=3), ""])
         stats.write_table(["seed", "anchor %", "recipe %", "recipe - anchor (points)", "anchor counted s",
                            "recipe counted s", "recipe / anchor (counted s)", "timed with (anchor / recipe)"],
-                          paired, out / "comparison_by_seed",
+                          paired, out / f"{stem}_by_seed",
                           caption="Each seed's pair. A ratio compares two runs made one after the other; a VM "
                                   "that changes speed between them moves it, so read it beside the step-time "
                                   "ratio of benchmarks/cifar_step_ratio.py")
@@ -209,9 +217,10 @@ def main(argv=None):
     result.finish()
     if args.with_recipe:
         run_recipe(args, out)
-        for row in comparison(result, StudyResult.load(recipe_study(out, args)), out):
+        recipe = StudyResult.load(recipe_study(out, args))
+        for row in comparison(result, recipe, out):
             print(" | ".join(row))
-        print(f"-> {out / 'comparison.md'}")
+        print(f"-> {out / comparison_stem(recipe.name)}.md")
     return values
 
 

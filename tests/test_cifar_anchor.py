@@ -105,7 +105,7 @@ def test_the_comparison_pairs_each_seed_and_gives_the_ratio_with_its_ci(tmp_path
                                                 "cpu": "AMD EPYC"},                  # and before the device key
                                             1: {"test_acc": 0.9055, "counted_seconds": 3697.0, **new},
                                             2: {"test_acc": 0.9070, "counted_seconds": 3700.0, **new}})
-    recipe = study("recipe", "recipe", {0: {"test_acc": 0.9077, "counted_seconds": 5036.0, "cpu": "AMD EPYC",
+    recipe = study("recipe_muon", "recipe", {0: {"test_acc": 0.9077, "counted_seconds": 5036.0, "cpu": "AMD EPYC",
                                             "device": "NVIDIA H100 80GB HBM3"},
                                         1: {"test_acc": 0.9060, "counted_seconds": 3000.0, **new}})
     comparison(anchor, recipe, tmp_path)
@@ -157,8 +157,11 @@ def test_with_recipe_writes_the_side_by_side_table(tmp_path):
     result = run_script("benchmarks/cifar_anchor.py", *flags, "--out", tmp_path, "--records", tmp_path / "kept",
                         cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    table = (tmp_path / "cifar_anchor" / "comparison.md").read_text()
+    # the crop variant's tables are its own: the default recipe's comparison.md beside them is not overwritten
+    assert not (tmp_path / "cifar_anchor" / "comparison.md").exists()
+    table = (tmp_path / "cifar_anchor" / "comparison_recipe_muon_crop24x1.md").read_text()
     assert "anchor (airbench94)" in table and "cifar_best recipe" in table and "recipe / anchor" in table
+    assert "recipe_muon_crop24x1" in table and (tmp_path / "cifar_anchor" / "comparison_recipe_muon_crop24x1_by_seed.md").is_file()
     crop_run = tmp_path / "cifar_anchor" / "cifar_best" / "recipe_muon_crop24x1" / "recipe" / "seed_0"
     assert runs.read_summary(crop_run)["steps"] == 8    # its own 8 epochs of one 64-image batch: the variant ran
     # both sides' records (JSON, no weights) are kept, laid out as --out, and alone redraw the same table
@@ -168,7 +171,7 @@ def test_with_recipe_writes_the_side_by_side_table(tmp_path):
     assert not list(kept.rglob("*.pt"))
     result = run_script("benchmarks/cifar_anchor.py", *flags, "--report-only", "--out", kept, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (kept / "cifar_anchor" / "comparison.md").read_text() == table
+    assert (kept / "cifar_anchor" / "comparison_recipe_muon_crop24x1.md").read_text() == table
 
 
 @pytest.mark.parametrize("flags", [["--crop-size", "24", "--crop-epochs", "1"],            # without --with-recipe
