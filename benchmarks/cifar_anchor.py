@@ -163,9 +163,9 @@ def comparison(anchor: StudyResult, recipe: StudyResult, out: Path) -> list[list
                  f"{ratios[1]:.2f}x", "", "", ""])
     stats.write_table(["run", "seeds", "test accuracy % (mean ± 95% CI)", "counted s per run",
                        "wall s per run", "train s per epoch (median)", "precision", "device"], rows, out / stem,
-                      caption=f"cifar_best ({recipe.name}) against the anchor, one after the other on this machine (goal: at "
-                              "least the anchor's accuracy in at most 0.8x its time). Counted: set-up + training "
-                              "steps + final test-time augmentation, as the papers count; wall: the whole run, "
+                      caption=f"cifar_best ({recipe.name}) against the anchor, one after the other on this machine "
+                              "(goal: at least the anchor's accuracy in at most 0.8x its time). Counted: set-up + "
+                              "training steps + final test-time augmentation, as the papers count; wall: the whole run, "
                               "with the per-epoch one-view test scores and data loading")
     paired, diffs, time_ratios = [], [], []
     for seed in both:

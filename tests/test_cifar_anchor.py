@@ -161,7 +161,8 @@ def test_with_recipe_writes_the_side_by_side_table(tmp_path):
     assert not (tmp_path / "cifar_anchor" / "comparison.md").exists()
     table = (tmp_path / "cifar_anchor" / "comparison_recipe_muon_crop24x1.md").read_text()
     assert "anchor (airbench94)" in table and "cifar_best recipe" in table and "recipe / anchor" in table
-    assert "recipe_muon_crop24x1" in table and (tmp_path / "cifar_anchor" / "comparison_recipe_muon_crop24x1_by_seed.md").is_file()
+    assert "recipe_muon_crop24x1" in table
+    assert (tmp_path / "cifar_anchor" / "comparison_recipe_muon_crop24x1_by_seed.md").is_file()
     crop_run = tmp_path / "cifar_anchor" / "cifar_best" / "recipe_muon_crop24x1" / "recipe" / "seed_0"
     assert runs.read_summary(crop_run)["steps"] == 8    # its own 8 epochs of one 64-image batch: the variant ran
     # both sides' records (JSON, no weights) are kept, laid out as --out, and alone redraw the same table

@@ -47,7 +47,8 @@ def tracked_markdown():
 def test_github_anchor_follows_githubs_rule():
     assert github_anchor("The Muon recipe's changes, undone one at a time (three seeds)") == \
         "the-muon-recipes-changes-undone-one-at-a-time-three-seeds"
-    assert github_anchor("Measured: `float32`, 2-core AMD EPYC (family 25)") == "measured-float32-2-core-amd-epyc-family-25"
+    assert github_anchor("Measured: `float32`, 2-core AMD EPYC (family 25)") == \
+        "measured-float32-2-core-amd-epyc-family-25"
     assert github_anchor("See [the notes](docs/x.md) and 1.5 x") == "see-the-notes-and-15-x"
     assert list(anchors("# A\n## A\n```\n# not a heading\n```\n### A\n")) == ["a", "a-1", "a-2"]
 
